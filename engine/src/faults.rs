@@ -1,0 +1,138 @@
+//! Named, deliberate bugs for negative controls (feature `faults`, never in normal
+//! builds). Each imitates a real bug and must make the scenario of its clause fail.
+
+/// A deliberate bug. Set [`Config::fault`](crate::Config) to inject it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Config validation accepts `workers = 0` (engine.new.validate).
+    NoValidation,
+    /// Each worker binds port 0 on its own, so each gets its own port (engine.listen.bind).
+    EphemeralPortPerWorker,
+    /// The eventfd of each worker is leaked on exit (engine.listen.blocks).
+    LeakEventFd,
+    /// Pipelined requests after the first of a read are not counted (engine.metrics).
+    MetricsMissPipelined,
+    /// `shutdown` closes every connection at once, mid-response (engine.shutdown.graceful).
+    ShutdownAborts,
+    /// The listen socket is closed without accepting its queue: queued clients get RST
+    /// (accept.pause.drain-fin).
+    CloseWithoutDrain,
+    /// `pause_accept` returns before the workers closed their sockets (accept.pause.sync).
+    AsyncPause,
+    /// Drained connections are closed at once, unread requests dropped (accept.pause.zero-loss).
+    DrainDropsRequests,
+    /// `TCP_DEFER_ACCEPT` is on (accept.no-deferred).
+    DeferAccept,
+    /// `resume_accept` / `resume_worker` do not re-create listen sockets (accept.resume).
+    ResumeWithoutRelisten,
+    /// The listener is edge-triggered and accepts at most 64 per wakeup (accept.backlog-drain).
+    StrandBacklog,
+    /// Already-accepted connections are closed when accept pauses (accept.pause.keep-serving).
+    PauseClosesConnections,
+    /// A second `pause_accept` re-runs the pause and blocks (accept.pause.idempotent).
+    PauseNotIdempotent,
+    /// `pause_worker` waits until the worker has drained (worker.pause.async).
+    SyncWorkerPause,
+    /// `pause_worker` marks the worker paused but leaves its listen socket open
+    /// (worker.pause.routing).
+    PausedWorkerKeepsListening,
+    /// A suspended worker polls with a zero timeout (worker.suspended.idle).
+    SpinWhileSuspended,
+    /// `resume_worker` listens again even while accept is paused engine-wide (worker.resume).
+    ResumeIgnoresEnginePause,
+    /// Out-of-range worker indexes are silently ignored (worker.index).
+    IgnoreBadWorkerIndex,
+    /// A paused worker stops servicing driver connections (worker.drivers-serviced).
+    PausedIgnoresDrivers,
+    /// Euclidean remainder instead of mirroring negative n (select.mirror).
+    EuclideanSelect,
+    /// Selection uses `n % N` on the current worker count snapshot plus a rotating
+    /// offset, so the same n moves (select.stable, select.modulo).
+    RotatingSelect,
+    /// `try_worker_loop` panics before listen instead of returning None (select.before-listen).
+    TryWorkerLoopPanics,
+    /// `cpu_id()` reports the assigned CPU even when pinning failed (loop.cpuid).
+    CpuIdWhenPinFailed,
+    /// Registering a blocking fd is accepted (driver.register).
+    AcceptBlockingFd,
+    /// `on_recv` is handed at most 4 KiB of each read (driver.recv).
+    TruncateRecv,
+    /// `unregister_conn` closes the fd (driver.unregister).
+    UnregisterClosesFd,
+    /// A peer reset is reported as `on_close(None)` (driver.close-callback).
+    ResetAsClean,
+    /// `write` to an fd registered on another worker is accepted (driver.write.unknown).
+    WriteAnyWorker,
+    /// `QueueFull` when pending + len >= cap: off by one (driver.write.queue-full).
+    CapOffByOne,
+    /// `QueueFull` also throws away what was queued before (driver.write.no-loss).
+    QueueFullDropsQueue,
+    /// `write` loops on write(2) until the kernel refuses (driver.write.inline-once).
+    InlineWriteLoop,
+    /// Large writes are queued in two halves under separate locks (driver.write.concurrent).
+    SplitLockedWrite,
+    /// Driver writes use write(2), which raises SIGPIPE on a gone peer (driver.no-sigpipe).
+    SigpipeWrite,
+}
+
+impl Fault {
+    /// Every fault, in declaration order.
+    pub const ALL: &'static [Fault] = &[
+        Fault::NoValidation,
+        Fault::EphemeralPortPerWorker,
+        Fault::LeakEventFd,
+        Fault::MetricsMissPipelined,
+        Fault::ShutdownAborts,
+        Fault::CloseWithoutDrain,
+        Fault::AsyncPause,
+        Fault::DrainDropsRequests,
+        Fault::DeferAccept,
+        Fault::ResumeWithoutRelisten,
+        Fault::StrandBacklog,
+        Fault::PauseClosesConnections,
+        Fault::PauseNotIdempotent,
+        Fault::SyncWorkerPause,
+        Fault::PausedWorkerKeepsListening,
+        Fault::SpinWhileSuspended,
+        Fault::ResumeIgnoresEnginePause,
+        Fault::IgnoreBadWorkerIndex,
+        Fault::PausedIgnoresDrivers,
+        Fault::EuclideanSelect,
+        Fault::RotatingSelect,
+        Fault::TryWorkerLoopPanics,
+        Fault::CpuIdWhenPinFailed,
+        Fault::AcceptBlockingFd,
+        Fault::TruncateRecv,
+        Fault::UnregisterClosesFd,
+        Fault::ResetAsClean,
+        Fault::WriteAnyWorker,
+        Fault::CapOffByOne,
+        Fault::QueueFullDropsQueue,
+        Fault::InlineWriteLoop,
+        Fault::SplitLockedWrite,
+        Fault::SigpipeWrite,
+    ];
+
+    /// The fault's kebab-case name, e.g. `close-without-drain`.
+    pub fn name(self) -> String {
+        let dbg = format!("{self:?}");
+        let mut out = String::new();
+        for (i, c) in dbg.chars().enumerate() {
+            if c.is_ascii_uppercase() {
+                if i > 0 {
+                    out.push('-');
+                }
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The fault named `name` (kebab-case).
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.iter().copied().find(|f| f.name() == name)
+    }
+}

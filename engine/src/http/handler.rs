@@ -1,0 +1,138 @@
+//! What a handler sees ([`Request`]) and writes ([`Response`]).
+
+use super::parse::{Head, HeaderSpan};
+
+/// The application's request handler. Runs on the worker thread that owns the
+/// connection; a slow handler delays that worker only.
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request.
+    fn handle(&self, req: &Request<'_>, res: &mut Response);
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&Request<'_>, &mut Response) + Send + Sync + 'static,
+{
+    fn handle(&self, req: &Request<'_>, res: &mut Response) {
+        self(req, res)
+    }
+}
+
+/// A parsed request, borrowed from the connection's buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) head: &'a Head,
+    pub(crate) headers: &'a [HeaderSpan],
+    pub(crate) body: &'a [u8],
+    pub(crate) worker: usize,
+}
+
+impl<'a> Request<'a> {
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &'a str {
+        std::str::from_utf8(self.head.method.of(self.buf)).unwrap_or("")
+    }
+    /// The request target as sent, e.g. `/a?b=1`.
+    pub fn target(&self) -> &'a [u8] {
+        self.head.target.of(self.buf)
+    }
+    /// The target's path (before `?`).
+    pub fn path(&self) -> &'a [u8] {
+        let t = self.target();
+        t.split(|&b| b == b'?').next().unwrap_or(t)
+    }
+    /// The target's query (after `?`), if any.
+    pub fn query(&self) -> Option<&'a [u8]> {
+        let t = self.target();
+        t.iter().position(|&b| b == b'?').map(|p| &t[p + 1..])
+    }
+    /// HTTP/1.x minor version.
+    pub fn version_minor(&self) -> u8 {
+        self.head.minor
+    }
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+    /// Every header, in order, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let buf = self.buf;
+        self.headers
+            .iter()
+            .map(move |h| (h.name.of(buf), h.value.of(buf)))
+    }
+    /// The body (empty when none).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+    /// Index of the worker running the handler.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+    /// Whether the connection stays open after this request.
+    pub fn keep_alive(&self) -> bool {
+        self.head.keep_alive
+    }
+}
+
+/// The response a handler fills. Reused across requests (no allocation in steady
+/// state); the engine adds `date`, `content-length` and `connection`.
+#[derive(Debug)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<u8>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) close: bool,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response {
+            status: 200,
+            headers: Vec::with_capacity(256),
+            body: Vec::with_capacity(1024),
+            close: false,
+        }
+    }
+}
+
+impl Response {
+    pub(crate) fn reset(&mut self) {
+        self.status = 200;
+        self.headers.clear();
+        self.body.clear();
+        self.close = false;
+    }
+    /// Sets the status code (default 200).
+    pub fn status(&mut self, code: u16) -> &mut Self {
+        self.status = code;
+        self
+    }
+    /// Adds a header. CR and LF in either part are dropped (no response splitting).
+    pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        let clean = |b: &&u8| **b != b'\r' && **b != b'\n';
+        self.headers.extend(name.as_bytes().iter().filter(clean));
+        self.headers.extend_from_slice(b": ");
+        self.headers.extend(value.iter().filter(clean));
+        self.headers.extend_from_slice(b"\r\n");
+        self
+    }
+    /// Replaces the body.
+    pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
+        self.body.clear();
+        self.body.extend_from_slice(bytes);
+        self
+    }
+    /// The body buffer, to write into.
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.body
+    }
+    /// Closes the connection after this response.
+    pub fn close(&mut self) -> &mut Self {
+        self.close = true;
+        self
+    }
+}

@@ -1,0 +1,57 @@
+//! A reference epoll HTTP/1.1 engine on raw Linux syscalls.
+//!
+//! One event-loop thread per worker, each with its own epoll instance and its own
+//! `SO_REUSEPORT` listen socket on the shared port. The contract it keeps, clause by
+//! clause, is `SPEC-engine.md`; the `scenarios` crate checks every clause.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use engine::{Config, Engine, Request, Response};
+//!
+//! let handler = |_req: &Request<'_>, res: &mut Response| {
+//!     res.header("content-type", b"text/plain").body(b"Hello, World!");
+//! };
+//! let engine = Arc::new(Engine::new(Config { workers: 2, ..Config::default() }, handler)?);
+//! let runner = Arc::clone(&engine);
+//! let thread = std::thread::spawn(move || runner.listen());
+//! // ... engine.addr(), engine.pause_accept(), engine.worker_loop(7).write(fd, b"..") ...
+//! engine.shutdown(std::time::Duration::from_secs(5))?;
+//! thread.join().unwrap()?;
+//! # Ok::<(), engine::EngineError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+/// Whether a named fault is injected; constant `false` without the `faults` feature.
+macro_rules! fault {
+    ($cfg:expr, $name:ident) => {{
+        #[cfg(feature = "faults")]
+        {
+            $cfg.fault(crate::faults::Fault::$name)
+        }
+        #[cfg(not(feature = "faults"))]
+        {
+            let _ = &$cfg;
+            false
+        }
+    }};
+}
+
+pub mod sys;
+
+mod config;
+mod driver;
+mod engine;
+mod error;
+#[cfg(feature = "faults")]
+pub mod faults;
+pub mod http;
+mod metrics;
+mod worker;
+
+pub use config::{Config, ConfigError, ValidConfig, DRIVER_WRITE_CAP, MAX_TIMEOUT};
+pub use driver::WorkerLoop;
+pub use engine::{Engine, EngineType};
+pub use error::{DriverError, EngineError};
+pub use http::handler::{Handler, Request, Response};
+pub use metrics::{Metrics, WorkerMetrics, WorkerState};

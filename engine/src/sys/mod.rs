@@ -1,0 +1,32 @@
+//! The thin syscall layer. Every `unsafe` block of the workspace lives in this module.
+//!
+//! Each wrapper turns `-1` into [`std::io::Error::last_os_error`] (the `syscall!`
+//! macro), creates descriptors with `NONBLOCK | CLOEXEC` and returns them as
+//! [`OwnedFd`](std::os::fd::OwnedFd) from the line that creates them. Descriptors passed
+//! in are borrowed (`BorrowedFd` or a raw fd the caller vouches for) and never closed.
+//!
+//! The module is public because the load generator and the conformance scenarios use
+//! the same layer (one syscall layer for the whole workspace, not a second one).
+
+/// Calls a libc function and turns a `-1` result into the thread's last OS error.
+macro_rules! syscall {
+    ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: the caller of the macro upholds the contract of the libc function;
+        // every use site states it in its own `// SAFETY:` comment.
+        let res = unsafe { libc::$fn($($arg, )*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+pub mod epoll;
+pub mod eventfd;
+pub mod socket;
+pub mod thread;
+
+pub use epoll::{Epoll, Events, Interest};
+pub use eventfd::EventFd;

@@ -1,0 +1,225 @@
+//! Scenario descriptions, verdicts and the run context.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How binding a clause is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A failure fails the run.
+    Must,
+    /// A failure is reported as `non-strict`.
+    Should,
+    /// Measured and reported only.
+    Info,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Must => "MUST",
+            Level::Should => "SHOULD",
+            Level::Info => "INFO",
+        })
+    }
+}
+
+/// A clause of the contract.
+#[derive(Debug, Clone, Copy)]
+pub struct Clause {
+    /// Stable ID, e.g. `accept.pause.drain-fin`.
+    pub id: &'static str,
+    /// Level.
+    pub level: Level,
+    /// The requirement, in one sentence.
+    pub text: &'static str,
+}
+
+/// The verdict of one run of a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The clause held.
+    Pass,
+    /// A MUST clause did not hold.
+    Fail,
+    /// A SHOULD clause did not hold.
+    NonStrict,
+    /// Not run, with the reason.
+    Skipped(String),
+    /// The harness itself failed, with the reason.
+    Error(String),
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Pass => f.write_str("pass"),
+            Verdict::Fail => f.write_str("fail"),
+            Verdict::NonStrict => f.write_str("non-strict"),
+            Verdict::Skipped(r) => write!(f, "skipped ({r})"),
+            Verdict::Error(r) => write!(f, "error ({r})"),
+        }
+    }
+}
+
+/// What a check observed.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Verdict (set by [`Outcome::finish`] from the failures recorded).
+    pub verdict: Verdict,
+    /// Every acceptable outcome, in words.
+    pub expected: Vec<String>,
+    /// What was observed (per connection: what the client saw and when).
+    pub actual: Vec<String>,
+    /// The mismatches found (empty on pass).
+    pub failures: Vec<String>,
+}
+
+impl Outcome {
+    /// An empty outcome; record with the methods below, then [`finish`](Outcome::finish).
+    pub fn new() -> Outcome {
+        Outcome {
+            verdict: Verdict::Pass,
+            expected: Vec::new(),
+            actual: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+    /// Adds an acceptable outcome.
+    pub fn expect(&mut self, what: impl Into<String>) {
+        self.expected.push(what.into());
+    }
+    /// Records an observation.
+    pub fn saw(&mut self, what: impl Into<String>) {
+        self.actual.push(what.into());
+    }
+    /// Records a failure unless `ok`.
+    pub fn check(&mut self, ok: bool, failure: impl FnOnce() -> String) -> bool {
+        if !ok {
+            self.failures.push(failure());
+        }
+        ok
+    }
+    /// Records a failure.
+    pub fn fail(&mut self, failure: impl Into<String>) {
+        self.failures.push(failure.into());
+    }
+    /// The harness could not run the check.
+    pub fn error(mut self, why: impl Into<String>) -> Outcome {
+        self.verdict = Verdict::Error(why.into());
+        self
+    }
+    /// The check does not apply here.
+    pub fn skipped(mut self, why: impl Into<String>) -> Outcome {
+        self.verdict = Verdict::Skipped(why.into());
+        self
+    }
+    /// Sets the verdict from the failures and the clause's level.
+    pub fn finish(mut self, level: Level) -> Outcome {
+        if matches!(self.verdict, Verdict::Error(_) | Verdict::Skipped(_)) {
+            return self;
+        }
+        self.verdict = if self.failures.is_empty() {
+            Verdict::Pass
+        } else if level == Level::Must {
+            Verdict::Fail
+        } else {
+            Verdict::NonStrict
+        };
+        self
+    }
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::new()
+    }
+}
+
+/// How a scenario is run.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Scales every tolerance and deadline (slow machines: > 1).
+    pub slack: f64,
+    /// Workers of the engines the scenarios start (at least 2 where it matters).
+    pub workers: usize,
+    /// The fault to inject (negative controls).
+    #[cfg(feature = "faults")]
+    pub fault: Option<engine::faults::Fault>,
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx {
+            slack: 1.0,
+            workers: 2,
+            #[cfg(feature = "faults")]
+            fault: None,
+        }
+    }
+}
+
+impl Ctx {
+    /// A duration scaled by the slack.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.slack.max(0.01))
+    }
+    /// `ms` milliseconds, scaled.
+    pub fn ms(&self, ms: u64) -> Duration {
+        self.scaled(Duration::from_millis(ms))
+    }
+    /// The base engine configuration for a scenario: `workers` workers on
+    /// `127.0.0.1:0`, with the fault injected when one is set.
+    pub fn config(&self) -> engine::Config {
+        #[allow(unused_mut)]
+        let mut cfg = engine::Config {
+            workers: self.workers,
+            address: "127.0.0.1:0".to_string(),
+            ..engine::Config::default()
+        };
+        #[cfg(feature = "faults")]
+        {
+            cfg.fault = self.fault;
+        }
+        cfg
+    }
+}
+
+/// A scenario: its clause and its check.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// The clause checked.
+    pub clause: Clause,
+    /// Short names that select it (with others), e.g. `pause-accept`.
+    pub aliases: &'static [&'static str],
+    /// The check.
+    pub check: fn(&Ctx) -> Outcome,
+}
+
+impl Scenario {
+    /// Runs the check (a panic inside becomes an `error` verdict) and sets the verdict.
+    pub fn run(&self, ctx: &Ctx) -> Outcome {
+        let check = self.check;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))) {
+            Ok(o) => o.finish(self.clause.level),
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                Outcome::new().error(format!("the check panicked: {msg}"))
+            }
+        }
+    }
+}
+
+/// Every scenario, in contract order.
+pub fn registry() -> Vec<Scenario> {
+    crate::checks::all()
+}
+
+/// The scenario with this clause ID.
+pub fn find(id: &str) -> Option<Scenario> {
+    registry().into_iter().find(|s| s.clause.id == id)
+}

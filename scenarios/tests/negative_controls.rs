@@ -1,0 +1,109 @@
+//! Negative controls: with each fault of `ci/fault-matrix.tsv` injected, every
+//! scenario the matrix names must fail. A scenario that cannot fail is a defect.
+#![cfg(feature = "faults")]
+
+use engine::faults::Fault;
+use scenarios::{find, Ctx, Verdict};
+
+fn matrix() -> Vec<(Fault, Vec<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/fault-matrix.tsv");
+    let text = std::fs::read_to_string(path).expect("ci/fault-matrix.tsv is readable");
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, ids) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("bad matrix line {l:?}"));
+            let fault = Fault::from_name(name).unwrap_or_else(|| panic!("unknown fault {name:?}"));
+            (
+                fault,
+                ids.split(',').map(|s| s.trim().to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+fn caught(fault: Fault) {
+    let m = matrix();
+    let (_, ids) = m
+        .iter()
+        .find(|(f, _)| *f == fault)
+        .unwrap_or_else(|| panic!("{} is not in the matrix", fault.name()));
+    for id in ids {
+        let s = find(id).unwrap_or_else(|| panic!("matrix names unknown scenario {id}"));
+        let ctx = Ctx {
+            fault: Some(fault),
+            ..Ctx::default()
+        };
+        let o = s.run(&ctx);
+        assert!(
+            matches!(o.verdict, Verdict::Fail | Verdict::NonStrict),
+            "fault {} was not caught by {id}: verdict {}\nactual: {:#?}",
+            fault.name(),
+            o.verdict,
+            o.actual
+        );
+    }
+}
+
+#[test]
+fn matrix_covers_every_fault_and_every_clause() {
+    let m = matrix();
+    for f in Fault::ALL {
+        assert!(
+            m.iter().any(|(g, _)| g == f),
+            "fault {} has no row",
+            f.name()
+        );
+    }
+    for s in scenarios::registry() {
+        assert!(
+            m.iter()
+                .any(|(_, ids)| ids.iter().any(|i| i == s.clause.id)),
+            "no fault shows that {} can fail",
+            s.clause.id
+        );
+    }
+}
+
+macro_rules! faults {
+    ($($name:ident => $fault:ident,)*) => {
+        $(#[test] fn $name() { caught(Fault::$fault) })*
+    };
+}
+
+faults! {
+    no_validation => NoValidation,
+    ephemeral_port_per_worker => EphemeralPortPerWorker,
+    leak_event_fd => LeakEventFd,
+    metrics_miss_pipelined => MetricsMissPipelined,
+    shutdown_aborts => ShutdownAborts,
+    close_without_drain => CloseWithoutDrain,
+    async_pause => AsyncPause,
+    drain_drops_requests => DrainDropsRequests,
+    defer_accept => DeferAccept,
+    resume_without_relisten => ResumeWithoutRelisten,
+    strand_backlog => StrandBacklog,
+    pause_closes_connections => PauseClosesConnections,
+    pause_not_idempotent => PauseNotIdempotent,
+    sync_worker_pause => SyncWorkerPause,
+    paused_worker_keeps_listening => PausedWorkerKeepsListening,
+    spin_while_suspended => SpinWhileSuspended,
+    resume_ignores_engine_pause => ResumeIgnoresEnginePause,
+    ignore_bad_worker_index => IgnoreBadWorkerIndex,
+    paused_ignores_drivers => PausedIgnoresDrivers,
+    euclidean_select => EuclideanSelect,
+    rotating_select => RotatingSelect,
+    try_worker_loop_panics => TryWorkerLoopPanics,
+    cpu_id_when_pin_failed => CpuIdWhenPinFailed,
+    accept_blocking_fd => AcceptBlockingFd,
+    truncate_recv => TruncateRecv,
+    unregister_closes_fd => UnregisterClosesFd,
+    reset_as_clean => ResetAsClean,
+    write_any_worker => WriteAnyWorker,
+    cap_off_by_one => CapOffByOne,
+    queue_full_drops_queue => QueueFullDropsQueue,
+    inline_write_loop => InlineWriteLoop,
+    split_locked_write => SplitLockedWrite,
+    sigpipe_write => SigpipeWrite,
+}
