@@ -1,0 +1,198 @@
+//! The minimal HTTP/1.1 path the accept and worker clauses are observed through.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{Config, Engine, Request, Response};
+
+struct Running {
+    engine: Arc<Engine>,
+    thread: Option<std::thread::JoinHandle<Result<(), engine::EngineError>>>,
+}
+
+impl Running {
+    #[track_caller]
+    fn start(cfg: Config) -> Running {
+        let handler = |req: &Request<'_>, res: &mut Response| match req.path() {
+            b"/echo" => {
+                res.body(req.body());
+            }
+            b"/big" => {
+                res.body_mut().resize(8 << 20, b'z');
+            }
+            p => {
+                let mut body = b"path=".to_vec();
+                body.extend_from_slice(p);
+                res.body(&body);
+            }
+        };
+        let engine = Arc::new(Engine::new(cfg, handler).expect("valid config"));
+        let e = Arc::clone(&engine);
+        let thread = Some(std::thread::spawn(move || e.listen()));
+        let end = Instant::now() + Duration::from_secs(5);
+        while engine.addr().is_none() {
+            assert!(Instant::now() < end, "engine did not listen within 5 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Running { engine, thread }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.engine.addr().unwrap()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.engine.shutdown(Duration::from_secs(1)).unwrap();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+/// Reads until `n` complete responses (Content-Length framed) or EOF.
+fn read_responses(s: &mut TcpStream, n: usize) -> (Vec<(u16, String, Vec<u8>)>, bool) {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut eof = false;
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            let status: u16 = head[9..12].parse().unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(0);
+            if buf.len() < end + 4 + len {
+                break;
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            out.push((status, head, body));
+        }
+        if out.len() >= n || eof {
+            return (out, eof);
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => eof = true,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+}
+
+fn cfg() -> Config {
+    Config {
+        workers: 2,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn keep_alive_and_pipelining_in_order() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let (resp, _) = read_responses(&mut s, 1);
+    assert_eq!(resp[0].2, b"path=/a");
+    s.write_all(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nPOST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz")
+        .unwrap();
+    let (resp, eof) = read_responses(&mut s, 3);
+    assert!(!eof);
+    let bodies: Vec<_> = resp.iter().map(|r| r.2.clone()).collect();
+    assert_eq!(bodies, [b"path=/1".to_vec(), b"path=/2".to_vec(), b"xyz".to_vec()]);
+    assert!(resp[0].1.contains("date: "));
+}
+
+#[test]
+fn connection_close_gets_a_response_then_eof_and_later_requests_are_not_answered() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (resp, eof) = read_responses(&mut s, 2);
+    assert_eq!(resp.len(), 1);
+    assert!(resp[0].1.contains("connection: close"));
+    assert!(eof);
+}
+
+#[test]
+fn http10_closes_unless_keep_alive() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (_, eof) = read_responses(&mut s, 2);
+    assert!(eof);
+    let mut s = r.connect();
+    s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let (resp, eof) = read_responses(&mut s, 1);
+    assert_eq!(resp.len(), 1);
+    assert!(!eof);
+}
+
+#[test]
+fn malformed_request_gets_400_with_close() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    let (resp, eof) = read_responses(&mut s, 2);
+    assert_eq!(resp[0].0, 400);
+    assert!(resp[0].1.contains("connection: close"));
+    assert!(eof);
+}
+
+#[test]
+fn one_byte_per_write_parses_like_one_write() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.set_nodelay(true).unwrap();
+    let req = b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+    for b in req.iter() {
+        s.write_all(std::slice::from_ref(b)).unwrap();
+    }
+    let (resp, _) = read_responses(&mut s, 1);
+    assert_eq!(resp[0].2, b"hello");
+}
+
+#[test]
+fn large_response_reaches_a_slow_reader_whole() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Let the server fill the socket buffers before reading.
+    std::thread::sleep(Duration::from_millis(100));
+    let (resp, _) = read_responses(&mut s, 2);
+    assert_eq!(resp[0].2.len(), 8 << 20);
+    assert!(resp[0].2.iter().all(|&b| b == b'z'));
+    assert_eq!(resp[1].2, b"path=/after");
+}
+
+#[test]
+fn metrics_count_requests_and_connections() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_responses(&mut s, 2);
+    let end = Instant::now() + Duration::from_secs(2);
+    loop {
+        let m = r.engine.metrics();
+        if m.requests_served >= 2 {
+            assert_eq!(m.accepted, 1);
+            assert_eq!(m.workers.len(), 2);
+            assert!(m.bytes_read > 0 && m.bytes_written > 0);
+            break;
+        }
+        assert!(Instant::now() < end, "requests not counted: {m:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}

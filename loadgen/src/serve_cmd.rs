@@ -1,0 +1,57 @@
+//! `loadgen serve`: the reference engine with a plaintext, an echo and a worker route.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{Config, Engine, Request, Response};
+
+use crate::cli::ServeArgs;
+use crate::EXIT_OK;
+
+fn handle(req: &Request<'_>, res: &mut Response) {
+    match req.path() {
+        b"/echo" => {
+            res.body(req.body());
+        }
+        b"/worker" => {
+            res.body(req.worker().to_string().as_bytes());
+        }
+        _ => {
+            res.header("content-type", b"text/plain").body(b"Hello, World!");
+        }
+    }
+}
+
+/// Runs the subcommand; returns the exit code.
+pub fn run(args: ServeArgs) -> Result<u8, String> {
+    let mut cfg = Config {
+        address: args.addr.clone(),
+        pin_workers: args.pin,
+        ..Config::default()
+    };
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    let engine = Arc::new(Engine::new(cfg, handle).map_err(|e| e.to_string())?);
+    if let Some(secs) = args.duration {
+        let e = Arc::clone(&engine);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            let _ = e.shutdown(Duration::from_secs(5));
+        });
+    }
+    let e = Arc::clone(&engine);
+    let reporter = std::thread::spawn(move || {
+        for _ in 0..5000 {
+            if let Some(addr) = e.addr() {
+                eprintln!("serving on http://{addr}/ with {} workers", e.num_workers());
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let result = engine.listen();
+    let _ = reporter.join();
+    result.map_err(|e| format!("listen on {}: {e}", args.addr))?;
+    Ok(EXIT_OK)
+}
