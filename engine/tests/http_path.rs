@@ -107,7 +107,10 @@ fn keep_alive_and_pipelining_in_order() {
     let (resp, eof) = read_responses(&mut s, 3);
     assert!(!eof);
     let bodies: Vec<_> = resp.iter().map(|r| r.2.clone()).collect();
-    assert_eq!(bodies, [b"path=/1".to_vec(), b"path=/2".to_vec(), b"xyz".to_vec()]);
+    assert_eq!(
+        bodies,
+        [b"path=/1".to_vec(), b"path=/2".to_vec(), b"xyz".to_vec()]
+    );
     assert!(resp[0].1.contains("date: "));
 }
 

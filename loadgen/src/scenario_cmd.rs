@@ -39,7 +39,10 @@ pub fn select(all: &[Scenario], selectors: &[String]) -> Result<Vec<Scenario>, S
     for sel in selectors {
         let mut hit = false;
         for (i, s) in all.iter().enumerate() {
-            if s.clause.id == sel || s.aliases.contains(&sel.as_str()) || glob_match(sel, s.clause.id) {
+            if s.clause.id == sel
+                || s.aliases.contains(&sel.as_str())
+                || glob_match(sel, s.clause.id)
+            {
                 chosen[i] = true;
                 hit = true;
             }
@@ -73,10 +76,16 @@ fn list(all: &[Scenario]) {
 
 fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     if !(args.slack.is_finite() && args.slack > 0.0 && args.slack <= 100.0) {
-        return Err(format!("--slack {} is out of range: use a factor in (0, 100]", args.slack));
+        return Err(format!(
+            "--slack {} is out of range: use a factor in (0, 100]",
+            args.slack
+        ));
     }
     if args.workers == 0 || args.workers > 64 {
-        return Err(format!("--workers {} is out of range: use 1 to 64", args.workers));
+        return Err(format!(
+            "--workers {} is out of range: use 1 to 64",
+            args.workers
+        ));
     }
     if args.repeat == 0 {
         return Err("--repeat 0 runs nothing: use 1 or more".into());
@@ -91,8 +100,10 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
         #[cfg(feature = "faults")]
         {
             let f = engine::faults::Fault::from_name(name).ok_or_else(|| {
-                let names: Vec<String> =
-                    engine::faults::Fault::ALL.iter().map(|f| f.name()).collect();
+                let names: Vec<String> = engine::faults::Fault::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
                 format!("unknown fault {name:?}: use one of {}", names.join(", "))
             })?;
             ctx.fault = Some(f);
@@ -165,7 +176,11 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         };
         counts[severity(&worst) as usize] += 1;
         let repeat_note = if args.repeat > 1 {
-            format!("  {passes}/{} passed{}", verdicts.len(), if flake { " (FLAKY)" } else { "" })
+            format!(
+                "  {passes}/{} passed{}",
+                verdicts.len(),
+                if flake { " (FLAKY)" } else { "" }
+            )
         } else {
             String::new()
         };
@@ -199,7 +214,11 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         counts[1],
         counts[2],
         counts[3],
-        if args.repeat > 1 { format!(", {flaky} flaky") } else { String::new() }
+        if args.repeat > 1 {
+            format!(", {flaky} flaky")
+        } else {
+            String::new()
+        }
     );
     Ok(if errors > 0 {
         EXIT_USAGE
@@ -242,6 +261,8 @@ mod tests {
         let q = select(&all, &["queue-full".to_string()]).unwrap();
         let ids: Vec<_> = q.iter().map(|s| s.clause.id).collect();
         assert_eq!(ids, ["driver.write.queue-full", "driver.write.no-loss"]);
-        assert!(select(&all, &["nope".to_string()]).unwrap_err().contains("loadgen scenario list"));
+        assert!(select(&all, &["nope".to_string()])
+            .unwrap_err()
+            .contains("loadgen scenario list"));
     }
 }

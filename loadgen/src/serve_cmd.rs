@@ -17,7 +17,8 @@ fn handle(req: &Request<'_>, res: &mut Response) {
             res.body(req.worker().to_string().as_bytes());
         }
         _ => {
-            res.header("content-type", b"text/plain").body(b"Hello, World!");
+            res.header("content-type", b"text/plain")
+                .body(b"Hello, World!");
         }
     }
 }
