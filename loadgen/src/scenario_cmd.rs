@@ -90,12 +90,9 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     if args.repeat == 0 {
         return Err("--repeat 0 runs nothing: use 1 or more".into());
     }
-    #[allow(unused_mut)]
-    let mut ctx = Ctx {
-        slack: args.slack,
-        workers: args.workers,
-        ..Ctx::default()
-    };
+    let mut ctx = Ctx::default();
+    ctx.slack = args.slack;
+    ctx.workers = args.workers;
     if let Some(name) = &args.fault {
         #[cfg(feature = "faults")]
         {
