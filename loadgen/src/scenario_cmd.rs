@@ -90,9 +90,8 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     if args.repeat == 0 {
         return Err("--repeat 0 runs nothing: use 1 or more".into());
     }
-    let mut ctx = Ctx::default();
-    ctx.slack = args.slack;
-    ctx.workers = args.workers;
+    #[allow(unused_mut)]
+    let mut ctx = Ctx::new(args.slack, args.workers);
     if let Some(name) = &args.fault {
         #[cfg(feature = "faults")]
         {

@@ -150,16 +150,21 @@ pub struct Ctx {
 
 impl Default for Ctx {
     fn default() -> Self {
-        Ctx {
-            slack: 1.0,
-            workers: 2,
-            #[cfg(feature = "faults")]
-            fault: None,
-        }
+        Ctx::new(1.0, 2)
     }
 }
 
 impl Ctx {
+    /// A context with this slack factor and worker count, no fault.
+    pub fn new(slack: f64, workers: usize) -> Ctx {
+        Ctx {
+            slack,
+            workers,
+            #[cfg(feature = "faults")]
+            fault: None,
+        }
+    }
+
     /// A duration scaled by the slack.
     pub fn scaled(&self, d: Duration) -> Duration {
         d.mul_f64(self.slack.max(0.01))
