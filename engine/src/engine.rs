@@ -21,11 +21,19 @@ use crate::worker::{Command, WorkerShared};
 pub enum EngineType {
     /// Linux epoll.
     Epoll,
+    /// Only the `type-unknown-before-listen` fault reports this.
+    #[cfg(feature = "faults")]
+    #[doc(hidden)]
+    Unknown,
 }
 
 impl std::fmt::Display for EngineType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("epoll")
+        match self {
+            EngineType::Epoll => f.write_str("epoll"),
+            #[cfg(feature = "faults")]
+            EngineType::Unknown => f.write_str("unknown"),
+        }
     }
 }
 
@@ -249,11 +257,18 @@ impl Engine {
 
     /// Number of workers: 0 before listening, N once listening.
     pub fn num_workers(&self) -> usize {
+        if fault!(self.config(), WorkerCountFromConfig) {
+            return self.config().workers;
+        }
         read_lock(&self.shared.workers).len()
     }
 
     /// `EngineType::Epoll`.
     pub fn engine_type(&self) -> EngineType {
+        #[cfg(feature = "faults")]
+        if fault!(self.config(), TypeUnknownBeforeListen) && self.addr().is_none() {
+            return EngineType::Unknown;
+        }
         EngineType::Epoll
     }
 

@@ -11,6 +11,11 @@ pub enum Fault {
     EphemeralPortPerWorker,
     /// The eventfd of each worker is leaked on exit (engine.listen.blocks).
     LeakEventFd,
+    /// `engine_type()` reports `Unknown` until the engine listens (engine.type).
+    TypeUnknownBeforeListen,
+    /// `num_workers()` reads the configured count, also before listening
+    /// (engine.workers.count).
+    WorkerCountFromConfig,
     /// Pipelined requests after the first of a read are not counted (engine.metrics).
     MetricsMissPipelined,
     /// `shutdown` closes every connection at once, mid-response (engine.shutdown.graceful).
@@ -82,6 +87,8 @@ impl Fault {
         Fault::NoValidation,
         Fault::EphemeralPortPerWorker,
         Fault::LeakEventFd,
+        Fault::TypeUnknownBeforeListen,
+        Fault::WorkerCountFromConfig,
         Fault::MetricsMissPipelined,
         Fault::ShutdownAborts,
         Fault::CloseWithoutDrain,

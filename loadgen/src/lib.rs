@@ -2,6 +2,7 @@
 //! `main`.
 
 pub mod cli;
+pub mod run;
 pub mod scenario_cmd;
 pub mod serve_cmd;
 
@@ -17,5 +18,21 @@ pub fn run(cli: cli::Cli) -> Result<u8, String> {
     match cli.command {
         cli::Command::Scenario(args) => scenario_cmd::run(args),
         cli::Command::Serve(args) => serve_cmd::run(args),
+        cli::Command::Run(args) => run_cmd(*args),
     }
+}
+
+fn run_cmd(args: cli::RunArgs) -> Result<u8, String> {
+    let cfg = run::RunConfig::from_args(&args)?;
+    let started = std::time::SystemTime::now();
+    let result = run::run(&cfg)?;
+    print!("{}", run::output::human(&result));
+    if let Some(path) = &args.json {
+        let results = run::output::results(vec![result], started);
+        let text = serde_json::to_string_pretty(&results)
+            .map_err(|e| format!("--json: cannot serialise results: {e}"))?;
+        std::fs::write(path, text + "\n")
+            .map_err(|e| format!("--json {}: cannot write: {e}", path.display()))?;
+    }
+    Ok(EXIT_OK)
 }

@@ -1,1 +1,9 @@
-//! Results model and reports.
+//! The results model (versioned JSON), latency statistics from HDR histograms, and
+//! (later) plots and reports. Statistics are computed here; plotting only draws.
+
+#![warn(missing_docs)]
+
+pub mod histogram;
+pub mod result;
+
+pub use result::*;

@@ -76,6 +76,8 @@ faults! {
     no_validation => NoValidation,
     ephemeral_port_per_worker => EphemeralPortPerWorker,
     leak_event_fd => LeakEventFd,
+    type_unknown_before_listen => TypeUnknownBeforeListen,
+    worker_count_from_config => WorkerCountFromConfig,
     metrics_miss_pipelined => MetricsMissPipelined,
     shutdown_aborts => ShutdownAborts,
     close_without_drain => CloseWithoutDrain,

@@ -25,6 +25,8 @@ macro_rules! syscall {
 
 pub mod epoll;
 pub mod eventfd;
+pub mod rlimit;
+pub mod signal;
 pub mod socket;
 pub mod thread;
 

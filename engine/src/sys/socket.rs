@@ -210,6 +210,16 @@ pub fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
     from_sockaddr(unsafe { storage.assume_init_ref() })
 }
 
+/// The connected peer's address.
+pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the storage is writable and `len` is its size.
+    syscall!(getpeername(fd, storage.as_mut_ptr().cast(), &mut len))?;
+    // SAFETY: zero-initialised, then filled by getpeername.
+    from_sockaddr(unsafe { storage.assume_init_ref() })
+}
+
 /// Reads into `buf`; `Ok(0)` is EOF. `WouldBlock` when nothing is there.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its whole length.

@@ -1,0 +1,360 @@
+//! The validated configuration of one load run (built from CLI flags by
+//! [`RunConfig::from_args`]; tests build it directly).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+
+/// How requests arrive in the open model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrivals {
+    /// Evenly spaced: request k of a connection is due at start + k / its rate.
+    Fixed,
+    /// Exponential gaps with the same mean (seeded, reproducible).
+    Poisson,
+}
+
+/// A parsed `http://host[:port][/path]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The URL as given.
+    pub url: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+    /// Request target (path and query).
+    pub path: String,
+}
+
+impl Target {
+    /// Parses and resolves `url`. Errors are one line saying what to do.
+    pub fn parse(url: &str) -> Result<Target, String> {
+        if url.starts_with("https://") {
+            return Err(format!(
+                "{url}: https is not supported (no TLS): use an http:// URL"
+            ));
+        }
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("{url:?} is not an http:// URL: use e.g. http://127.0.0.1:8080/")
+        })?;
+        let (authority, path) = match rest.find('/') {
+            Some(p) => (&rest[..p], &rest[p..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() {
+            return Err(format!(
+                "{url:?} has no host: use e.g. http://127.0.0.1:8080/"
+            ));
+        }
+        let with_port = if authority.ends_with(']') || !authority.contains(':') {
+            format!("{authority}:80")
+        } else {
+            authority.to_string()
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {authority:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{url}: {authority:?} resolves to no address"))?;
+        Ok(Target {
+            url: url.to_string(),
+            addr,
+            host: authority.to_string(),
+            path: path.to_string(),
+        })
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Where to send requests.
+    pub target: Target,
+    /// Client threads (each its own epoll loop).
+    pub threads: usize,
+    /// Connections in all (spread evenly over threads).
+    pub connections: usize,
+    /// Measure for this long (after warmup) ...
+    pub duration: Option<Duration>,
+    /// ... or until this many requests completed.
+    pub requests: Option<u64>,
+    /// Load without recording before measuring.
+    pub warmup: Duration,
+    /// A request without a response after this fails with `timeout`.
+    pub timeout: Duration,
+    /// Requests in flight per connection (closed model).
+    pub pipeline: usize,
+    /// Offered rate, requests per second (open model).
+    pub rate: Option<f64>,
+    /// Open-model arrivals.
+    pub arrivals: Arrivals,
+    /// Seed for Poisson arrivals.
+    pub seed: u64,
+    /// Request method.
+    pub method: String,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// Request body.
+    pub body: Vec<u8>,
+    /// Only this status counts as success (others are errors).
+    pub expect_status: Option<u16>,
+    /// Responses must have exactly this body.
+    pub expect_body: Option<Vec<u8>>,
+    /// Close and reconnect after this many requests on a connection.
+    pub requests_per_conn: Option<u64>,
+    /// Write an HdrHistogram interval log here.
+    pub hdr_log: Option<PathBuf>,
+    /// Show progress on stderr.
+    pub progress: bool,
+}
+
+impl RunConfig {
+    /// A closed-model run of `duration` against `url` with defaults elsewhere.
+    pub fn new(url: &str, connections: usize, duration: Duration) -> Result<RunConfig, String> {
+        let cfg = RunConfig {
+            target: Target::parse(url)?,
+            threads: 1,
+            connections,
+            duration: Some(duration),
+            requests: None,
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            pipeline: 1,
+            rate: None,
+            arrivals: Arrivals::Fixed,
+            seed: 1,
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            expect_status: None,
+            expect_body: None,
+            requests_per_conn: None,
+            hdr_log: None,
+            progress: false,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Converts and validates CLI flags.
+    pub fn from_args(a: &RunArgs) -> Result<RunConfig, String> {
+        let target = Target::parse(&a.url)?;
+        let parse_dur =
+            |flag: &str, s: &str| parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"));
+        let duration = match (&a.duration, a.requests) {
+            (Some(_), Some(_)) => {
+                return Err("--duration and --requests both given: use one of them".into())
+            }
+            (Some(d), None) => Some(parse_dur("duration", d)?),
+            (None, Some(_)) => None,
+            (None, None) => Some(Duration::from_secs(10)),
+        };
+        let mut headers = Vec::new();
+        for h in &a.header {
+            let (n, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("--header {h:?}: use 'Name: value'"))?;
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let arrivals = match a.arrivals.as_str() {
+            "fixed" => Arrivals::Fixed,
+            "poisson" => Arrivals::Poisson,
+            other => return Err(format!("--arrivals {other:?}: use fixed or poisson")),
+        };
+        let cfg = RunConfig {
+            target,
+            threads: a.threads.min(a.connections.max(1)),
+            connections: a.connections,
+            duration,
+            requests: a.requests,
+            warmup: parse_dur("warmup", &a.warmup)?,
+            timeout: parse_dur("timeout", &a.timeout)?,
+            pipeline: a.pipeline,
+            rate: a.rate,
+            arrivals,
+            seed: a.seed,
+            method: a.method.to_ascii_uppercase(),
+            headers,
+            body: a.body.clone().unwrap_or_default().into_bytes(),
+            expect_status: a.expect_status,
+            expect_body: a.expect_body.clone().map(String::into_bytes),
+            requests_per_conn: a.requests_per_conn,
+            hdr_log: a.hdr_log.clone(),
+            progress: !a.quiet,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the combination of settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0 {
+            return Err("--connections 0: use at least 1 connection".into());
+        }
+        if self.threads == 0 {
+            return Err("--threads 0: use at least 1 thread".into());
+        }
+        if self.pipeline == 0 {
+            return Err("--pipeline 0: use at least 1 request in flight".into());
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(format!(
+                    "--rate {r}: use a positive number of requests per second"
+                ));
+            }
+            if self.pipeline > 1 {
+                return Err("--rate with --pipeline > 1: the open model sends one request at a time per connection; drop one of them".into());
+            }
+        }
+        if self.duration.is_some_and(|d| d.is_zero()) {
+            return Err("--duration 0: use a positive duration, e.g. 10s".into());
+        }
+        if self.requests == Some(0) {
+            return Err("--requests 0: use at least 1 request".into());
+        }
+        if self.requests_per_conn == Some(0) {
+            return Err(
+                "--requests-per-conn 0: use at least 1 (1 = a new connection per request)".into(),
+            );
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout 0: use a positive timeout, e.g. 5s".into());
+        }
+        if !self.method.bytes().all(|b| b.is_ascii_alphabetic()) || self.method.is_empty() {
+            return Err(format!(
+                "--method {:?}: use a token such as GET or POST",
+                self.method
+            ));
+        }
+        Ok(())
+    }
+
+    /// The request's bytes.
+    pub fn request_bytes(&self) -> Vec<u8> {
+        let mut r = format!(
+            "{} {} HTTP/1.1\r\nHost: {}\r\n",
+            self.method, self.target.path, self.target.host
+        );
+        for (n, v) in &self.headers {
+            r.push_str(&format!("{n}: {v}\r\n"));
+        }
+        if !self.body.is_empty() || self.method == "POST" || self.method == "PUT" {
+            r.push_str(&format!("Content-Length: {}\r\n", self.body.len()));
+        }
+        r.push_str("\r\n");
+        let mut bytes = r.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    /// Every setting, for the results file.
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let mut m = serde_json::Map::new();
+        let ms = |d: Duration| json!(d.as_secs_f64() * 1000.0);
+        m.insert("url".into(), json!(self.target.url));
+        m.insert("threads".into(), json!(self.threads));
+        m.insert("connections".into(), json!(self.connections));
+        m.insert("duration_ms".into(), self.duration.map_or(json!(null), ms));
+        m.insert("requests".into(), json!(self.requests));
+        m.insert("warmup_ms".into(), ms(self.warmup));
+        m.insert("timeout_ms".into(), ms(self.timeout));
+        m.insert("pipeline".into(), json!(self.pipeline));
+        m.insert("rate_per_s".into(), json!(self.rate));
+        m.insert(
+            "arrivals".into(),
+            json!(if self.arrivals == Arrivals::Poisson {
+                "poisson"
+            } else {
+                "fixed"
+            }),
+        );
+        m.insert("seed".into(), json!(self.seed));
+        m.insert("method".into(), json!(self.method));
+        m.insert(
+            "headers".into(),
+            json!(self
+                .headers
+                .iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect::<Vec<_>>()),
+        );
+        m.insert("body_bytes".into(), json!(self.body.len()));
+        m.insert("expect_status".into(), json!(self.expect_status));
+        m.insert(
+            "expect_body".into(),
+            json!(self
+                .expect_body
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())),
+        );
+        m.insert("requests_per_conn".into(), json!(self.requests_per_conn));
+        m
+    }
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1.5s`, `100us` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(p) => (&s[..p], &s[p..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| "not a duration: use e.g. 10s, 500ms or 2m".to_string())?;
+    let secs = match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?}: use us, ms, s, m or h")),
+    };
+    if !(secs.is_finite() && (0.0..1e7).contains(&secs)) {
+        return Err("out of range".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = Target::parse("http://127.0.0.1:8080/a?b").unwrap();
+        assert_eq!(t.addr.port(), 8080);
+        assert_eq!(t.path, "/a?b");
+        assert_eq!(Target::parse("http://127.0.0.1").unwrap().addr.port(), 80);
+        assert_eq!(Target::parse("http://[::1]:9/").unwrap().addr.port(), 9);
+        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
+        assert!(Target::parse("ftp://x/").unwrap_err().contains("http://"));
+        assert!(Target::parse("http:///").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn bad_combinations_are_refused_in_one_line() {
+        let mut c = RunConfig::new("http://127.0.0.1:1/", 4, Duration::from_secs(1)).unwrap();
+        c.rate = Some(100.0);
+        c.pipeline = 2;
+        assert!(c.validate().unwrap_err().contains("--pipeline"));
+        c.pipeline = 1;
+        c.connections = 0;
+        assert!(c.validate().unwrap_err().contains("--connections 0"));
+    }
+}

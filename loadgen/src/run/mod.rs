@@ -1,0 +1,345 @@
+//! `loadgen run`: one load test against one HTTP/1.1 server.
+
+pub mod client;
+pub mod config;
+pub mod output;
+pub mod response;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant, SystemTime};
+
+use reports::histogram::{encode, new_histogram, summarize, LatencyHistogram};
+use reports::{ErrorCounts, OpenModel, RunResult, TimelinePoint, Warning};
+
+use client::{run_thread, Interval, Shared, ThreadOutcome};
+pub use config::{Arrivals, RunConfig, Target};
+
+/// Runs the load test. Errors (server unreachable, setup failures) are one line.
+pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
+    let addr = cfg.target.addr;
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
+        format!(
+            "cannot connect to {addr} ({}): {e}: is the server running?",
+            cfg.target.url
+        )
+    })?;
+    let cfg = Arc::new(cfg.clone());
+    let start = Instant::now();
+    let measure_start = start + cfg.warmup;
+    let shared = Arc::new(Shared {
+        request: cfg.request_bytes(),
+        start,
+        measure_start,
+        end: cfg.duration.map(|d| measure_start + d),
+        budget: AtomicI64::new(
+            cfg.requests
+                .map_or(i64::MAX, |r| r.min(i64::MAX as u64) as i64),
+        ),
+        finished: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        cfg: Arc::clone(&cfg),
+    });
+    let (tx, rx) = mpsc::channel::<Interval>();
+    let mut handles = Vec::with_capacity(cfg.threads);
+    for t in 0..cfg.threads {
+        let first = t * cfg.connections / cfg.threads;
+        let last = (t + 1) * cfg.connections / cfg.threads;
+        let sh = Arc::clone(&shared);
+        let tx = tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("loadgen-{t}"))
+            .spawn(move || run_thread(sh, first, last - first, tx))
+            .map_err(|e| format!("spawning client thread {t}: {e}"))?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    let mut log = match &cfg.hdr_log {
+        Some(path) => {
+            let wall_start = SystemTime::now() + cfg.warmup;
+            Some(HdrLog::create(path, wall_start)?)
+        }
+        None => None,
+    };
+    let progress = cfg.progress && std::io::stderr().is_terminal();
+    let mut merger = IntervalMerger::new(cfg.threads);
+    let mut timeline = Vec::new();
+    let mut last_progress = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(iv) => {
+                if let Some((point, hist)) = merger.add(iv) {
+                    if let Some(l) = log.as_mut() {
+                        l.write(&hist, point.second)?;
+                    }
+                    timeline.push(point);
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if progress && last_progress.elapsed() >= Duration::from_secs(1) {
+            last_progress = Instant::now();
+            print_progress(&cfg, &shared, start);
+        }
+    }
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    for (point, hist) in merger.flush() {
+        if let Some(l) = log.as_mut() {
+            l.write(&hist, point.second)?;
+        }
+        timeline.push(point);
+    }
+    let mut outcomes = Vec::with_capacity(handles.len());
+    for h in handles {
+        match h.join() {
+            Ok(Ok(o)) => outcomes.push(o),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a client thread panicked".into()),
+        }
+    }
+    Ok(summarize_run(&cfg, outcomes, timeline))
+}
+
+fn print_progress(cfg: &RunConfig, sh: &Shared, start: Instant) {
+    let done = sh.finished.load(Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = cfg.duration.map(|d| (d + cfg.warmup).as_secs_f64());
+    match (total, cfg.requests) {
+        (Some(t), _) => eprint!("\r\x1b[2K{elapsed:5.1}/{t:.0} s  {done} requests"),
+        (None, Some(n)) => eprint!("\r\x1b[2K{elapsed:5.1} s  {done}/{n} requests"),
+        _ => {}
+    }
+}
+
+/// Merges per-thread intervals of the same second; a second is complete when every
+/// thread has reported it. Memory stays bounded by the threads' skew, not the run.
+struct IntervalMerger {
+    threads: usize,
+    pending: BTreeMap<u64, (usize, u64, u64, LatencyHistogram)>,
+}
+
+impl IntervalMerger {
+    fn new(threads: usize) -> Self {
+        IntervalMerger {
+            threads,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    fn add(&mut self, iv: Interval) -> Option<(TimelinePoint, LatencyHistogram)> {
+        let e = self
+            .pending
+            .entry(iv.second)
+            .or_insert_with(|| (0, 0, 0, new_histogram()));
+        e.0 += 1;
+        e.1 += iv.requests;
+        e.2 += iv.errors;
+        let _ = e.3.add(&iv.hist);
+        if e.0 < self.threads {
+            return None;
+        }
+        let (_, requests, errors, hist) = self.pending.remove(&iv.second)?;
+        Some((point(iv.second, requests, errors, &hist), hist))
+    }
+
+    fn flush(&mut self) -> Vec<(TimelinePoint, LatencyHistogram)> {
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(s, (_, r, e, h))| (point(s, r, e, &h), h))
+            .collect()
+    }
+}
+
+fn point(second: u64, requests: u64, errors: u64, h: &LatencyHistogram) -> TimelinePoint {
+    let s = summarize(h);
+    TimelinePoint {
+        second,
+        requests,
+        errors,
+        p50_us: s.p50_us,
+        p99_us: s.p99_us,
+        max_us: s.max_us,
+    }
+}
+
+/// An HdrHistogram interval log (`--hdr-log`) in the standard format (version 1.3):
+/// header lines, the column legend, then one line per second with the interval's
+/// V2-compressed histogram. Values are µs; the `Interval_Max` column is in ms.
+struct HdrLog {
+    out: BufWriter<File>,
+    path: std::path::PathBuf,
+}
+
+impl HdrLog {
+    fn create(path: &std::path::Path, start: SystemTime) -> Result<HdrLog, String> {
+        let err = |e: std::io::Error| format!("--hdr-log {}: {e}", path.display());
+        let f = File::create(path).map_err(err)?;
+        let mut out = BufWriter::new(f);
+        let t = start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        write!(
+            out,
+            "#[Histogram log format version 1.3]\n\
+             #[Written by loadgen {}; values in microseconds, Interval_Max in milliseconds]\n\
+             #[StartTime: {t:.3} (seconds since epoch)]\n\
+             #[BaseTime: {t:.3} (seconds since epoch)]\n\
+             \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
+            env!("CARGO_PKG_VERSION")
+        )
+        .map_err(err)?;
+        Ok(HdrLog {
+            out,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(&mut self, h: &LatencyHistogram, second: u64) -> Result<(), String> {
+        let max_ms = if h.is_empty() {
+            0.0
+        } else {
+            h.max() as f64 / 1000.0
+        };
+        writeln!(self.out, "{second}.000,1.000,{max_ms:.3},{}", encode(h))
+            .and_then(|_| self.out.flush())
+            .map_err(|e| format!("--hdr-log {}: {e}", self.path.display()))
+    }
+}
+
+fn summarize_run(
+    cfg: &RunConfig,
+    outcomes: Vec<ThreadOutcome>,
+    mut timeline: Vec<TimelinePoint>,
+) -> RunResult {
+    timeline.sort_by_key(|p| p.second);
+    let mut corrected = new_histogram();
+    let mut uncorrected = new_histogram();
+    let mut failed = new_histogram();
+    let mut errors = ErrorCounts::default();
+    let (mut requests, mut bytes_read, mut bytes_written) = (0u64, 0u64, 0u64);
+    let (mut late, mut never_sent, mut lag_sum, mut lagged, mut lag_max) = (0, 0, 0u64, 0u64, 0u64);
+    let mut cpu = Duration::ZERO;
+    let mut wall = Duration::ZERO;
+    let mut busiest = 0.0f64;
+    for o in &outcomes {
+        let _ = corrected.add(&o.corrected);
+        let _ = uncorrected.add(&o.uncorrected);
+        let _ = failed.add(&o.failed);
+        errors.add(&o.errors);
+        requests += o.requests;
+        bytes_read += o.bytes_read;
+        bytes_written += o.bytes_written;
+        late += o.late;
+        never_sent += o.never_sent;
+        lag_sum += o.lag_sum_us;
+        lagged += o.lagged;
+        lag_max = lag_max.max(o.lag_max_us);
+        cpu += o.cpu;
+        wall = wall.max(o.wall);
+        if !o.wall.is_zero() {
+            busiest = busiest.max(o.cpu.as_secs_f64() / o.wall.as_secs_f64());
+        }
+    }
+    let secs = wall.as_secs_f64().max(1e-9);
+    let lat_c = summarize(&corrected);
+    let lat_u = summarize(&uncorrected);
+    let mut warnings = Vec::new();
+    if busiest >= 0.9 {
+        warnings.push(Warning {
+            kind: "client_bound".into(),
+            message: format!(
+                "a client thread was busy {:.0}% of the time: the figures may measure the client; add --threads or run the client on its own cores",
+                busiest * 100.0
+            ),
+        });
+    }
+    let total_errors = errors.total();
+    if total_errors > 0 {
+        warnings.push(Warning {
+            kind: "errors".into(),
+            message: format!("{total_errors} requests failed: see the error counts"),
+        });
+    }
+    let open_model = cfg.rate.map(|rate| {
+        let sent = lagged.max(1);
+        if late * 100 > sent || never_sent > 0 {
+            warnings.push(Warning {
+                kind: "schedule_lag".into(),
+                message: format!(
+                    "the client fell behind its schedule: {late} of {lagged} sends over 1 ms late (max {:.1} ms), {never_sent} never sent; corrected latencies include the lag",
+                    lag_max as f64 / 1000.0
+                ),
+            });
+        }
+        OpenModel {
+            rate_per_s: rate,
+            arrivals: if cfg.arrivals == Arrivals::Poisson { "poisson" } else { "fixed" }.into(),
+            late,
+            never_sent,
+            mean_lag_us: lag_sum as f64 / sent as f64,
+            max_lag_us: lag_max,
+        }
+    });
+    if cfg.rate.is_none() && total_errors == 0 && cfg.duration.is_some() && requests > 100 {
+        // Little's law: requests in flight = throughput × mean time in the system.
+        let throughput = requests as f64 / secs;
+        let in_flight = throughput * lat_u.mean_us / 1e6;
+        let expected = (cfg.connections * cfg.pipeline) as f64;
+        let ratio = in_flight / expected;
+        if !(0.8..=1.2).contains(&ratio) {
+            warnings.push(Warning {
+                kind: "littles_law".into(),
+                message: format!(
+                    "throughput × mean latency gives {in_flight:.1} requests in flight, but {expected:.0} were kept in flight ({:.0}%): time was lost outside the measured requests (connects, client stalls)",
+                    ratio * 100.0
+                ),
+            });
+        }
+    }
+    RunResult {
+        target: cfg.target.url.clone(),
+        workload: workload_name(cfg),
+        config: cfg.to_json(),
+        duration_s: wall.as_secs_f64(),
+        requests,
+        errors,
+        requests_per_s: requests as f64 / secs,
+        bytes_per_s: bytes_read as f64 / secs,
+        bytes_read,
+        bytes_written,
+        latency_corrected: lat_c,
+        latency_uncorrected: lat_u,
+        latency_errors: summarize(&failed),
+        histogram_corrected: encode(&corrected),
+        histogram_uncorrected: encode(&uncorrected),
+        histogram_errors: encode(&failed),
+        timeline,
+        open_model,
+        client_cpu_s: Some(cpu.as_secs_f64()),
+        server_cpu_s: None,
+        warnings,
+    }
+}
+
+fn workload_name(cfg: &RunConfig) -> String {
+    let model = match cfg.rate {
+        Some(r) => format!("open {r}/s"),
+        None => format!("closed p{}", cfg.pipeline),
+    };
+    format!(
+        "{} {}, {} conns{model_sep}{model}",
+        cfg.method,
+        cfg.target.path,
+        cfg.connections,
+        model_sep = ", "
+    )
+}

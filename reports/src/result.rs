@@ -1,0 +1,211 @@
+//! The results file: `loadgen.result/v1`. Dedicated serde structs; units are in the
+//! field names (`_us`, `_ns`, `_s`, `_bytes`). The JSON Schema is
+//! `reports/schema/loadgen.result.v1.json`; a test validates real output against it.
+
+use serde::{Deserialize, Serialize};
+
+/// The schema identifier of results files.
+pub const RESULT_SCHEMA: &str = "loadgen.result/v1";
+
+/// A results file: one or more runs (target × workload) with their context.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    /// Always [`RESULT_SCHEMA`].
+    pub schema: String,
+    /// The tool that wrote it.
+    pub tool: Tool,
+    /// Where it ran.
+    pub host: Host,
+    /// When the first run started: RFC 3339, UTC.
+    pub started_at: String,
+    /// Milliseconds since the Unix epoch at the start.
+    pub started_unix_ms: u64,
+    /// The runs.
+    pub runs: Vec<RunResult>,
+}
+
+/// Tool name, version and source revision.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tool {
+    /// `loadgen`.
+    pub name: String,
+    /// Crate version.
+    pub version: String,
+    /// Git revision the binary was built from, when known.
+    pub git_revision: Option<String>,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Host {
+    /// Kernel release (`uname -r`).
+    pub kernel: String,
+    /// CPU model name.
+    pub cpu_model: String,
+    /// CPUs this process may use.
+    pub cores: u32,
+    /// The CPU frequency governor, where readable.
+    pub governor: Option<String>,
+}
+
+/// Latency statistics, microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LatencySummary {
+    /// Samples.
+    pub count: u64,
+    /// Minimum.
+    pub min_us: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Standard deviation.
+    pub stdev_us: f64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// 99.99th percentile.
+    pub p9999_us: u64,
+    /// Maximum.
+    pub max_us: u64,
+}
+
+/// Failed requests by class.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// Connect refused (`ECONNREFUSED`).
+    pub connect_refused: u64,
+    /// Connect did not complete within the timeout.
+    pub connect_timeout: u64,
+    /// Connection reset.
+    pub reset: u64,
+    /// The server closed with requests outstanding.
+    pub eof: u64,
+    /// No response within the timeout.
+    pub timeout: u64,
+    /// Unparsable response, or one that failed `--expect-body`.
+    pub parse: u64,
+    /// 4xx (or another status than `--expect-status`).
+    pub status_4xx: u64,
+    /// 5xx.
+    pub status_5xx: u64,
+}
+
+impl ErrorCounts {
+    /// All classes added up.
+    pub fn total(&self) -> u64 {
+        self.connect_refused
+            + self.connect_timeout
+            + self.reset
+            + self.eof
+            + self.timeout
+            + self.parse
+            + self.status_4xx
+            + self.status_5xx
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &ErrorCounts) {
+        self.connect_refused += other.connect_refused;
+        self.connect_timeout += other.connect_timeout;
+        self.reset += other.reset;
+        self.eof += other.eof;
+        self.timeout += other.timeout;
+        self.parse += other.parse;
+        self.status_4xx += other.status_4xx;
+        self.status_5xx += other.status_5xx;
+    }
+}
+
+/// One second of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Seconds since measuring started (the interval [second, second + 1)).
+    pub second: u64,
+    /// Requests completed successfully in the interval.
+    pub requests: u64,
+    /// Requests failed in the interval.
+    pub errors: u64,
+    /// Median corrected latency of the interval.
+    pub p50_us: u64,
+    /// 99th percentile corrected latency of the interval.
+    pub p99_us: u64,
+    /// Maximum corrected latency of the interval.
+    pub max_us: u64,
+}
+
+/// Open-model schedule figures.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OpenModel {
+    /// Offered rate, requests per second.
+    pub rate_per_s: f64,
+    /// `fixed` or `poisson`.
+    pub arrivals: String,
+    /// Requests sent more than 1 ms after their due time.
+    pub late: u64,
+    /// Requests due before the end that were never sent.
+    pub never_sent: u64,
+    /// Mean lag of sends behind their due time, µs.
+    pub mean_lag_us: f64,
+    /// Largest lag, µs.
+    pub max_lag_us: u64,
+}
+
+/// A self-check's warning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Warning {
+    /// `client_bound`, `littles_law`, `schedule_lag`, `errors`, ...
+    pub kind: String,
+    /// What was measured and what to do.
+    pub message: String,
+}
+
+/// One run: a workload against a target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunResult {
+    /// The URL or target name.
+    pub target: String,
+    /// The workload name.
+    pub workload: String,
+    /// Every setting of the run (flag name → value).
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Measured duration (after warmup), seconds.
+    pub duration_s: f64,
+    /// Requests completed successfully.
+    pub requests: u64,
+    /// Failed requests by class.
+    pub errors: ErrorCounts,
+    /// Successful requests per second.
+    pub requests_per_s: f64,
+    /// Bytes received per second.
+    pub bytes_per_s: f64,
+    /// Bytes received.
+    pub bytes_read: u64,
+    /// Bytes sent.
+    pub bytes_written: u64,
+    /// Latency from the due time (open model) or send time (closed model).
+    pub latency_corrected: LatencySummary,
+    /// Latency from the actual send.
+    pub latency_uncorrected: LatencySummary,
+    /// Latency of failed requests.
+    pub latency_errors: LatencySummary,
+    /// Corrected histogram, HdrHistogram V2 compressed, base64.
+    pub histogram_corrected: String,
+    /// Uncorrected histogram, same encoding.
+    pub histogram_uncorrected: String,
+    /// Failed requests' histogram, same encoding.
+    pub histogram_errors: String,
+    /// Per-second timeline.
+    pub timeline: Vec<TimelinePoint>,
+    /// Open-model figures (absent for the closed model).
+    pub open_model: Option<OpenModel>,
+    /// Client CPU time (user + system) during the measured part, seconds.
+    pub client_cpu_s: Option<f64>,
+    /// Server CPU time during the measured part, when the server's process is known.
+    pub server_cpu_s: Option<f64>,
+    /// Self-check warnings.
+    pub warnings: Vec<Warning>,
+}
