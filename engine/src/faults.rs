@@ -79,6 +79,37 @@ pub enum Fault {
     SplitLockedWrite,
     /// Driver writes use write(2), which raises SIGPIPE on a gone peer (driver.no-sigpipe).
     SigpipeWrite,
+    /// HTTP/1.0 requests without `Connection: keep-alive` are kept alive (http.keepalive).
+    KeepAliveHttp10,
+    /// Only the first request of each read is answered; the rest of the read is dropped
+    /// (http.pipelining).
+    PipelineDropsRest,
+    /// A connection's first read of under 4 bytes is discarded, as the original engine
+    /// does (http.split-anywhere).
+    ShortFirstFragment,
+    /// A chunked body not complete in the same read as its head is refused with 400, as
+    /// the original engine does (http.split-anywhere, http.framing).
+    ChunkedSplitRejected,
+    /// Transfer-Encoding with Content-Length frames by Content-Length: smuggling
+    /// (http.framing).
+    ContentLengthWins,
+    /// An oversized header block gets 400 instead of 431 (http.errors).
+    HeaderTooLargeIs400,
+    /// Error responses close the connection at once with input unread: RST (http.errors).
+    ErrorCloseWithoutDrain,
+    /// `Expect: 100-continue` never gets `100 Continue` (http.expect-continue).
+    NoContinue,
+    /// HEAD responses carry the body (http.head).
+    HeadWithBody,
+    /// Responses are cut at 4 MiB, as the original engine does (http.large-response).
+    TruncateLargeResponse,
+    /// A full socket buffer is retried in a busy loop instead of waiting for EPOLLOUT,
+    /// as the original engine does (http.slow-reader).
+    SlowReaderSpin,
+    /// Idle connections are never closed (http.timeouts).
+    NoIdleTimeout,
+    /// Responses carry no `date` header (http.date).
+    NoDateHeader,
 }
 
 impl Fault {
@@ -119,6 +150,19 @@ impl Fault {
         Fault::InlineWriteLoop,
         Fault::SplitLockedWrite,
         Fault::SigpipeWrite,
+        Fault::KeepAliveHttp10,
+        Fault::PipelineDropsRest,
+        Fault::ShortFirstFragment,
+        Fault::ChunkedSplitRejected,
+        Fault::ContentLengthWins,
+        Fault::HeaderTooLargeIs400,
+        Fault::ErrorCloseWithoutDrain,
+        Fault::NoContinue,
+        Fault::HeadWithBody,
+        Fault::TruncateLargeResponse,
+        Fault::SlowReaderSpin,
+        Fault::NoIdleTimeout,
+        Fault::NoDateHeader,
     ];
 
     /// The fault's kebab-case name, e.g. `close-without-drain`.

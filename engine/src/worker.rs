@@ -27,7 +27,7 @@ use crate::engine::{lock, EngineShared};
 use crate::error::EngineError;
 use crate::http::date::DateCache;
 use crate::http::handler::{Handler, Request, Response};
-use crate::http::parse::{parse_head, HeaderSpan, Limits};
+use crate::http::parse::{decode_chunked, parse_head, BodyKind, HeaderSpan, Limits, ParseError};
 use crate::http::response::{write_error, write_response};
 use crate::metrics::{LocalCounts, WorkerCounters, WorkerState};
 use crate::sys::socket::{self, Shutdown};
@@ -138,6 +138,10 @@ struct Conn {
     /// Answer the next complete request with `connection: close` (drain, shutdown).
     close_next: bool,
     continue_sent: bool,
+    /// No read has completed yet (the `short-first-fragment` fault needs to know).
+    fresh: bool,
+    /// Close without the graceful drain after this write (`error-close-without-drain`).
+    abort_after_write: bool,
     last_activity: Instant,
     head_started: Option<Instant>,
 }
@@ -163,6 +167,8 @@ struct Worker {
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     spans: Vec<HeaderSpan>,
+    /// Decoded chunked request body (reused).
+    body_buf: Vec<u8>,
     response: Response,
     date: DateCache,
     local: LocalCounts,
@@ -236,6 +242,7 @@ pub(crate) fn run(
         rbuf: vec![0; cfg.read_buffer_size],
         wbuf: Vec::with_capacity(64 * 1024),
         spans: Vec::with_capacity(32),
+        body_buf: Vec::new(),
         response: Response::default(),
         date: DateCache::default(),
         local: LocalCounts::default(),
@@ -247,6 +254,8 @@ pub(crate) fn run(
         limits: Limits {
             max_header_bytes: cfg.max_header_bytes,
             max_body_bytes: cfg.max_body_bytes,
+            #[cfg(feature = "faults")]
+            content_length_wins: cfg.fault(crate::faults::Fault::ContentLengthWins),
         },
         linger: cfg.drain_linger,
         was_self_paused: false,
@@ -268,7 +277,12 @@ impl Worker {
 
     fn run_loop(&mut self) {
         loop {
-            let timeout = self.poll_timeout();
+            let spinning = self.spin_on_pending_output();
+            let timeout = if spinning {
+                Some(Duration::ZERO)
+            } else {
+                self.poll_timeout()
+            };
             if self.ws.epoll.wait(&mut self.events, timeout).is_err() {
                 self.ws.counters.errors.fetch_add(1, SeqCst);
                 break;
@@ -300,6 +314,28 @@ impl Worker {
                 break;
             }
         }
+    }
+
+    /// The `slow-reader-spin` fault: retry every pending write at once, every loop,
+    /// instead of waiting for EPOLLOUT.
+    fn spin_on_pending_output(&mut self) -> bool {
+        if !fault!(self.cfg(), SlowReaderSpin) {
+            return false;
+        }
+        let mut any = false;
+        for raw in 0..self.conns.len() {
+            if self.conns[raw].as_ref().is_some_and(Conn::has_output) {
+                any = true;
+                if let Some(mut c) = self.take_conn(raw as RawFd) {
+                    let mut keep = self.flush(&mut c).is_ok();
+                    if keep && !c.has_output() {
+                        keep = self.after_output(&mut c);
+                    }
+                    self.put_back(raw as RawFd, c, keep);
+                }
+            }
+        }
+        any
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -516,6 +552,8 @@ impl Worker {
             interest: Interest::READ,
             close_next: self.shutting,
             continue_sent: false,
+            fresh: true,
+            abort_after_write: false,
             last_activity: self.now,
             head_started: None,
         });
@@ -625,6 +663,11 @@ impl Worker {
         };
         self.local.bytes_read += n as u64;
         c.last_activity = self.now;
+        let fresh = std::mem::replace(&mut c.fresh, false);
+        if fresh && n < 4 && fault!(self.cfg(), ShortFirstFragment) {
+            self.rbuf = rbuf;
+            return true;
+        }
         if c.input.is_empty() {
             let consumed = self.serve(c, &rbuf[..n]);
             if consumed < n {
@@ -665,34 +708,79 @@ impl Worker {
             match parse_head(rest, &mut self.spans, self.limits) {
                 Ok(None) => break,
                 Err(e) => {
-                    write_error(&mut self.wbuf, e.status(), &date);
-                    self.ws.counters.errors.fetch_add(1, SeqCst);
-                    c.phase = Phase::Closing;
+                    self.refuse(c, e, &date);
                     return data.len();
                 }
                 Ok(Some(head)) => {
-                    let total = head.len + head.content_length as usize;
-                    if rest.len() < total {
-                        if head.expect_continue && !c.continue_sent {
-                            self.wbuf
-                                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-                            c.continue_sent = true;
+                    let framed = match head.body {
+                        BodyKind::Length(n) => {
+                            let total = head.len + n as usize;
+                            (rest.len() >= total).then_some(Ok(total))
                         }
-                        break;
-                    }
+                        BodyKind::Chunked => match decode_chunked(
+                            &rest[head.len..],
+                            &mut self.body_buf,
+                            self.limits.max_body_bytes,
+                        ) {
+                            Ok(Some(used)) => Some(Ok(head.len + used)),
+                            Ok(None) if fault!(self.cfg(), ChunkedSplitRejected) => {
+                                Some(Err(ParseError::BadRequest))
+                            }
+                            Ok(None) => None,
+                            Err(e) => Some(Err(e)),
+                        },
+                    };
+                    let total = match framed {
+                        None => {
+                            if head.expect_continue
+                                && !c.continue_sent
+                                && !fault!(self.cfg(), NoContinue)
+                            {
+                                self.wbuf
+                                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                                c.continue_sent = true;
+                            }
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            self.refuse(c, e, &date);
+                            return data.len();
+                        }
+                        Some(Ok(total)) => total,
+                    };
                     c.continue_sent = false;
+                    let body = match head.body {
+                        BodyKind::Length(_) => &rest[head.len..total],
+                        BodyKind::Chunked => &self.body_buf[..],
+                    };
                     let req = Request {
                         buf: rest,
                         head: &head,
                         headers: &self.spans,
-                        body: &rest[head.len..total],
+                        body,
                         worker,
                     };
                     self.response.reset();
                     self.handler.handle(&req, &mut self.response);
-                    let close = !head.keep_alive || self.response.close || c.close_next;
-                    let head_only = head.method.of(rest) == b"HEAD";
-                    write_response(&mut self.wbuf, &self.response, &date, close, head_only);
+                    let keep_alive = if fault!(self.cfg(), KeepAliveHttp10) {
+                        !head.connection_close
+                    } else {
+                        head.keep_alive
+                    };
+                    let close = !keep_alive || self.response.close || c.close_next;
+                    let head_only =
+                        head.method.of(rest) == b"HEAD" && !fault!(self.cfg(), HeadWithBody);
+                    let date_value: &[u8] = if fault!(self.cfg(), NoDateHeader) {
+                        b""
+                    } else {
+                        &date
+                    };
+                    let before = self.wbuf.len();
+                    write_response(&mut self.wbuf, &self.response, date_value, close, head_only);
+                    if fault!(self.cfg(), TruncateLargeResponse) {
+                        let cut = (4 << 20).min(self.wbuf.len() - before);
+                        self.wbuf.truncate(before + cut);
+                    }
                     if pos == 0 || !fault!(self.cfg(), MetricsMissPipelined) {
                         self.local.requests += 1;
                     }
@@ -701,10 +789,26 @@ impl Worker {
                         c.phase = Phase::Closing;
                         return data.len();
                     }
+                    if fault!(self.cfg(), PipelineDropsRest) {
+                        return data.len();
+                    }
                 }
             }
         }
         pos
+    }
+
+    /// Answers a request the parser refused: a complete error response with
+    /// `connection: close`, then the graceful close (input read until the peer closes).
+    fn refuse(&mut self, c: &mut Conn, e: ParseError, date: &[u8]) {
+        let mut status = e.status();
+        if status == 431 && fault!(self.cfg(), HeaderTooLargeIs400) {
+            status = 400;
+        }
+        write_error(&mut self.wbuf, status, date);
+        self.ws.counters.errors.fetch_add(1, SeqCst);
+        c.phase = Phase::Closing;
+        c.abort_after_write = fault!(self.cfg(), ErrorCloseWithoutDrain);
     }
 
     /// Sends what `serve` produced (one write), keeps the rest, and moves the connection
@@ -735,6 +839,9 @@ impl Worker {
             }
             self.wbuf.clear();
             c.last_activity = self.now;
+        }
+        if c.abort_after_write {
+            return false;
         }
         self.after_output(c)
     }
@@ -807,6 +914,7 @@ impl Worker {
             (cfg.idle_timeout, cfg.header_timeout, cfg.write_timeout)
         };
         let now = self.now;
+        let no_idle_timeout = fault!(self.cfg(), NoIdleTimeout);
         for raw in 0..self.conns.len() {
             let Some(c) = &self.conns[raw] else { continue };
             let close_now = match c.phase {
@@ -818,7 +926,7 @@ impl Worker {
                 && !c.has_output()
                 && match c.head_started {
                     Some(t) => now.duration_since(t) > header,
-                    None => now.duration_since(c.last_activity) > idle,
+                    None => now.duration_since(c.last_activity) > idle && !no_idle_timeout,
                 };
             if close_now {
                 if let Some(c) = self.take_conn(raw as RawFd) {

@@ -199,3 +199,46 @@ fn metrics_count_requests_and_connections() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+#[test]
+fn chunked_bodies_with_extensions_and_trailers_split_anywhere() {
+    let r = Running::start(cfg());
+    let req: &[u8] = b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4;a=b\r\nWiki\r\n5\r\npedia\r\n0\r\nX-T: 1\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n";
+    for cut in [1, 3, 40, 60, 70, req.len() - 3] {
+        let mut s = r.connect();
+        s.set_nodelay(true).unwrap();
+        s.write_all(&req[..cut]).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        s.write_all(&req[cut..]).unwrap();
+        let (resp, _) = read_responses(&mut s, 2);
+        assert_eq!(resp[0].2, b"Wikipedia", "cut {cut}");
+        assert_eq!(resp[1].2, b"path=/after", "cut {cut}");
+    }
+}
+
+#[test]
+fn smuggling_and_oversize_are_refused() {
+    let r = Running::start(Config {
+        workers: 1,
+        max_header_bytes: 1024,
+        max_body_bytes: 64,
+        ..Config::default()
+    });
+    let cases: [(&[u8], u16); 4] = [
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n", 413),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", 431),
+    ];
+    for (req, status) in cases {
+        let mut s = r.connect();
+        s.write_all(req).unwrap();
+        if status == 431 {
+            s.write_all(&[b'a'; 2048]).unwrap();
+        }
+        let (resp, eof) = read_responses(&mut s, 2);
+        assert_eq!(resp[0].0, status, "{}", String::from_utf8_lossy(req));
+        assert!(resp[0].1.contains("connection: close"));
+        assert!(eof);
+    }
+}

@@ -44,12 +44,23 @@ pub struct Head {
     pub minor: u8,
     /// Bytes of the head, final CRLF CRLF included.
     pub len: usize,
-    /// Declared body length (0 when none).
-    pub content_length: u64,
+    /// How the body is framed.
+    pub body: BodyKind,
     /// Whether the connection stays open after this request.
     pub keep_alive: bool,
+    /// The request carried `Connection: close`.
+    pub connection_close: bool,
     /// `Expect: 100-continue` was sent.
     pub expect_continue: bool,
+}
+
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `Content-Length` bytes (0: no body).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
 }
 
 /// Why a request is refused.
@@ -84,6 +95,10 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Largest body.
     pub max_body_bytes: usize,
+    /// The `content-length-wins` fault: frame by Content-Length when
+    /// Transfer-Encoding is present too (request smuggling).
+    #[cfg(feature = "faults")]
+    pub content_length_wins: bool,
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -211,6 +226,16 @@ pub fn parse_head(
             }
             content_length = Some(n);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // The final coding must be chunked (RFC 9112 6.3); codings before it would
+            // need decoding this engine does not do.
+            let mut codings = value.split(|&b| b == b',').map(<[u8]>::trim_ascii);
+            let last = codings.next_back().unwrap_or(b"");
+            if chunked || !last.eq_ignore_ascii_case(b"chunked") {
+                return Err(ParseError::BadRequest);
+            }
+            if codings.any(|c| !c.is_empty()) {
+                return Err(ParseError::NotImplemented);
+            }
             chunked = true;
         } else if name.eq_ignore_ascii_case(b"host") {
             if host {
@@ -227,17 +252,23 @@ pub fn parse_head(
     if minor == 1 && !host {
         return Err(ParseError::BadRequest);
     }
-    if chunked {
+    #[cfg(feature = "faults")]
+    if limits.content_length_wins && content_length.is_some() {
+        chunked = false;
+    }
+    let body = if chunked {
         // Transfer-Encoding with Content-Length is refused outright: no smuggling.
         if content_length.is_some() {
             return Err(ParseError::BadRequest);
         }
-        return Err(ParseError::NotImplemented);
-    }
-    let content_length = content_length.unwrap_or(0);
-    if content_length > limits.max_body_bytes as u64 {
-        return Err(ParseError::BodyTooLarge);
-    }
+        BodyKind::Chunked
+    } else {
+        let n = content_length.unwrap_or(0);
+        if n > limits.max_body_bytes as u64 {
+            return Err(ParseError::BodyTooLarge);
+        }
+        BodyKind::Length(n)
+    };
     let keep_alive = if minor == 1 {
         !conn_close
     } else {
@@ -248,10 +279,82 @@ pub fn parse_head(
         target: target_span,
         minor,
         len,
-        content_length,
+        body,
         keep_alive,
+        connection_close: conn_close,
         expect_continue,
     }))
+}
+
+/// Longest chunk-size or trailer line accepted.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// Decodes a chunked body at the start of `buf` into `out` (cleared first).
+/// `Ok(Some(n))`: complete, `n` bytes of `buf` used (last chunk and trailers included);
+/// `Ok(None)`: incomplete, call again with more bytes. Chunk extensions are ignored and
+/// trailers skipped. Like [`parse_head`] it is a function of the bytes alone, so any
+/// split of the input decodes the same.
+pub fn decode_chunked(
+    buf: &[u8],
+    out: &mut Vec<u8>,
+    max_body: usize,
+) -> Result<Option<usize>, ParseError> {
+    out.clear();
+    let mut pos = 0;
+    loop {
+        let Some(line_end) = find_crlf(&buf[pos..], MAX_CHUNK_LINE)? else {
+            return Ok(None);
+        };
+        let line = &buf[pos..pos + line_end];
+        let size_field = line
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or(b"")
+            .trim_ascii();
+        if size_field.is_empty() || size_field.len() > 15 {
+            return Err(ParseError::BadRequest);
+        }
+        let mut size: usize = 0;
+        for &b in size_field {
+            let d = (b as char).to_digit(16).ok_or(ParseError::BadRequest)?;
+            size = size * 16 + d as usize;
+        }
+        pos += line_end + 2;
+        if size == 0 {
+            // Trailer fields, then an empty line.
+            loop {
+                let Some(t_end) = find_crlf(&buf[pos..], MAX_CHUNK_LINE)? else {
+                    return Ok(None);
+                };
+                pos += t_end + 2;
+                if t_end == 0 {
+                    return Ok(Some(pos));
+                }
+            }
+        }
+        if out.len() + size > max_body {
+            return Err(ParseError::BodyTooLarge);
+        }
+        if buf.len() < pos + size + 2 {
+            return Ok(None);
+        }
+        out.extend_from_slice(&buf[pos..pos + size]);
+        pos += size;
+        if &buf[pos..pos + 2] != b"\r\n" {
+            return Err(ParseError::BadRequest);
+        }
+        pos += 2;
+    }
+}
+
+/// Position of the first CRLF in `buf`, refusing lines longer than `max`.
+fn find_crlf(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
+    match buf.windows(2).position(|w| w == b"\r\n") {
+        Some(p) if p > max => Err(ParseError::BadRequest),
+        Some(p) => Ok(Some(p)),
+        None if buf.len() > max => Err(ParseError::BadRequest),
+        None => Ok(None),
+    }
 }
 
 /// CRLF-separated lines of a head (without the final empty line).
@@ -280,7 +383,56 @@ mod tests {
     const LIMITS: Limits = Limits {
         max_header_bytes: 1024,
         max_body_bytes: 100,
+        #[cfg(feature = "faults")]
+        content_length_wins: false,
     };
+
+    #[test]
+    fn chunked_bodies_decode_at_every_split() {
+        let req = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let head = parse(req).unwrap().unwrap();
+        assert_eq!(head.body, BodyKind::Chunked);
+        let body =
+            b"5;name=val\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\nNEXT";
+        let mut out = Vec::new();
+        for cut in 0..body.len() - 4 {
+            assert_eq!(
+                decode_chunked(&body[..cut], &mut out, 100),
+                Ok(None),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            decode_chunked(body, &mut out, 100),
+            Ok(Some(body.len() - 4))
+        );
+        assert_eq!(out, b"hello 0123456789");
+        assert_eq!(
+            decode_chunked(body, &mut out, 10),
+            Err(ParseError::BodyTooLarge)
+        );
+        assert_eq!(
+            decode_chunked(b"zz\r\n", &mut out, 10),
+            Err(ParseError::BadRequest)
+        );
+        assert_eq!(
+            decode_chunked(b"1\r\nab\r\n", &mut out, 10),
+            Err(ParseError::BadRequest)
+        );
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        let te = |v: &str| {
+            parse(
+                format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n").as_bytes(),
+            )
+        };
+        assert_eq!(te("Chunked").unwrap().unwrap().body, BodyKind::Chunked);
+        assert_eq!(te("gzip, chunked"), Err(ParseError::NotImplemented));
+        assert_eq!(te("chunked, gzip"), Err(ParseError::BadRequest));
+        assert_eq!(te("identity"), Err(ParseError::BadRequest));
+    }
 
     fn parse(s: &[u8]) -> Result<Option<Head>, ParseError> {
         parse_head(s, &mut Vec::new(), LIMITS)

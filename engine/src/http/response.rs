@@ -53,8 +53,10 @@ pub fn write_response(
     push_u64(out, u64::from(res.status));
     out.push(b' ');
     out.extend_from_slice(reason(res.status).as_bytes());
-    out.extend_from_slice(b"\r\ndate: ");
-    out.extend_from_slice(date);
+    if !date.is_empty() {
+        out.extend_from_slice(b"\r\ndate: ");
+        out.extend_from_slice(date);
+    }
     out.extend_from_slice(b"\r\ncontent-length: ");
     push_u64(out, res.body.len() as u64);
     if close {

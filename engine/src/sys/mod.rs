@@ -23,6 +23,7 @@ macro_rules! syscall {
     }};
 }
 
+pub mod alloc;
 pub mod epoll;
 pub mod eventfd;
 pub mod rlimit;
