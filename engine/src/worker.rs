@@ -698,8 +698,18 @@ impl Worker {
     }
 
     /// Answers every complete request at the start of `data` into `self.wbuf`; returns
-    /// how many bytes were consumed.
+    /// how many bytes were consumed. The worker's clock is refreshed afterwards: handlers
+    /// may take long, and write/idle timeouts count from when the response is ready.
     fn serve(&mut self, c: &mut Conn, data: &[u8]) -> usize {
+        let requests_before = self.local.requests;
+        let used = self.serve_inner(c, data);
+        if self.local.requests != requests_before {
+            self.now = Instant::now();
+        }
+        used
+    }
+
+    fn serve_inner(&mut self, c: &mut Conn, data: &[u8]) -> usize {
         let mut pos = 0;
         let date = *self.date.get();
         let worker = self.ws.index;

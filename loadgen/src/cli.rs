@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// Conformance scenarios and load generation for epoll HTTP/1.1 engines.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, about, long_about = None)]
+#[command(name = "loadgen", version, about, long_about = None, after_help = "Examples:
+  loadgen scenario list
+  loadgen scenario pause-accept
+  loadgen run http://127.0.0.1:8080/ -c 64 -d 10s --json out.json
+  loadgen serve --addr 127.0.0.1:8080")]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -21,8 +25,12 @@ pub enum Command {
   loadgen scenario pause-accept
   loadgen scenario 'accept.*' --repeat 5
   loadgen scenario --all --slack 2
+  loadgen scenario list --markdown
+  loadgen scenario --all --expect ci/expectations.tsv --junit scenarios.xml --json scenarios.json
 
-Exit codes: 0 every MUST clause passed, 1 a MUST clause failed, 2 usage or harness error.")]
+Scenarios run two at a time unless --serial; output is in registry order either way.
+Exit codes: 0 every MUST clause passed, 1 a MUST clause failed (with --expect: a verdict
+the file does not allow, an unexpected pass included), 2 usage or harness error.")]
     Scenario(ScenarioArgs),
     /// Load-test one HTTP/1.1 server (closed model, or open model with --rate).
     #[command(after_help = "Examples:
@@ -65,6 +73,25 @@ pub struct ScenarioArgs {
     /// Inject a named fault into the engine (needs `--features faults`).
     #[arg(long, value_name = "NAME")]
     pub fault: Option<String>,
+    /// Write the results (loadgen.scenarios/v1 JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
+    /// Write the results as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<std::path::PathBuf>,
+    /// Compare every verdict with an expectations file (id, verdicts, reason; unlisted
+    /// scenarios must pass) and exit 1 on any difference, an unexpected pass included.
+    #[arg(long, value_name = "FILE")]
+    pub expect: Option<std::path::PathBuf>,
+    /// Run the scenarios one after another.
+    #[arg(long, conflicts_with = "parallel")]
+    pub serial: bool,
+    /// Run up to N scenarios at the same time.
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// With `list`: print the table as Markdown (the README's scenarios table).
+    #[arg(long)]
+    pub markdown: bool,
 }
 
 /// `loadgen serve`.

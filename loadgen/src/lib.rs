@@ -24,14 +24,23 @@ pub fn run(cli: cli::Cli) -> Result<u8, String> {
 
 fn run_cmd(args: cli::RunArgs) -> Result<u8, String> {
     let cfg = run::RunConfig::from_args(&args)?;
+    // Open the results file first: a bad path fails now, not after the whole run.
+    let json_file = match &args.json {
+        Some(path) => Some(
+            std::fs::File::create(path)
+                .map_err(|e| format!("--json {}: cannot create: {e}", path.display()))?,
+        ),
+        None => None,
+    };
     let started = std::time::SystemTime::now();
     let result = run::run(&cfg)?;
     print!("{}", run::output::human(&result));
-    if let Some(path) = &args.json {
+    if let (Some(mut file), Some(path)) = (json_file, &args.json) {
+        use std::io::Write;
         let results = run::output::results(vec![result], started);
-        let text = serde_json::to_string_pretty(&results)
-            .map_err(|e| format!("--json: cannot serialise results: {e}"))?;
-        std::fs::write(path, text + "\n")
+        serde_json::to_writer_pretty(&mut file, &results)
+            .map_err(std::io::Error::from)
+            .and_then(|()| file.write_all(b"\n"))
             .map_err(|e| format!("--json {}: cannot write: {e}", path.display()))?;
     }
     Ok(EXIT_OK)

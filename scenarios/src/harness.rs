@@ -114,7 +114,8 @@ impl Gate {
 /// The scenarios' handler. Routes:
 /// `/` → `Hello, World!`; `/worker` → the worker index; `/echo` → the body;
 /// `/slow?ms=N` → sleeps N ms; `/hold` → waits for the [`Gate`] (at most 10 s);
-/// `/big?bytes=N` → N bytes of `a`.
+/// `/big?bytes=N` → N bytes of `a`; `/inspect` → what the handler saw (see
+/// [`inspect_body`]).
 #[derive(Debug, Clone, Default)]
 pub struct TestHandler {
     /// The gate `/hold` waits on.
@@ -147,9 +148,17 @@ impl Handler for TestHandler {
                 self.gate.hold(Duration::from_secs(10));
                 res.body(b"held");
             }
+            b"/inspect" => {
+                let body = inspect_body(req);
+                res.body(body.as_bytes());
+            }
             b"/big" => {
                 let n = query_num(req, "bytes").unwrap_or(0).min(256 << 20) as usize;
-                res.body_mut().resize(n, b'a');
+                // A memset, not `resize`'s per-byte loop: fast in debug builds too, so
+                // that the handler's time does not blur the timings checks measure.
+                let body = res.body_mut();
+                body.clear();
+                body.extend_from_slice(&vec![b'a'; n]);
             }
             _ => {
                 res.header("content-type", b"text/plain")
@@ -157,6 +166,35 @@ impl Handler for TestHandler {
             }
         }
     }
+}
+
+/// FNV-1a (64 bit) of `bytes`: a cheap fingerprint of a request body.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The `/inspect` body: `METHOD TARGET MINOR\n`, `body LEN FNV1A-HEX\n`, then one
+/// `h NAME: VALUE\n` line per header as the handler saw it.
+pub fn inspect_body(req: &Request<'_>) -> String {
+    let target = String::from_utf8_lossy(req.target());
+    let mut out = format!(
+        "{} {} {}\nbody {} {:016x}\n",
+        req.method(),
+        target,
+        req.version_minor(),
+        req.body().len(),
+        fnv1a(req.body())
+    );
+    for (n, v) in req.headers() {
+        out.push_str(&format!(
+            "h {}: {}\n",
+            String::from_utf8_lossy(n),
+            String::from_utf8_lossy(v)
+        ));
+    }
+    out
 }
 
 /// An engine listening on its own thread; shut down (1 s grace) on drop.

@@ -1,7 +1,7 @@
 //! A counting global allocator, for proving that hot paths do not allocate
 //! (perf.alloc-free) and for the gate's allocations-per-request counter.
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static GLOBAL: engine::sys::alloc::Counting = engine::sys::alloc::Counting;
 //! let before = engine::sys::alloc::allocations();

@@ -166,6 +166,49 @@ impl Epoll {
         }
     }
 
+    /// Like [`wait`](Epoll::wait) but with a nanosecond timeout (`epoll_pwait2`, Linux
+    /// 5.11+), for callers that must wake on time (the load generator's schedule);
+    /// falls back to millisecond rounding where the kernel lacks it.
+    pub fn wait_precise(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        let Some(t) = timeout else {
+            return self.wait(events, None);
+        };
+        if UNSUPPORTED.load(Relaxed) {
+            return self.wait(events, Some(t));
+        }
+        let ts = libc::timespec {
+            tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
+            tv_nsec: t.subsec_nanos() as libc::c_long,
+        };
+        let cap = events.buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
+        // SAFETY: the buffer holds `cap` initialised epoll_event slots the kernel may
+        // overwrite; `ts` outlives the call; a null sigmask means "no change".
+        let res = syscall!(epoll_pwait2(
+            self.fd.as_raw_fd(),
+            events.buf.as_mut_ptr(),
+            cap,
+            &ts,
+            std::ptr::null()
+        ));
+        match res {
+            Ok(n) => {
+                events.len = n as usize;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                events.len = 0;
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                UNSUPPORTED.store(true, Relaxed);
+                self.wait(events, Some(t))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The epoll descriptor itself.
     pub fn as_fd(&self) -> BorrowedFd<'_> {
         std::os::fd::AsFd::as_fd(&self.fd)

@@ -323,6 +323,8 @@ impl Thread {
     }
 
     fn run(&mut self) {
+        // Wake on time for the open-model schedule (best effort).
+        let _ = engine::sys::thread::set_timer_slack(1);
         for i in 0..self.conns.len() {
             self.connect(i, Instant::now());
         }
@@ -337,7 +339,11 @@ impl Thread {
                 break;
             }
             let timeout = self.next_wakeup(now);
-            if self.epoll.wait(&mut self.events, Some(timeout)).is_err() {
+            if self
+                .epoll
+                .wait_precise(&mut self.events, Some(timeout))
+                .is_err()
+            {
                 break;
             }
             let now = Instant::now();

@@ -109,6 +109,8 @@ pub struct RunConfig {
     pub hdr_log: Option<PathBuf>,
     /// Show progress on stderr.
     pub progress: bool,
+    /// Where the results file goes (recorded in the results; written by the caller).
+    pub json: Option<PathBuf>,
 }
 
 impl RunConfig {
@@ -134,6 +136,7 @@ impl RunConfig {
             requests_per_conn: None,
             hdr_log: None,
             progress: false,
+            json: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -184,6 +187,7 @@ impl RunConfig {
             requests_per_conn: a.requests_per_conn,
             hdr_log: a.hdr_log.clone(),
             progress: !a.quiet,
+            json: a.json.clone(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -293,6 +297,10 @@ impl RunConfig {
                 .map(|b| String::from_utf8_lossy(b).to_string())),
         );
         m.insert("requests_per_conn".into(), json!(self.requests_per_conn));
+        let path = |p: &Option<PathBuf>| json!(p.as_ref().map(|p| p.display().to_string()));
+        m.insert("json".into(), path(&self.json));
+        m.insert("hdr_log".into(), path(&self.hdr_log));
+        m.insert("quiet".into(), json!(!self.progress));
         m
     }
 }
@@ -316,7 +324,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("unknown unit {unit:?}: use us, ms, s, m or h")),
     };
     if !(secs.is_finite() && (0.0..1e7).contains(&secs)) {
-        return Err("out of range".into());
+        return Err("out of range: use a duration from 0 to 100 days, e.g. 10s".into());
     }
     Ok(Duration::from_secs_f64(secs))
 }

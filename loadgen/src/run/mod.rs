@@ -272,10 +272,15 @@ fn summarize_run(
     let open_model = cfg.rate.map(|rate| {
         let sent = lagged.max(1);
         if late * 100 > sent || never_sent > 0 {
+            let hint = if busiest < 0.5 {
+                "each connection has one request in flight, so the rate is capped at connections / round-trip: add connections (-c)"
+            } else {
+                "the client is busy: add threads (-t) or lower the rate"
+            };
             warnings.push(Warning {
                 kind: "schedule_lag".into(),
                 message: format!(
-                    "the client fell behind its schedule: {late} of {lagged} sends over 1 ms late (max {:.1} ms), {never_sent} never sent; corrected latencies include the lag",
+                    "the client fell behind its schedule: {late} of {lagged} sends over 1 ms late (max {:.1} ms), {never_sent} never sent; corrected latencies include the lag; {hint}",
                     lag_max as f64 / 1000.0
                 ),
             });

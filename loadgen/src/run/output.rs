@@ -66,14 +66,14 @@ pub fn human(r: &RunResult) -> String {
         ));
     }
     if let Some(cpu) = r.client_cpu_s {
-        let per = if r.requests > 0 {
-            cpu / r.requests as f64 * 1e6
+        if r.requests > 0 {
+            let per = cpu / r.requests as f64 * 1e6;
+            out.push_str(&format!(
+                "client    {cpu:.2} CPU s, {per:.2} µs per request\n"
+            ));
         } else {
-            0.0
-        };
-        out.push_str(&format!(
-            "client    {cpu:.2} CPU s, {per:.2} µs per request\n"
-        ));
+            out.push_str(&format!("client    {cpu:.2} CPU s, no request completed\n"));
+        }
     }
     for w in &r.warnings {
         out.push_str(&format!("warning   [{}] {}\n", w.kind, w.message));

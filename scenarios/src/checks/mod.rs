@@ -5,6 +5,7 @@ use crate::registry::{Clause, Level, Scenario};
 mod accept;
 mod driver;
 mod engine_api;
+mod http;
 mod select;
 mod worker;
 
@@ -66,5 +67,17 @@ pub fn all() -> Vec<Scenario> {
         s(clause("driver.write.inline-once", Should, "With nothing pending, write makes at most one write(2) inline, queues the rest for EPOLLOUT, and never blocks."), &["driver"], driver::write_inline_once),
         s(clause("driver.write.concurrent", Must, "Writes from several threads to one fd are never interleaved within one call."), &["driver"], driver::write_concurrent),
         s(clause("driver.no-sigpipe", Must, "Writing to a peer that has gone returns EPIPE/ECONNRESET and never kills the process with SIGPIPE."), &["driver"], driver::no_sigpipe),
+        // 6. HTTP/1.1 serving
+        s(clause("http.keepalive", Must, "HTTP/1.1 is keep-alive by default; 1.0 only with Connection: keep-alive; Connection: close gets a complete response with connection: close, then FIN."), &["http"], http::keepalive),
+        s(clause("http.pipelining", Must, "Pipelined requests are answered in order, each exactly once, whatever the read boundaries; requests after a Connection: close request are not answered."), &["http"], http::pipelining),
+        s(clause("http.split-anywhere", Must, "A request split at any byte (one byte per write included) is parsed as if sent at once."), &["http"], http::split_anywhere),
+        s(clause("http.framing", Must, "Content-Length and chunked bodies (extensions, trailers) are framed exactly; conflicting Content-Length → 400; Transfer-Encoding with Content-Length → chunked wins or 400, never smuggling."), &["http"], http::framing),
+        s(clause("http.errors", Must, "Malformed request line or header, missing Host on 1.1 → 400; header block over the limit → 431; body over the limit → 413 Payload Too Large; each complete, with connection: close, then FIN, not RST."), &["http"], http::errors),
+        s(clause("http.expect-continue", Must, "Expect: 100-continue with a body gets 100 Continue before the body is read (413 instead when the declared body is over the limit)."), &["http"], http::expect_continue),
+        s(clause("http.head", Must, "HEAD responses carry the headers a GET would, no body."), &["http"], http::head),
+        s(clause("http.large-response", Must, "A response of any size (tested to 64 MiB) is delivered whole to a slow reader, with keep-alive and with Connection: close."), &["http"], http::large_response),
+        s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], http::slow_reader),
+        s(clause("http.timeouts", Must, "An idle connection is closed with FIN after the idle timeout; a header block not complete within the header timeout is closed; a connection in active use is never closed."), &["http"], http::timeouts),
+        s(clause("http.date", Should, "Every response carries a correct date header (IMF-fixdate, cached, refreshed each second)."), &["http"], http::date),
     ]
 }

@@ -1,0 +1,114 @@
+//! Helpers shared by the `loadgen` binary's integration tests: an in-process engine to
+//! load, a port nobody listens on, and the binary run with a deadline.
+
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::{Config, Engine};
+
+/// An engine with one worker and `handler`, listening on `127.0.0.1:0` until dropped.
+pub struct EngineServer {
+    engine: Arc<Engine>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineServer {
+    #[track_caller]
+    pub fn start(handler: impl engine::Handler) -> EngineServer {
+        let cfg = Config {
+            workers: 1,
+            ..Config::default()
+        };
+        let engine = Arc::new(Engine::new(cfg, handler).unwrap());
+        let e = Arc::clone(&engine);
+        let thread = Some(std::thread::spawn(move || e.listen().unwrap()));
+        let end = Instant::now() + Duration::from_secs(5);
+        while engine.addr().is_none() {
+            assert!(Instant::now() < end, "engine did not start within 5 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        EngineServer { engine, thread }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.engine.addr().unwrap())
+    }
+}
+
+impl Drop for EngineServer {
+    fn drop(&mut self) {
+        let _ = self.engine.shutdown(Duration::from_secs(2));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A loopback port that was free a moment ago and has no listener now.
+pub fn unused_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// What a run of the binary left behind.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// The exit code (a signal death fails the test).
+    #[track_caller]
+    pub fn code(&self) -> i32 {
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("loadgen died of a signal: {self:?}"))
+    }
+}
+
+/// Runs the `loadgen` binary with `args`; kills it and fails after `deadline`.
+#[track_caller]
+pub fn loadgen(args: &[&str], deadline: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain both pipes on their own threads so a chatty child never blocks on a full pipe.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let end = Instant::now() + deadline;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("loadgen {args:?} still running after {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}

@@ -1,0 +1,189 @@
+//! The results file is a product: real `loadgen run --json` output, closed and open
+//! model, validates against the checked-in JSON Schema
+//! (`reports/schema/loadgen.result.v1.json`), and the schema is strict enough to
+//! reject a damaged document.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use engine::{Request, Response};
+use jsonschema::Validator;
+use serde_json::{json, Value};
+
+use common::{loadgen, EngineServer};
+
+const SCHEMA_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../reports/schema/loadgen.result.v1.json"
+);
+
+fn schema() -> Value {
+    let text = std::fs::read_to_string(SCHEMA_PATH).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A draft 2020-12 validator of the schema file, with `format` checked too.
+fn validator() -> Validator {
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema())
+        .unwrap_or_else(|e| panic!("{SCHEMA_PATH} does not compile: {e}"))
+}
+
+#[track_caller]
+fn assert_valid(v: &Validator, doc: &Value) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "results file does not match {SCHEMA_PATH}:\n  {}",
+        errors.join("\n  ")
+    );
+}
+
+#[track_caller]
+fn assert_rejected(v: &Validator, doc: &Value, what: &str) {
+    assert!(
+        !v.is_valid(doc),
+        "the schema accepts a document with {what}"
+    );
+}
+
+/// Loads a fresh engine for about a second with `extra` flags; returns the results file.
+fn real_results(name: &str, extra: &[&str]) -> Value {
+    let server = EngineServer::start(|_: &Request<'_>, res: &mut Response| {
+        res.body(b"ok");
+    });
+    let url = server.url();
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("results-schema-{name}-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let file = path.to_str().unwrap();
+    let mut args = vec!["run", &url, "-c", "4", "-d", "1s", "--json", file];
+    args.extend_from_slice(extra);
+    let out = loadgen(&args, Duration::from_secs(60));
+    assert_eq!(out.code(), 0, "loadgen {args:?} failed: {out:?}");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("--json {file} was not written ({e}): {out:?}"));
+    let _ = std::fs::remove_file(&path);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("--json {file} is not JSON: {e}"))
+}
+
+/// The serde structs read back what the binary wrote.
+#[track_caller]
+fn round_trips(doc: &Value) -> reports::Results {
+    let r: reports::Results = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("results file does not deserialise into Results: {e}"));
+    assert_eq!(&serde_json::to_value(&r).unwrap(), doc);
+    r
+}
+
+#[test]
+fn the_schema_is_a_valid_draft_2020_12_schema() {
+    if let Err(e) = jsonschema::draft202012::meta::validate(&schema()) {
+        panic!("{SCHEMA_PATH} is not a valid draft 2020-12 schema: {e}");
+    }
+}
+
+#[test]
+fn a_closed_model_run_validates_and_damage_is_rejected() {
+    let v = validator();
+    let doc = real_results("closed", &[]);
+    assert_valid(&v, &doc);
+    let r = round_trips(&doc);
+    assert_eq!(r.schema, reports::RESULT_SCHEMA);
+    assert_eq!(r.runs.len(), 1);
+    let run = &r.runs[0];
+    assert!(run.requests > 0, "no request succeeded: {:?}", run.errors);
+    assert!(run.open_model.is_none());
+    assert_eq!(run.latency_corrected.count, run.requests);
+
+    // The schema must be able to fail: each damage on its own is rejected.
+    let damaged = |f: &dyn Fn(&mut Value)| {
+        let mut d = doc.clone();
+        f(&mut d);
+        d
+    };
+    let run0 = |d: &mut Value| -> serde_json::Map<String, Value> {
+        d["runs"][0].as_object().unwrap().clone()
+    };
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "a missing required field (runs[0].requests)",
+            damaged(&|d| {
+                let mut r = run0(d);
+                r.remove("requests");
+                d["runs"][0] = Value::Object(r);
+            }),
+        ),
+        (
+            "a missing nullable field (runs[0].open_model)",
+            damaged(&|d| {
+                let mut r = run0(d);
+                r.remove("open_model");
+                d["runs"][0] = Value::Object(r);
+            }),
+        ),
+        (
+            "a wrong type (duration_s as a string)",
+            damaged(&|d| d["runs"][0]["duration_s"] = json!("1s")),
+        ),
+        (
+            "a negative count",
+            damaged(&|d| d["runs"][0]["errors"]["reset"] = json!(-1)),
+        ),
+        (
+            "a fractional count",
+            damaged(&|d| d["runs"][0]["latency_corrected"]["p99_us"] = json!(1.5)),
+        ),
+        (
+            "an unknown field in a fixed object",
+            damaged(&|d| d["runs"][0]["errors"]["teapot"] = json!(0)),
+        ),
+        (
+            "another schema id",
+            damaged(&|d| d["schema"] = json!("loadgen.result/v2")),
+        ),
+        (
+            "a histogram that is not base64",
+            damaged(&|d| d["runs"][0]["histogram_corrected"] = json!("not base64!")),
+        ),
+        (
+            "a start time that is not RFC 3339",
+            damaged(&|d| d["started_at"] = json!("yesterday")),
+        ),
+        (
+            "null where a value is required",
+            damaged(&|d| d["host"]["kernel"] = Value::Null),
+        ),
+    ];
+    for (what, d) in &cases {
+        assert_rejected(&v, d, what);
+    }
+    // `config` is open: new settings need no schema change.
+    let extended = damaged(&|d| d["runs"][0]["config"]["future_flag"] = json!(true));
+    assert_valid(&v, &extended);
+}
+
+#[test]
+fn an_open_model_run_validates() {
+    let v = validator();
+    let doc = real_results("open", &["--rate", "200"]);
+    assert_valid(&v, &doc);
+    let r = round_trips(&doc);
+    let run = &r.runs[0];
+    let open = run
+        .open_model
+        .as_ref()
+        .expect("--rate run without open_model figures");
+    assert_eq!(open.rate_per_s, 200.0);
+    assert_eq!(open.arrivals, "fixed");
+    assert!(run.requests > 0, "no request succeeded: {:?}", run.errors);
+    let mut bad = doc.clone();
+    bad["runs"][0]["open_model"]["arrivals"] = json!("bursty");
+    assert_rejected(&v, &bad, "an unknown arrivals kind");
+}
