@@ -21,7 +21,14 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 gcc -O2 -o "$work/floor_server" ../shared/yardsticks/floor_server.c
 tick=$(getconf CLK_TCK)
 
-cpu_of() { awk -v t="$tick" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+# CPU seconds of a process and its children (nginx serves from a worker process).
+cpu_of() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1" || true); do
+    total=$(awk -v t="$tick" -v acc="$total" '{print acc + ($14 + $15) / t}' "/proc/$p/stat" 2>/dev/null || echo "$total")
+  done
+  echo "$total"
+}
 
 start_server() {
   case $1 in

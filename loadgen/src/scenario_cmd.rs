@@ -1,12 +1,26 @@
 //! `loadgen scenario`: select scenarios, run them, print verdicts with Requirement /
 //! Expected / Actual for failures, and map the results to an exit code.
 
-use std::time::Instant;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
+use reports::scenarios::{ExpectationCheck, ExpectationDifference, Totals, VerdictKind};
 use scenarios::{registry, Ctx, Level, Outcome, Scenario, Verdict};
 
 use crate::cli::ScenarioArgs;
 use crate::{EXIT_CONFORMANCE, EXIT_OK, EXIT_USAGE};
+
+mod expectations;
+mod junit;
+mod pool;
+mod results_json;
+
+use expectations::Expectations;
+
+/// Scenarios run at the same time unless `--serial` or `--parallel N` says otherwise.
+pub const DEFAULT_PARALLEL: usize = 2;
 
 /// `*` matches any run of characters; everything else literally.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
@@ -67,11 +81,28 @@ fn list(all: &[Scenario]) {
         println!(
             "{:<30} {:<6} {:<28} {}",
             s.clause.id,
-            s.clause.level,
+            s.clause.level.to_string(),
             s.aliases.join(","),
             s.clause.text
         );
     }
+}
+
+/// The scenarios table in Markdown (ID, level, aliases, clause): the README's table.
+pub fn markdown_table(all: &[Scenario]) -> String {
+    let cell = |t: &str| t.replace('|', "\\|");
+    let mut out = String::from("| ID | Level | Aliases | Clause |\n|---|---|---|---|\n");
+    for s in all {
+        let aliases: Vec<String> = s.aliases.iter().map(|a| format!("`{a}`")).collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            s.clause.id,
+            s.clause.level,
+            aliases.join(", "),
+            cell(s.clause.text)
+        ));
+    }
+    out
 }
 
 fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
@@ -112,25 +143,170 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     Ok(ctx)
 }
 
-fn print_failure(s: &Scenario, o: &Outcome) {
-    println!("    Requirement: {}", s.clause.text);
+/// Requirement / Expected / Actual / Mismatch lines of a failure (console and JUnit).
+pub fn failure_text(s: &Scenario, o: &Outcome) -> String {
+    let mut out = format!("Requirement: {}\n", s.clause.text);
     for e in &o.expected {
-        println!("    Expected:    {e}");
+        out.push_str(&format!("Expected:    {e}\n"));
     }
     for a in &o.actual {
-        println!("    Actual:      {a}");
+        out.push_str(&format!("Actual:      {a}\n"));
     }
     for f in &o.failures {
-        println!("    Mismatch:    {f}");
+        out.push_str(&format!("Mismatch:    {f}\n"));
     }
+    out
+}
+
+/// A verdict without its reason.
+pub fn kind(v: &Verdict) -> VerdictKind {
+    match v {
+        Verdict::Pass => VerdictKind::Pass,
+        Verdict::Fail => VerdictKind::Fail,
+        Verdict::NonStrict => VerdictKind::NonStrict,
+        Verdict::Skipped(_) => VerdictKind::Skipped,
+        Verdict::Error(_) => VerdictKind::Error,
+    }
+}
+
+/// The reason of a skip or error.
+pub fn reason(v: &Verdict) -> Option<&str> {
+    match v {
+        Verdict::Skipped(r) | Verdict::Error(r) => Some(r),
+        _ => None,
+    }
+}
+
+/// Every run of one scenario.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Each run's outcome and wall time, in order.
+    pub runs: Vec<(Outcome, Duration)>,
+}
+
+impl Record {
+    /// Runs `s` `repeat` times.
+    pub fn run(s: &Scenario, ctx: &Ctx, repeat: u32) -> Record {
+        let runs = (0..repeat)
+            .map(|_| {
+                let t0 = Instant::now();
+                let o = s.run(ctx);
+                (o, t0.elapsed())
+            })
+            .collect();
+        Record { scenario: *s, runs }
+    }
+
+    /// The run the verdict comes from: the last one with the worst verdict.
+    pub fn worst(&self) -> &Outcome {
+        self.runs
+            .iter()
+            .map(|(o, _)| o)
+            // `max_by_key` keeps the last of equals.
+            .max_by_key(|o| severity(&o.verdict))
+            .expect("a record has at least one run")
+    }
+
+    /// Each run's verdict.
+    pub fn verdicts(&self) -> Vec<VerdictKind> {
+        self.runs.iter().map(|(o, _)| kind(&o.verdict)).collect()
+    }
+
+    /// Runs that passed.
+    pub fn passes(&self) -> usize {
+        self.runs
+            .iter()
+            .filter(|(o, _)| o.verdict == Verdict::Pass)
+            .count()
+    }
+
+    /// Some runs passed and some did not.
+    pub fn flaky(&self) -> bool {
+        let p = self.passes();
+        p > 0 && p < self.runs.len()
+    }
+
+    /// Wall time of all runs.
+    pub fn duration(&self) -> Duration {
+        self.runs.iter().map(|(_, d)| *d).sum()
+    }
+}
+
+fn print_record(r: &Record) {
+    let s = &r.scenario;
+    let worst = r.worst();
+    let label = match &worst.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::NonStrict => "NON-STRICT",
+        Verdict::Skipped(_) => "SKIP",
+        Verdict::Error(_) => "ERROR",
+    };
+    let repeat_note = if r.runs.len() > 1 {
+        format!(
+            "  {}/{} passed{}",
+            r.passes(),
+            r.runs.len(),
+            if r.flaky() { " (FLAKY)" } else { "" }
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{label:<10} {:<30} {:<6} {:>7.0} ms{repeat_note}",
+        s.clause.id,
+        s.clause.level.to_string(),
+        r.duration().as_secs_f64() * 1000.0 / r.runs.len() as f64
+    );
+    if let Some(why) = reason(&worst.verdict) {
+        println!("    Reason:      {why}");
+    }
+    if matches!(worst.verdict, Verdict::Fail | Verdict::NonStrict) {
+        for line in failure_text(s, worst).lines() {
+            println!("    {line}");
+        }
+    }
+}
+
+/// Creates an output file up front, so a bad path fails before minutes of scenarios.
+fn create(flag: &str, path: &Option<PathBuf>) -> Result<Option<(PathBuf, File)>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let f = File::create(path).map_err(|e| {
+        format!(
+            "{flag} {}: cannot create the file: {e}: give a writable path",
+            path.display()
+        )
+    })?;
+    Ok(Some((path.clone(), f)))
+}
+
+fn write(flag: &str, out: Option<(PathBuf, File)>, text: &str) -> Result<(), String> {
+    let Some((path, mut f)) = out else {
+        return Ok(());
+    };
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| format!("{flag} {}: cannot write: {e}", path.display()))
 }
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: ScenarioArgs) -> Result<u8, String> {
+    // A panic inside a check is caught and reported as an `error` verdict with its
+    // message (some checks provoke one on purpose): no backtrace on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
     let all = registry();
     if args.selectors.first().map(String::as_str) == Some("list") {
-        list(&all);
+        if args.markdown {
+            print!("{}", markdown_table(&all));
+        } else {
+            list(&all);
+        }
         return Ok(EXIT_OK);
+    }
+    if args.markdown {
+        return Err("--markdown goes with `list`: loadgen scenario list --markdown".into());
     }
     let chosen = if args.all {
         all.clone()
@@ -140,89 +316,146 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         select(&all, &args.selectors)?
     };
     let ctx = context(&args)?;
-    let started = Instant::now();
-    let (mut must_failed, mut errors, mut flaky) = (0, 0, 0);
-    let mut counts = [0usize; 5];
-    for s in &chosen {
-        let mut verdicts = Vec::new();
-        let mut last_bad: Option<Outcome> = None;
-        let t0 = Instant::now();
-        for _ in 0..args.repeat {
-            let o = s.run(&ctx);
-            if o.verdict != Verdict::Pass {
-                last_bad = Some(o.clone());
-            }
-            verdicts.push(o.verdict);
-        }
-        let dt = t0.elapsed();
-        let worst = verdicts
-            .iter()
-            .max_by_key(|v| severity(v))
-            .cloned()
-            .unwrap_or(Verdict::Pass);
-        let passes = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
-        let flake = passes > 0 && passes < verdicts.len();
-        flaky += usize::from(flake);
-        let label = match &worst {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::NonStrict => "NON-STRICT",
-            Verdict::Skipped(_) => "SKIP",
-            Verdict::Error(_) => "ERROR",
-        };
-        counts[severity(&worst) as usize] += 1;
-        let repeat_note = if args.repeat > 1 {
-            format!(
-                "  {passes}/{} passed{}",
-                verdicts.len(),
-                if flake { " (FLAKY)" } else { "" }
-            )
-        } else {
-            String::new()
-        };
-        println!(
-            "{label:<10} {:<30} {:<6} {:>7.0} ms{repeat_note}",
-            s.clause.id,
-            s.clause.level.to_string(),
-            dt.as_secs_f64() * 1000.0 / f64::from(args.repeat)
-        );
-        match &worst {
-            Verdict::Skipped(r) | Verdict::Error(r) => println!("    Reason:      {r}"),
-            _ => {}
-        }
-        if let Some(o) = &last_bad {
-            if matches!(o.verdict, Verdict::Fail | Verdict::NonStrict) {
-                print_failure(s, o);
-            }
-        }
-        match worst {
-            Verdict::Fail if s.clause.level == Level::Must => must_failed += 1,
-            Verdict::Error(_) => errors += 1,
-            _ => {}
-        }
+    let parallel = if args.serial {
+        1
+    } else {
+        args.parallel.unwrap_or(DEFAULT_PARALLEL)
+    };
+    if parallel == 0 || parallel > 64 {
+        return Err(format!(
+            "--parallel {parallel} is out of range: use 1 to 64 (or --serial)"
+        ));
     }
+    let expectations = match &args.expect {
+        Some(p) => Some(Expectations::load(p, &all)?),
+        None => None,
+    };
+    let json_out = create("--json", &args.json)?;
+    let junit_out = create("--junit", &args.junit)?;
+
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let mut records: Vec<Record> = Vec::with_capacity(chosen.len());
+    pool::run_in_order(
+        &chosen,
+        parallel,
+        |s| Record::run(s, &ctx, args.repeat),
+        |_, r| {
+            print_record(&r);
+            records.push(r);
+        },
+    );
+    let wall = started.elapsed();
+
+    let totals = totals(&records);
+    let differences: Vec<ExpectationDifference> = expectations
+        .as_ref()
+        .map(|e| {
+            records
+                .iter()
+                .filter_map(|r| e.check(r.scenario.clause.id, &r.verdicts()))
+                .collect()
+        })
+        .unwrap_or_default();
     println!(
         "\n{} scenarios in {:.1} s: {} passed, {} failed, {} non-strict, {} skipped, {} errors{}",
-        chosen.len(),
-        started.elapsed().as_secs_f64(),
-        counts[0],
-        counts[4],
-        counts[1],
-        counts[2],
-        counts[3],
+        totals.scenarios,
+        wall.as_secs_f64(),
+        totals.pass,
+        totals.fail,
+        totals.non_strict,
+        totals.skipped,
+        totals.error,
         if args.repeat > 1 {
-            format!(", {flaky} flaky")
+            format!(", {} flaky", totals.flaky)
         } else {
             String::new()
         }
     );
-    Ok(if errors > 0 {
+    let code = if let Some(e) = &expectations {
+        for d in &differences {
+            println!("{}", expectations::describe(d, args.repeat as usize));
+        }
+        if differences.is_empty() {
+            println!("every verdict as {} expects", e.file);
+        }
+        exit_code_expecting(&differences)
+    } else {
+        exit_code(&records)
+    };
+
+    let meta = results_json::Meta {
+        started_at,
+        wall,
+        slack: args.slack,
+        workers: args.workers,
+        fault: args.fault.clone(),
+        repeat: args.repeat,
+        parallel,
+        expectations: expectations.map(|e| ExpectationCheck {
+            file: e.file,
+            differences,
+        }),
+        exit_code: code,
+    };
+    if json_out.is_some() {
+        let doc = results_json::document(&records, totals.clone(), meta.clone());
+        let text = serde_json::to_string_pretty(&doc)
+            .map_err(|e| format!("--json: cannot serialise the results: {e}"))?;
+        write("--json", json_out, &(text + "\n"))?;
+    }
+    if junit_out.is_some() {
+        write("--junit", junit_out, &junit::report(&records, &meta)?)?;
+    }
+    Ok(code)
+}
+
+fn totals(records: &[Record]) -> Totals {
+    let mut t = Totals {
+        scenarios: records.len() as u32,
+        ..Totals::default()
+    };
+    for r in records {
+        match kind(&r.worst().verdict) {
+            VerdictKind::Pass => t.pass += 1,
+            VerdictKind::Fail => t.fail += 1,
+            VerdictKind::NonStrict => t.non_strict += 1,
+            VerdictKind::Skipped => t.skipped += 1,
+            VerdictKind::Error => t.error += 1,
+        }
+        t.flaky += u32::from(r.flaky());
+    }
+    t
+}
+
+/// 2 on a harness error, 1 when a MUST clause failed, else 0.
+fn exit_code(records: &[Record]) -> u8 {
+    let worst = |r: &Record| kind(&r.worst().verdict);
+    if records.iter().any(|r| worst(r) == VerdictKind::Error) {
         EXIT_USAGE
-    } else if must_failed > 0 {
+    } else if records
+        .iter()
+        .any(|r| worst(r) == VerdictKind::Fail && r.scenario.clause.level == Level::Must)
+    {
         EXIT_CONFORMANCE
     } else {
         EXIT_OK
-    })
+    }
+}
+
+/// With an expectations file: 2 on an unexpected harness error, 1 on any other
+/// difference (an unexpected pass included), else 0.
+fn exit_code_expecting(differences: &[ExpectationDifference]) -> u8 {
+    if differences
+        .iter()
+        .any(|d| d.seen.contains(&VerdictKind::Error))
+    {
+        EXIT_USAGE
+    } else if !differences.is_empty() {
+        EXIT_CONFORMANCE
+    } else {
+        EXIT_OK
+    }
 }
 
 fn severity(v: &Verdict) -> u8 {

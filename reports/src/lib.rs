@@ -5,5 +5,6 @@
 
 pub mod histogram;
 pub mod result;
+pub mod scenarios;
 
 pub use result::*;
