@@ -201,21 +201,93 @@ pub struct Scenario {
     pub check: fn(&Ctx) -> Outcome,
 }
 
+/// Scenarios whose clause is about FIN versus RST. As root they run in a fresh network
+/// namespace and report the RSTs the host emitted next to the client-side view; for
+/// those marked `true` the harness closes every client socket cleanly, so any RST in
+/// the namespace is the engine's and fails the clause.
+const HOST_RST_SCENARIOS: &[(&str, bool)] = &[
+    ("accept.pause.drain-fin", true),
+    ("accept.pause.zero-loss", true),
+    ("accept.no-deferred", true),
+    ("accept.pause.handover", false),
+    ("accept.pause.handover-race", false),
+    ("accept.pause.keep-serving", false),
+    ("engine.shutdown.graceful", false),
+    ("http.keepalive", false),
+    ("http.errors", false),
+    ("http.timeouts", false),
+];
+
+fn run_check(check: fn(&Ctx) -> Outcome, ctx: &Ctx) -> Outcome {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))) {
+        Ok(o) => o,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Outcome::new().error(format!("the check panicked: {msg}"))
+        }
+    }
+}
+
+/// Runs `check` on a thread inside a fresh network namespace and adds the host's RST
+/// counts (`Tcp: OutRsts`, `TcpExt: TCPAbortOnClose`) to its outcome.
+fn run_in_namespace(check: fn(&Ctx) -> Outcome, ctx: &Ctx, strict: bool) -> Outcome {
+    use engine::sys::netns;
+    let ctx = ctx.clone();
+    let worker = std::thread::Builder::new()
+        .name("scenario-netns".into())
+        .spawn(move || {
+            netns::enter_new_net_namespace()
+                .map_err(|e| format!("creating a network namespace: {e}"))?;
+            let before = netns::rst_counters().map_err(|e| format!("reading RST counters: {e}"))?;
+            let mut o = run_check(check, &ctx);
+            let after = netns::rst_counters().map_err(|e| format!("reading RST counters: {e}"))?;
+            let out_rsts = after.out_rsts - before.out_rsts;
+            let aborts = after.abort_on_close - before.abort_on_close;
+            o.saw(format!(
+                "host RSTs in the scenario's network namespace: Tcp OutRsts +{out_rsts}, TcpExt TCPAbortOnClose +{aborts}"
+            ));
+            if strict {
+                o.expect("the host sends no RST at all (Tcp OutRsts +0 in the scenario's network namespace)");
+                o.check(out_rsts == 0, || {
+                    format!("the host sent {out_rsts} RSTs ({aborts} on close with unread data); allowed 0")
+                });
+            }
+            Ok::<Outcome, String>(o)
+        });
+    match worker.map_err(|e| e.to_string()).and_then(|h| {
+        h.join()
+            .map_err(|_| "the scenario thread panicked".to_string())
+    }) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) | Err(e) => Outcome::new().error(e),
+    }
+}
+
 impl Scenario {
     /// Runs the check (a panic inside becomes an `error` verdict) and sets the verdict.
+    /// FIN/RST scenarios run in a fresh network namespace when the process is root, and
+    /// report the host's RST counters; otherwise they say the view is client-side only.
     pub fn run(&self, ctx: &Ctx) -> Outcome {
-        let check = self.check;
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))) {
-            Ok(o) => o.finish(self.clause.level),
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "panic".into());
-                Outcome::new().error(format!("the check panicked: {msg}"))
+        let rst = HOST_RST_SCENARIOS
+            .iter()
+            .find(|(id, _)| *id == self.clause.id)
+            .map(|(_, strict)| *strict);
+        let outcome = match rst {
+            Some(strict) if engine::sys::netns::is_root() => {
+                run_in_namespace(self.check, ctx, strict)
             }
-        }
+            Some(_) => {
+                let mut o = run_check(self.check, ctx);
+                o.saw("client-side only: not root, so the host's RSTs are not counted (no network namespace)");
+                o
+            }
+            None => run_check(self.check, ctx),
+        };
+        outcome.finish(self.clause.level)
     }
 }
 

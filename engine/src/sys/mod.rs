@@ -26,6 +26,7 @@ macro_rules! syscall {
 pub mod alloc;
 pub mod epoll;
 pub mod eventfd;
+pub mod netns;
 pub mod rlimit;
 pub mod signal;
 pub mod socket;
