@@ -352,7 +352,8 @@ fn find_crlf(buf: &[u8], max: usize) -> Result<Option<usize>, ParseError> {
     match buf.windows(2).position(|w| w == b"\r\n") {
         Some(p) if p > max => Err(ParseError::BadRequest),
         Some(p) => Ok(Some(p)),
-        None if buf.len() > max => Err(ParseError::BadRequest),
+        // `max + 1` bytes may still end in the CR of a line of exactly `max`: wait.
+        None if buf.len() > max + 1 => Err(ParseError::BadRequest),
         None => Ok(None),
     }
 }
