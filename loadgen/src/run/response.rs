@@ -43,6 +43,33 @@ pub struct ResponseParser {
 
 const MAX_LINE: usize = 64 * 1024;
 
+/// Offset of the first `\r\n\r\n` in `data` (memchr on `\n`, then a look-behind:
+/// cheaper than a substring searcher for heads of a hundred bytes).
+fn find_head_end(data: &[u8]) -> Option<usize> {
+    let mut from = 3;
+    while from < data.len() {
+        let p = from + memchr::memchr(b'\n', &data[from..])?;
+        if &data[p - 3..p] == b"\r\n\r" {
+            return Some(p - 3);
+        }
+        from = p + 1;
+    }
+    None
+}
+
+/// Offset of the first `\r\n` in `data`.
+fn find_crlf(data: &[u8]) -> Option<usize> {
+    let mut from = 1;
+    while from < data.len() {
+        let p = from + memchr::memchr(b'\n', &data[from..])?;
+        if data[p - 1] == b'\r' {
+            return Some(p - 1);
+        }
+        from = p + 1;
+    }
+    None
+}
+
 impl ResponseParser {
     /// A parser; `capture` keeps bodies.
     pub fn new(capture: bool) -> ResponseParser {
@@ -102,6 +129,17 @@ impl ResponseParser {
         while !data.is_empty() {
             match self.state {
                 State::Head => {
+                    // Fast path: the whole head is in `data`; parse it in place.
+                    if self.carry.is_empty() {
+                        if let Some(p) = find_head_end(data) {
+                            self.start_response(&data[..p + 4])?;
+                            data = &data[p + 4..];
+                            if self.state == State::Head && self.status >= 200 {
+                                self.finish(out);
+                            }
+                            continue;
+                        }
+                    }
                     let Some(used) = self.take_line_block(data, b"\r\n\r\n")? else {
                         return Ok(());
                     };
@@ -217,42 +255,68 @@ impl ResponseParser {
     }
 
     fn start_response(&mut self, head: &[u8]) -> Result<(), ParseError> {
-        let text = std::str::from_utf8(head)
-            .map_err(|_| ParseError("response head is not UTF-8".into()))?;
-        let mut lines = text.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        if !version.starts_with("HTTP/1.") {
-            return Err(ParseError(format!(
-                "not an HTTP/1.x status line: {status_line:?}"
-            )));
+        // Status line: HTTP/1.x SP NNN ...; headers as bytes, no allocation.
+        let bad_status = || {
+            let end = head.len().min(64);
+            ParseError(format!(
+                "not an HTTP/1.x status line: {:?}",
+                String::from_utf8_lossy(&head[..end])
+            ))
+        };
+        if head.len() < 12 || !head.starts_with(b"HTTP/1.") || head[8] != b' ' {
+            return Err(bad_status());
         }
-        self.status = parts
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ParseError(format!("bad status line {status_line:?}")))?;
+        let digits = &head[9..12];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return Err(bad_status());
+        }
+        self.status = digits
+            .iter()
+            .fold(0u16, |acc, d| acc * 10 + u16::from(d - b'0'));
         let mut length = None;
         let mut chunked = false;
-        let mut close = version == "HTTP/1.0";
-        for l in lines.filter(|l| !l.is_empty()) {
-            let Some((name, value)) = l.split_once(':') else {
-                return Err(ParseError(format!("bad header line {l:?}")));
+        let mut close = head[7] == b'0';
+        let first_end = find_crlf(head).unwrap_or(head.len());
+        let mut rest = &head[(first_end + 2).min(head.len())..];
+        while !rest.is_empty() {
+            let end = find_crlf(rest).unwrap_or(rest.len());
+            let line = &rest[..end];
+            rest = &rest[(end + 2).min(rest.len())..];
+            if line.is_empty() {
+                continue;
+            }
+            let Some(colon) = memchr::memchr(b':', line) else {
+                return Err(ParseError(format!(
+                    "bad header line {:?}",
+                    String::from_utf8_lossy(line)
+                )));
             };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
+            let name = line[..colon].trim_ascii();
+            let value = line[colon + 1..].trim_ascii();
+            if name.eq_ignore_ascii_case(b"content-length") {
+                if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+                    return Err(ParseError(format!(
+                        "bad content-length {:?}",
+                        String::from_utf8_lossy(value)
+                    )));
+                }
                 length = Some(
                     value
-                        .parse::<u64>()
-                        .map_err(|_| ParseError(format!("bad content-length {value:?}")))?,
+                        .iter()
+                        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')),
                 );
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().ends_with("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                let v = value.to_ascii_lowercase();
-                if v.contains("close") {
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                chunked =
+                    value.len() >= 7 && value[value.len() - 7..].eq_ignore_ascii_case(b"chunked");
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                let has = |token: &[u8]| {
+                    value
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+                };
+                if has(b"close") {
                     close = true;
-                } else if v.contains("keep-alive") {
+                } else if has(b"keep-alive") {
                     close = false;
                 }
             }
@@ -282,6 +346,17 @@ impl ResponseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finders() {
+        assert_eq!(find_head_end(b"ab\r\n\r\ncd"), Some(2));
+        assert_eq!(find_head_end(b"\r\n\r\n"), Some(0));
+        assert_eq!(find_head_end(b"\n\n\r\n\r"), None);
+        assert_eq!(find_head_end(b"a\r\nb\r\n\r\n"), Some(4));
+        assert_eq!(find_crlf(b"ab\ncd\r\n"), Some(5));
+        assert_eq!(find_crlf(b"\r\n"), Some(0));
+        assert_eq!(find_crlf(b"\n"), None);
+    }
 
     fn all(parser: &mut ResponseParser, input: &[u8], step: usize) -> Vec<Done> {
         let mut got = Vec::new();
