@@ -7,46 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::{Config, Engine, Request, Response};
+mod common;
+
+use common::EngineServer;
+use engine::{Request, Response};
 use loadgen::run::{run, RunConfig};
 use reports::histogram::decode;
-
-/// An engine with one worker and `handler`, listening until dropped.
-struct EngineServer {
-    engine: Arc<Engine>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl EngineServer {
-    fn start(handler: impl engine::Handler) -> EngineServer {
-        let cfg = Config {
-            workers: 1,
-            ..Config::default()
-        };
-        let engine = Arc::new(Engine::new(cfg, handler).unwrap());
-        let e = Arc::clone(&engine);
-        let thread = Some(std::thread::spawn(move || e.listen().unwrap()));
-        let end = Instant::now() + Duration::from_secs(5);
-        while engine.addr().is_none() {
-            assert!(Instant::now() < end, "engine did not start");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        EngineServer { engine, thread }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/", self.engine.addr().unwrap())
-    }
-}
-
-impl Drop for EngineServer {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown(Duration::from_secs(2));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 #[test]
 fn a_one_second_stall_shows_in_corrected_p99_not_in_uncorrected() {

@@ -83,6 +83,21 @@ impl Events {
             flags: e.events,
         })
     }
+    /// Records a wait's result: `n` events, or none after `EINTR`.
+    fn settle(&mut self, res: io::Result<libc::c_int>) -> io::Result<()> {
+        match res {
+            Ok(n) => {
+                self.len = n as usize;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                self.len = 0;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Number of events of the last wait.
     pub fn len(&self) -> usize {
         self.len
@@ -153,17 +168,7 @@ impl Epoll {
             cap,
             timeout_ms
         ));
-        match res {
-            Ok(n) => {
-                events.len = n as usize;
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                events.len = 0;
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        events.settle(res)
     }
 
     /// Like [`wait`](Epoll::wait) but with a nanosecond timeout (`epoll_pwait2`, Linux
@@ -193,19 +198,11 @@ impl Epoll {
             std::ptr::null()
         ));
         match res {
-            Ok(n) => {
-                events.len = n as usize;
-                Ok(())
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                events.len = 0;
-                Ok(())
-            }
             Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
                 UNSUPPORTED.store(true, Relaxed);
                 self.wait(events, Some(t))
             }
-            Err(e) => Err(e),
+            other => events.settle(other),
         }
     }
 

@@ -111,17 +111,8 @@ pub fn host() -> Host {
 /// RFC 3339 UTC for a Unix time in milliseconds.
 pub fn rfc3339(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
-    let days = secs / 86_400;
     let rem = secs % 86_400;
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = engine::http::date::civil_from_days(secs / 86_400);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
@@ -131,19 +122,28 @@ pub fn rfc3339(unix_ms: u64) -> String {
     )
 }
 
+/// This binary, for the `tool` field of results files.
+pub fn tool() -> Tool {
+    Tool {
+        name: "loadgen".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("LOADGEN_GIT_REVISION").map(String::from),
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// Wraps runs into a results file.
 pub fn results(runs: Vec<RunResult>, started: SystemTime) -> Results {
-    let unix_ms = started
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let unix_ms = unix_ms(started);
     Results {
         schema: RESULT_SCHEMA.into(),
-        tool: Tool {
-            name: "loadgen".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_revision: option_env!("LOADGEN_GIT_REVISION").map(String::from),
-        },
+        tool: tool(),
         host: host(),
         started_at: rfc3339(unix_ms),
         started_unix_ms: unix_ms,

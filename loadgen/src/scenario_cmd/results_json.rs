@@ -1,12 +1,11 @@
 //! The `--json` file: scenario results as `loadgen.scenarios/v1`
 //! (`reports::scenarios`, schema `reports/schema/loadgen.scenarios.v1.json`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reports::scenarios::{
     ExpectationCheck, ScenarioResult, ScenarioResults, ScenarioRun, Totals, SCENARIOS_SCHEMA,
 };
-use reports::Tool;
 
 use super::{kind, reason, Record};
 use crate::run::output::{host, rfc3339};
@@ -67,18 +66,10 @@ fn scenario(r: &Record) -> ScenarioResult {
 
 /// The results file.
 pub fn document(records: &[Record], totals: Totals, meta: Meta) -> ScenarioResults {
-    let unix_ms = meta
-        .started_at
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let unix_ms = crate::run::output::unix_ms(meta.started_at);
     ScenarioResults {
         schema: SCENARIOS_SCHEMA.into(),
-        tool: Tool {
-            name: "loadgen".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            git_revision: option_env!("LOADGEN_GIT_REVISION").map(String::from),
-        },
+        tool: crate::run::output::tool(),
         host: host(),
         started_at: rfc3339(unix_ms),
         started_unix_ms: unix_ms,

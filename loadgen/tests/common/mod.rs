@@ -14,7 +14,7 @@ use engine::{Config, Engine};
 
 /// An engine with one worker and `handler`, listening on `127.0.0.1:0` until dropped.
 pub struct EngineServer {
-    engine: Arc<Engine>,
+    pub engine: Arc<Engine>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
