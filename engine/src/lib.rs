@@ -53,5 +53,5 @@ pub use config::{Config, ConfigError, ValidConfig, DRIVER_WRITE_CAP, MAX_TIMEOUT
 pub use driver::WorkerLoop;
 pub use engine::{Engine, EngineType};
 pub use error::{DriverError, EngineError};
-pub use http::handler::{Handler, Request, Response};
+pub use http::handler::{BodySource, Handler, Request, Response};
 pub use metrics::{Metrics, WorkerMetrics, WorkerState};

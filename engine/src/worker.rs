@@ -142,6 +142,8 @@ struct Conn {
     fresh: bool,
     /// Close without the graceful drain after this write (`error-close-without-drain`).
     abort_after_write: bool,
+    /// A streamed response body still being produced.
+    stream: Option<Box<BodyStream>>,
     last_activity: Instant,
     head_started: Option<Instant>,
 }
@@ -150,7 +152,24 @@ impl Conn {
     fn has_output(&self) -> bool {
         self.out_pos < self.output.len()
     }
+
+    /// A response is still going out (bytes queued or a body being streamed): the
+    /// connection reads nothing new until it is done.
+    fn busy(&self) -> bool {
+        self.has_output() || self.stream.is_some()
+    }
 }
+
+/// A streamed body being sent: what is left, where it comes from, and whether the
+/// connection closes after it.
+struct BodyStream {
+    remaining: u64,
+    source: crate::http::handler::BodySource,
+    close_after: bool,
+}
+
+/// The most a streamed body's source is asked for before the next send.
+const STREAM_CHUNK: usize = 256 * 1024;
 
 /// Buffers above this are released when they empty, so one large request or response
 /// does not pin memory on an idle connection.
@@ -554,6 +573,7 @@ impl Worker {
             continue_sent: false,
             fresh: true,
             abort_after_write: false,
+            stream: None,
             last_activity: self.now,
             head_started: None,
         });
@@ -614,21 +634,29 @@ impl Worker {
             return;
         };
         let mut keep = true;
-        if ev.is_writable() && c.has_output() {
+        if ev.is_writable() && c.busy() {
             keep = self.flush(&mut c).is_ok();
             if keep && !c.has_output() {
                 keep = self.after_output(&mut c);
                 // Requests that arrived while we were writing wait in `input`.
-                if keep && c.phase == Phase::Open && !c.input.is_empty() {
+                if keep && c.phase == Phase::Open && !c.input.is_empty() && !c.busy() {
                     keep = self.serve_buffered(&mut c);
                 }
             }
         }
-        if keep && ev.is_readable() && !c.has_output() {
+        if keep && ev.is_readable() && !c.busy() {
             keep = match c.phase {
                 Phase::Open => self.read_and_serve(&mut c),
                 Phase::Closing | Phase::Lingering { .. } => self.discard_input(&mut c),
             };
+        }
+        // Requests held behind a streamed response that has just finished.
+        while keep && c.phase == Phase::Open && !c.busy() && !c.input.is_empty() {
+            let held = c.input.len();
+            keep = self.serve_buffered(&mut c);
+            if c.input.len() == held {
+                break;
+            }
         }
         self.put_back(fd, c, keep);
     }
@@ -787,6 +815,20 @@ impl Worker {
                     };
                     let before = self.wbuf.len();
                     write_response(&mut self.wbuf, &self.response, date_value, close, head_only);
+                    if let Some((len, source)) = self.response.stream.take() {
+                        if !head_only && len > 0 {
+                            // Later requests wait in `input` until the body is out.
+                            c.stream = Some(Box::new(BodyStream {
+                                remaining: len,
+                                source,
+                                close_after: close,
+                            }));
+                            if pos == 0 || !fault!(self.cfg(), MetricsMissPipelined) {
+                                self.local.requests += 1;
+                            }
+                            return pos + total;
+                        }
+                    }
                     if fault!(self.cfg(), TruncateLargeResponse) {
                         let cut = (4 << 20).min(self.wbuf.len() - before);
                         self.wbuf.truncate(before + cut);
@@ -858,6 +900,12 @@ impl Worker {
 
     /// Chooses the interest (and the next phase) from what is pending.
     fn after_output(&mut self, c: &mut Conn) -> bool {
+        // A streamed body: refill from its source while the kernel takes it all.
+        while !c.has_output() && c.stream.is_some() {
+            if !self.pump(c) {
+                return false;
+            }
+        }
         if c.has_output() {
             self.set_interest(c, Interest::WRITE);
             return true;
@@ -879,6 +927,33 @@ impl Worker {
         }
         self.set_interest(c, Interest::READ);
         true
+    }
+
+    /// Takes the next piece of a streamed body into the connection's output and sends
+    /// what the kernel takes. False when the connection must close (source stalled,
+    /// send failed).
+    fn pump(&mut self, c: &mut Conn) -> bool {
+        let Some(s) = c.stream.as_mut() else {
+            return true;
+        };
+        c.output.clear();
+        c.out_pos = 0;
+        c.output.reserve(STREAM_CHUNK.min(s.remaining as usize));
+        (s.source)(&mut c.output);
+        let got = (c.output.len() as u64).min(s.remaining);
+        if got == 0 {
+            self.ws.counters.errors.fetch_add(1, SeqCst);
+            return false;
+        }
+        c.output.truncate(got as usize);
+        s.remaining -= got;
+        if s.remaining == 0 {
+            if s.close_after {
+                c.phase = Phase::Closing;
+            }
+            c.stream = None;
+        }
+        self.flush(c).is_ok()
     }
 
     fn flush(&mut self, c: &mut Conn) -> io::Result<()> {

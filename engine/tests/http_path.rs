@@ -22,6 +22,19 @@ impl Running {
             b"/big" => {
                 res.body_mut().resize(8 << 20, b'z');
             }
+            b"/stream" => {
+                // 8 MiB + 7 bytes of a counting pattern, produced 100,000 bytes at a time.
+                let mut next = 0u64;
+                res.stream((8 << 20) + 7, move |out: &mut Vec<u8>| {
+                    for _ in 0..100_000 {
+                        out.push((next % 251) as u8);
+                        next += 1;
+                    }
+                });
+            }
+            b"/stall" => {
+                res.stream(10, |_: &mut Vec<u8>| {});
+            }
             p => {
                 let mut body = b"path=".to_vec();
                 body.extend_from_slice(p);
@@ -241,4 +254,63 @@ fn smuggling_and_oversize_are_refused() {
         assert!(resp[0].1.contains("connection: close"));
         assert!(eof);
     }
+}
+
+#[test]
+fn streamed_bodies_reach_a_slow_reader_whole_and_in_order() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let (resp, eof) = read_responses(&mut s, 2);
+    assert!(!eof);
+    assert_eq!(resp[0].2.len(), (8 << 20) + 7);
+    assert!(resp[0]
+        .2
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == (i as u64 % 251) as u8));
+    assert_eq!(resp[1].2, b"path=/after");
+    // HEAD announces the streamed length and sends no body: the next response follows.
+    s.write_all(b"HEAD /stream HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !got.ends_with(b"path=/next") {
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "EOF after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.contains("content-length: 8388615"), "{head}");
+    assert!(
+        rest.starts_with("HTTP/1.1 200 OK"),
+        "HEAD sent a body: {rest:?}"
+    );
+    // With Connection: close the stream ends the connection.
+    let mut s = r.connect();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (resp, eof) = read_responses(&mut s, 2);
+    assert_eq!(resp.len(), 1);
+    assert_eq!(resp[0].2.len(), (8 << 20) + 7);
+    assert!(eof);
+}
+
+#[test]
+fn a_stalled_stream_closes_the_connection_instead_of_misframing() {
+    let r = Running::start(cfg());
+    let mut s = r.connect();
+    s.write_all(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK") && text.contains("content-length: 10"));
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "no body byte may follow: {text:?}"
+    );
 }

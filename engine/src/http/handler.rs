@@ -78,14 +78,28 @@ impl<'a> Request<'a> {
     }
 }
 
+/// Produces a streamed body piece by piece (see [`Response::stream`]).
+pub type BodySource = Box<dyn FnMut(&mut Vec<u8>) + Send>;
+
 /// The response a handler fills. Reused across requests (no allocation in steady
 /// state); the engine adds `date`, `content-length` and `connection`.
-#[derive(Debug)]
 pub struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<u8>,
     pub(crate) body: Vec<u8>,
     pub(crate) close: bool,
+    pub(crate) stream: Option<(u64, BodySource)>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .field("close", &self.close)
+            .field("stream_len", &self.stream.as_ref().map(|(n, _)| *n))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Response {
@@ -95,6 +109,7 @@ impl Default for Response {
             headers: Vec::with_capacity(256),
             body: Vec::with_capacity(1024),
             close: false,
+            stream: None,
         }
     }
 }
@@ -105,6 +120,15 @@ impl Response {
         self.headers.clear();
         self.body.clear();
         self.close = false;
+        self.stream = None;
+    }
+
+    /// The body's length as announced in `content-length`.
+    pub(crate) fn body_len(&self) -> u64 {
+        match &self.stream {
+            Some((len, _)) => *len,
+            None => self.body.len() as u64,
+        }
     }
     /// Sets the status code (default 200).
     pub fn status(&mut self, code: u16) -> &mut Self {
@@ -130,6 +154,22 @@ impl Response {
     pub fn body_mut(&mut self) -> &mut Vec<u8> {
         &mut self.body
     }
+    /// Streams a body of exactly `len` bytes instead of a whole one: the worker calls
+    /// `source` whenever the connection can take more, and `source` appends the next
+    /// piece to the buffer it is given (any size; bytes past `len` are dropped). A call
+    /// that appends nothing before `len` bytes were produced ends the connection, as the
+    /// response cannot be completed. Requests pipelined behind a streamed response wait
+    /// until it is sent. Replaces any body set with [`body`](Response::body).
+    pub fn stream(
+        &mut self,
+        len: u64,
+        source: impl FnMut(&mut Vec<u8>) + Send + 'static,
+    ) -> &mut Self {
+        self.body.clear();
+        self.stream = Some((len, Box::new(source)));
+        self
+    }
+
     /// Closes the connection after this response.
     pub fn close(&mut self) -> &mut Self {
         self.close = true;

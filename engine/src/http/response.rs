@@ -58,7 +58,7 @@ pub fn write_response(
         out.extend_from_slice(date);
     }
     out.extend_from_slice(b"\r\ncontent-length: ");
-    push_u64(out, res.body.len() as u64);
+    push_u64(out, res.body_len());
     if close {
         out.extend_from_slice(b"\r\nconnection: close");
     }
