@@ -51,6 +51,38 @@ histogram. Exit codes: 0 done, 2 usage or setup error.")]
 
 Routes: / (13-byte plaintext), /echo (echoes the body), /worker (the worker index).")]
     Serve(ServeArgs),
+    /// Write plots (PNG, SVG), a self-contained index.html and summary.md from results.
+    #[command(after_help = "Examples:
+  loadgen report a.json --out report
+  loadgen report base.json new.json scenarios.json --out report
+
+Takes loadgen.result/v1 files (runs with the same target and workload are repeats:
+their req/s is shown with a 95 % confidence interval) and loadgen.scenarios/v1 files
+(a verdict matrix). Plots: latency percentile spectrum, throughput and p99 timeline,
+comparison bars, scenario verdicts. Exit codes: 0 written, 2 usage or input error.")]
+    Report(ReportArgs),
+    /// Merge results written at the same time by several load processes or hosts.
+    #[command(after_help = "Examples:
+  loadgen merge host1.json host2.json --out all.json
+
+Runs with the same target and workload are merged exactly: histograms added, counts
+and req/s summed, timelines summed by second. They must have run at the same time
+(starts and ends within --tolerance). Other runs are kept as they are.")]
+    Merge(MergeArgs),
+    /// Statistical regression verdict: candidate runs against baseline runs.
+    #[command(after_help = "Examples:
+  loadgen gate --baseline base.json --candidate head.json
+  loadgen gate --baseline base-*.json --candidate head-*.json --markdown gate.md
+  loadgen gate --baseline a.json --candidate b.json --threshold-throughput 2 --threshold-p99 20
+
+Runs of the same workload (and target, when both sides name the same targets) are
+repeats; run i of the baseline is paired with run i of the candidate, so write them
+interleaved (A B A B). Per metric: the median of the paired ratios candidate/baseline
+and its 95 % bootstrap interval; `regressed` only when the whole interval lies beyond
+the threshold, `inconclusive` when it is too wide. At least 3 pairs; 20 or more on a
+noisy machine. Exit codes: 0 no regression, 3 a metric regressed, 2 usage or input
+error.")]
+    Gate(GateArgs),
 }
 
 /// `loadgen scenario`.
@@ -94,6 +126,31 @@ pub struct ScenarioArgs {
     pub markdown: bool,
 }
 
+/// `loadgen report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files (loadgen.result/v1) and scenario results files (loadgen.scenarios/v1).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+}
+
+/// `loadgen merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Results files (loadgen.result/v1) from runs made at the same time.
+    #[arg(required = true, num_args = 2.., value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The merged results file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// How far apart the runs' starts and ends may be, e.g. 2s, 500ms.
+    #[arg(long, default_value = "2s")]
+    pub tolerance: String,
+}
+
 /// `loadgen serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -109,6 +166,32 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+}
+
+/// `loadgen gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Baseline results files (loadgen.result/v1); their runs are taken in order.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub baseline: Vec<std::path::PathBuf>,
+    /// Candidate results files (loadgen.result/v1); their runs are taken in order.
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub candidate: Vec<std::path::PathBuf>,
+    /// Throughput threshold, percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    pub threshold_throughput: f64,
+    /// p50 latency threshold, percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    pub threshold_p50: f64,
+    /// p99 latency threshold, percent.
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    pub threshold_p99: f64,
+    /// Server CPU per request threshold, percent.
+    #[arg(long, default_value_t = 5.0, value_name = "PERCENT")]
+    pub threshold_server_cpu: f64,
+    /// Also write the table as Markdown (for a pull-request comment) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<std::path::PathBuf>,
 }
 
 /// `loadgen run`.

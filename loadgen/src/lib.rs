@@ -2,6 +2,9 @@
 //! `main`.
 
 pub mod cli;
+pub mod gate_cmd;
+pub mod merge_cmd;
+pub mod report_cmd;
 pub mod run;
 pub mod scenario_cmd;
 pub mod serve_cmd;
@@ -12,12 +15,17 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_CONFORMANCE: u8 = 1;
 /// Exit code: usage, setup or harness error.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: a performance metric regressed (`loadgen gate`).
+pub const EXIT_REGRESSION: u8 = 3;
 
 /// Runs the parsed command line; returns the exit code, or a one-line error (exit 2).
 pub fn run(cli: cli::Cli) -> Result<u8, String> {
     match cli.command {
         cli::Command::Scenario(args) => scenario_cmd::run(args),
         cli::Command::Serve(args) => serve_cmd::run(args),
+        cli::Command::Report(args) => report_cmd::run(args),
+        cli::Command::Merge(args) => merge_cmd::run(args),
+        cli::Command::Gate(args) => gate_cmd::run(args),
         cli::Command::Run(args) => run_cmd(*args),
     }
 }

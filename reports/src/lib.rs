@@ -1,10 +1,16 @@
-//! The results model (versioned JSON), latency statistics from HDR histograms, and
-//! (later) plots and reports. Statistics are computed here; plotting only draws.
+//! The results model (versioned JSON), latency statistics from HDR histograms, plots
+//! and reports, and the exact merge of results. Statistics are computed in [`stats`];
+//! [`plot`] only draws.
 
 #![warn(missing_docs)]
 
+pub mod gate;
 pub mod histogram;
+pub mod merge;
+pub mod plot;
+pub mod report;
 pub mod result;
 pub mod scenarios;
+pub mod stats;
 
 pub use result::*;

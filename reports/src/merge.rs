@@ -1,0 +1,214 @@
+//! The exact merge of results written by several load processes or hosts that ran at
+//! the same time against the same targets (`loadgen merge`): one run per
+//! (target, workload), as if one process had sent every request.
+//!
+//! What is exact: histograms are added bucket by bucket, so every percentile of the
+//! merged run is the one a single process would have recorded; counts, bytes and
+//! per-second requests and errors are sums. What is not: a per-second p50 / p99 cannot be
+//! rebuilt from per-second summaries, so a merged timeline keeps the largest of the
+//! inputs' (an upper bound); the latency summaries are recomputed from the merged
+//! histograms.
+
+use rayon::prelude::*;
+
+use crate::histogram;
+use crate::result::{OpenModel, Results, RunResult, TimelinePoint};
+
+/// How far apart the inputs' starts (and ends) may be by default, milliseconds.
+pub const DEFAULT_TOLERANCE_MS: u64 = 2_000;
+
+/// (target, workload).
+type RunKey = (String, String);
+
+/// One input of a merge: its name (for messages) and its contents.
+#[derive(Debug, Clone)]
+pub struct MergeInput {
+    /// The file name, as given.
+    pub name: String,
+    /// The results.
+    pub results: Results,
+}
+
+/// Merges runs with the same (target, workload) across `inputs`; other runs are kept as
+/// they are, in first-seen order. Refuses (one-line error) when an input holds two runs
+/// of the same target and workload, or when runs to merge do not cover the same time
+/// (starts or ends more than `tolerance_ms` apart).
+pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String> {
+    let first = inputs.first().ok_or("nothing to merge")?;
+    let mut groups: Vec<(RunKey, Vec<(usize, &RunResult)>)> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        for run in &input.results.runs {
+            let key = (run.target.clone(), run.workload.clone());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, runs)) => {
+                    if runs.iter().any(|(j, _)| *j == i) {
+                        return Err(format!(
+                            "{}: two runs of {} {}; merge takes one run per target and workload from each file",
+                            input.name, key.0, key.1
+                        ));
+                    }
+                    runs.push((i, run));
+                }
+                None => groups.push((key, vec![(i, run)])),
+            }
+        }
+    }
+    for ((target, workload), runs) in &groups {
+        check_overlap(inputs, target, workload, runs, tolerance_ms)?;
+    }
+    let runs = groups
+        .par_iter()
+        .map(|(_, runs)| {
+            let runs: Vec<&RunResult> = runs.iter().map(|(_, r)| *r).collect();
+            merge_runs(&runs)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let earliest = inputs
+        .iter()
+        .min_by_key(|i| i.results.started_unix_ms)
+        .unwrap_or(first);
+    Ok(Results {
+        schema: first.results.schema.clone(),
+        tool: first.results.tool.clone(),
+        host: first.results.host.clone(),
+        started_at: earliest.results.started_at.clone(),
+        started_unix_ms: earliest.results.started_unix_ms,
+        runs,
+    })
+}
+
+fn span_ms(input: &MergeInput, run: &RunResult) -> (u64, u64) {
+    let start = input.results.started_unix_ms;
+    (start, start + (run.duration_s * 1000.0).round() as u64)
+}
+
+fn check_overlap(
+    inputs: &[MergeInput],
+    target: &str,
+    workload: &str,
+    runs: &[(usize, &RunResult)],
+    tolerance_ms: u64,
+) -> Result<(), String> {
+    let Some(&(i0, r0)) = runs.first() else {
+        return Ok(());
+    };
+    let (s0, e0) = span_ms(&inputs[i0], r0);
+    for &(i, r) in &runs[1..] {
+        let (s, e) = span_ms(&inputs[i], r);
+        let ds = s.abs_diff(s0);
+        let de = e.abs_diff(e0);
+        if ds > tolerance_ms || de > tolerance_ms {
+            return Err(format!(
+                "{} and {} did not run at the same time ({target} {workload}: starts {:.1} s apart, ends {:.1} s apart, tolerance {:.1} s); merge combines runs made together",
+                inputs[i0].name,
+                inputs[i].name,
+                ds as f64 / 1000.0,
+                de as f64 / 1000.0,
+                tolerance_ms as f64 / 1000.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn add_histograms(encoded: &[&str]) -> Result<histogram::LatencyHistogram, String> {
+    let mut sum = histogram::new_histogram();
+    for e in encoded {
+        let h = histogram::decode(e)?;
+        sum.add(&h)
+            .map_err(|e| format!("histograms do not add: {e:?}"))?;
+    }
+    Ok(sum)
+}
+
+fn merge_runs(runs: &[&RunResult]) -> Result<RunResult, String> {
+    let first = runs[0];
+    if runs.len() == 1 {
+        return Ok(first.clone());
+    }
+    let label = format!("{} {}", first.target, first.workload);
+    let hist = |f: fn(&RunResult) -> &str| {
+        add_histograms(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+            .map_err(|e| format!("{label}: {e}"))
+    };
+    let corrected = hist(|r| &r.histogram_corrected)?;
+    let uncorrected = hist(|r| &r.histogram_uncorrected)?;
+    let errors_h = hist(|r| &r.histogram_errors)?;
+
+    let mut out = first.clone();
+    for r in &runs[1..] {
+        out.requests += r.requests;
+        out.errors.add(&r.errors);
+        out.requests_per_s += r.requests_per_s;
+        out.bytes_per_s += r.bytes_per_s;
+        out.bytes_read += r.bytes_read;
+        out.bytes_written += r.bytes_written;
+        out.duration_s = out.duration_s.max(r.duration_s);
+        for w in &r.warnings {
+            if !out.warnings.contains(w) {
+                out.warnings.push(w.clone());
+            }
+        }
+    }
+    out.latency_corrected = histogram::summarize(&corrected);
+    out.latency_uncorrected = histogram::summarize(&uncorrected);
+    out.latency_errors = histogram::summarize(&errors_h);
+    out.histogram_corrected = histogram::encode(&corrected);
+    out.histogram_uncorrected = histogram::encode(&uncorrected);
+    out.histogram_errors = histogram::encode(&errors_h);
+    out.timeline = merge_timelines(runs);
+    out.open_model = merge_open_model(runs);
+    out.client_cpu_s = runs.iter().map(|r| r.client_cpu_s).sum();
+    // Every process saw the same server: its CPU time is not a sum, and which
+    // process's reading to keep is arbitrary.
+    out.server_cpu_s = None;
+    out.config
+        .insert("merged_runs".to_string(), serde_json::json!(runs.len()));
+    Ok(out)
+}
+
+fn merge_timelines(runs: &[&RunResult]) -> Vec<TimelinePoint> {
+    let mut out: Vec<TimelinePoint> = Vec::new();
+    for p in runs.iter().flat_map(|r| r.timeline.iter()) {
+        match out.iter_mut().find(|q| q.second == p.second) {
+            Some(q) => {
+                q.requests += p.requests;
+                q.errors += p.errors;
+                q.p50_us = q.p50_us.max(p.p50_us);
+                q.p99_us = q.p99_us.max(p.p99_us);
+                q.max_us = q.max_us.max(p.max_us);
+            }
+            None => out.push(p.clone()),
+        }
+    }
+    out.sort_by_key(|p| p.second);
+    out
+}
+
+fn merge_open_model(runs: &[&RunResult]) -> Option<OpenModel> {
+    let models: Vec<&OpenModel> = runs.iter().filter_map(|r| r.open_model.as_ref()).collect();
+    let first = models.first()?;
+    let sent: Vec<f64> = runs.iter().map(|r| r.requests as f64).collect();
+    let weight: f64 = sent.iter().sum();
+    let mean_lag_us = if weight > 0.0 {
+        runs.iter()
+            .zip(&sent)
+            .filter_map(|(r, w)| r.open_model.as_ref().map(|m| m.mean_lag_us * w))
+            .sum::<f64>()
+            / weight
+    } else {
+        first.mean_lag_us
+    };
+    Some(OpenModel {
+        rate_per_s: models.iter().map(|m| m.rate_per_s).sum(),
+        arrivals: if models.iter().all(|m| m.arrivals == first.arrivals) {
+            first.arrivals.clone()
+        } else {
+            "mixed".to_string()
+        },
+        late: models.iter().map(|m| m.late).sum(),
+        never_sent: models.iter().map(|m| m.never_sent).sum(),
+        mean_lag_us,
+        max_lag_us: models.iter().map(|m| m.max_lag_us).max().unwrap_or(0),
+    })
+}

@@ -1,0 +1,270 @@
+//! `loadgen report`: reads results files, computes what to show ([`crate::stats`]),
+//! renders the plots ([`crate::plot`]) and writes `index.html` (self-contained: plots
+//! inline as SVG, CSS inline, no reference outside the file) and `summary.md` (a
+//! Markdown table fit for a pull-request comment).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::plot::{self, Plot, PlotFiles};
+use crate::result::{Results, RESULT_SCHEMA};
+use crate::scenarios::{ScenarioResults, SCENARIOS_SCHEMA};
+use crate::stats::{self, Comparison};
+
+/// A file given to `loadgen report`.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `loadgen.result/v1`.
+    Results(Box<Results>),
+    /// `loadgen.scenarios/v1`.
+    Scenarios(Box<ScenarioResults>),
+}
+
+/// Reads a results or scenario results file; the error is one line naming the file.
+pub fn load(path: &Path) -> Result<Input, String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+    let schema = value.get("schema").and_then(|s| s.as_str()).unwrap_or("");
+    match schema {
+        RESULT_SCHEMA => serde_json::from_value(value)
+            .map(|r| Input::Results(Box::new(r)))
+            .map_err(|e| format!("{name}: not a valid {RESULT_SCHEMA} file: {e}")),
+        SCENARIOS_SCHEMA => serde_json::from_value(value)
+            .map(|r| Input::Scenarios(Box::new(r)))
+            .map_err(|e| format!("{name}: not a valid {SCENARIOS_SCHEMA} file: {e}")),
+        other => Err(format!(
+            "{name}: schema {other:?} is neither {RESULT_SCHEMA} nor {SCENARIOS_SCHEMA}"
+        )),
+    }
+}
+
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    /// `DIR/index.html`.
+    pub index: PathBuf,
+    /// `DIR/summary.md`.
+    pub summary: PathBuf,
+    /// Every plot's PNG and SVG.
+    pub plots: Vec<PlotFiles>,
+}
+
+/// Computes, renders and writes the whole report into `dir` (created if missing).
+pub fn write_report(
+    results: &[Results],
+    scenarios: &[ScenarioResults],
+    dir: &Path,
+) -> Result<ReportFiles, String> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+    let comparisons = stats::comparisons(results);
+    let mut plots = Vec::new();
+    if !results.is_empty() {
+        plots.push(Plot::Spectrum(stats::spectra(results)?));
+        plots.push(Plot::Timeline(stats::timelines(results)));
+        plots.push(Plot::Comparison(comparisons.clone()));
+    }
+    if !scenarios.is_empty() {
+        plots.push(Plot::Verdicts(stats::verdict_matrix(scenarios)));
+    }
+    let files = plot::render_all(&plots, dir)?;
+    let summary = summary_markdown(&comparisons, scenarios, &files);
+    let summary_path = dir.join("summary.md");
+    write(&summary_path, &summary)?;
+    let html = index_html(&comparisons, scenarios, &files)?;
+    let index = dir.join("index.html");
+    write(&index, &html)?;
+    Ok(ReportFiles {
+        index,
+        summary: summary_path,
+        plots: files,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+}
+
+/// A latency for people: `85 µs`, `1.25 ms`, `2.10 s`.
+pub fn format_us(us: f64) -> String {
+    if us >= 1e6 {
+        format!("{:.2} s", us / 1e6)
+    } else if us >= 1e3 {
+        format!("{:.2} ms", us / 1e3)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+fn format_rate(c: &stats::MeanCi) -> String {
+    if c.n > 1 {
+        format!("{:.0} ± {:.0}", c.mean, c.high - c.mean)
+    } else {
+        format!("{:.0}", c.mean)
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The Markdown summary: one row per target and workload, scenario totals, plot links.
+pub fn summary_markdown(
+    comparisons: &[Comparison],
+    scenarios: &[ScenarioResults],
+    plots: &[PlotFiles],
+) -> String {
+    let mut md = String::from("## loadgen report\n\n");
+    if !comparisons.is_empty() {
+        md.push_str("| target | workload | runs | req/s (95 % CI) | p50 | p99 | errors |\n");
+        md.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+        for c in comparisons {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                c.target,
+                c.workload,
+                c.requests_per_s.n,
+                format_rate(&c.requests_per_s),
+                format_us(c.p50_us.mean),
+                format_us(c.p99_us.mean),
+                c.errors
+            );
+        }
+        md.push_str(
+            "\nLatencies are corrected (from each request's due time), means across runs.\n",
+        );
+    }
+    if !scenarios.is_empty() {
+        md.push_str("\n| scenarios | pass | fail | non-strict | skipped | error | flaky |\n");
+        md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        let columns = stats::verdict_matrix(scenarios).columns;
+        for (f, col) in scenarios.iter().zip(columns) {
+            let t = &f.totals;
+            let _ = writeln!(
+                md,
+                "| {col} | {} | {} | {} | {} | {} | {} |",
+                t.pass, t.fail, t.non_strict, t.skipped, t.error, t.flaky
+            );
+        }
+    }
+    if !plots.is_empty() {
+        md.push_str("\nPlots: ");
+        let links: Vec<String> = plots
+            .iter()
+            .map(|p| {
+                format!(
+                    "[{}]({}) ([SVG]({}))",
+                    p.stem,
+                    file_name(&p.png),
+                    file_name(&p.svg)
+                )
+            })
+            .collect();
+        md.push_str(&links.join(" · "));
+        md.push('\n');
+    }
+    md
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// An SVG file's text made fit to inline in HTML: the XML prolog and the namespace
+/// declarations (which the HTML parser does not need) removed, so the page holds no
+/// URL at all.
+fn inline_svg(svg: &str) -> String {
+    let start = svg.find("<svg").unwrap_or(0);
+    svg[start..]
+        .replacen(" xmlns=\"http://www.w3.org/2000/svg\"", "", 1)
+        .replacen(" xmlns:xlink=\"http://www.w3.org/1999/xlink\"", "", 1)
+}
+
+const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1250px;color:#222}\
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px}\
+td.n{text-align:right}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
+figcaption{font-weight:bold;margin-bottom:.5em}";
+
+/// The self-contained HTML page.
+pub fn index_html(
+    comparisons: &[Comparison],
+    scenarios: &[ScenarioResults],
+    plots: &[PlotFiles],
+) -> Result<String, String> {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>loadgen report</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
+         <h1>loadgen report</h1>\n"
+    );
+    if !comparisons.is_empty() {
+        h.push_str(
+            "<table>\n<tr><th>target</th><th>workload</th><th>runs</th>\
+             <th>req/s (95 % CI)</th><th>p50</th><th>p99</th><th>errors</th></tr>\n",
+        );
+        for c in comparisons {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(&c.target),
+                escape(&c.workload),
+                c.requests_per_s.n,
+                format_rate(&c.requests_per_s),
+                format_us(c.p50_us.mean),
+                format_us(c.p99_us.mean),
+                c.errors
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if !scenarios.is_empty() {
+        let columns = stats::verdict_matrix(scenarios).columns;
+        h.push_str(
+            "<table>\n<tr><th>scenarios</th><th>pass</th><th>fail</th><th>non-strict</th>\
+             <th>skipped</th><th>error</th><th>flaky</th></tr>\n",
+        );
+        for (f, col) in scenarios.iter().zip(columns) {
+            let t = &f.totals;
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td></tr>",
+                escape(&col),
+                t.pass,
+                t.fail,
+                t.non_strict,
+                t.skipped,
+                t.error,
+                t.flaky
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    for p in plots {
+        let svg = std::fs::read_to_string(&p.svg)
+            .map_err(|e| format!("{}: cannot read back: {e}", p.svg.display()))?;
+        let _ = write!(
+            h,
+            "<figure id=\"{}\">\n<figcaption>{}</figcaption>\n{}\n\
+             <p><a href=\"{}\">PNG</a> · <a href=\"{}\">SVG</a></p>\n</figure>\n",
+            p.stem,
+            escape(p.title),
+            inline_svg(&svg),
+            file_name(&p.png),
+            file_name(&p.svg)
+        );
+    }
+    h.push_str("</body>\n</html>\n");
+    Ok(h)
+}

@@ -1,0 +1,375 @@
+//! What the plots and the summary show, computed from results files: percentile
+//! spectra from the exact histograms, means with 95 % confidence intervals across
+//! repeats, per-second timelines and the scenario verdict matrix. The plot module only
+//! draws these values (criterion's split: statistics here, drawing there).
+
+use rayon::prelude::*;
+
+use crate::histogram::{self, LatencyHistogram};
+use crate::result::{Results, RunResult};
+use crate::scenarios::{ScenarioResult, ScenarioResults, VerdictKind};
+
+/// The largest percentile of a spectrum: 99.999 % (x = 100 000).
+pub const SPECTRUM_MAX_X: f64 = 100_000.0;
+/// Points per decade of the 1/(1-p) axis.
+const SPECTRUM_POINTS_PER_DECADE: u32 = 40;
+
+/// One point of a percentile spectrum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpectrumPoint {
+    /// The percentile as a fraction, 0 ≤ p ≤ 0.99999.
+    pub quantile: f64,
+    /// The position on the log axis: 1/(1-p).
+    pub x: f64,
+    /// The latency at that percentile, µs.
+    pub value_us: u64,
+}
+
+/// The latency percentile spectrum of a histogram: p from 0 to 0.99999, evenly spaced
+/// on the 1/(1-p) log axis. Empty for an empty histogram.
+pub fn spectrum(h: &LatencyHistogram) -> Vec<SpectrumPoint> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let decades = SPECTRUM_MAX_X.log10();
+    let steps = (decades * f64::from(SPECTRUM_POINTS_PER_DECADE)).round() as u32;
+    (0..=steps)
+        .map(|i| {
+            let x = 10f64.powf(decades * f64::from(i) / f64::from(steps));
+            let quantile = (1.0 - 1.0 / x).clamp(0.0, 1.0);
+            SpectrumPoint {
+                quantile,
+                x,
+                value_us: h.value_at_quantile(quantile),
+            }
+        })
+        .collect()
+}
+
+/// The axis label of a position on the 1/(1-p) axis: `50%`, `99.9%`, ...
+pub fn percentile_label(x: f64) -> String {
+    if x <= 1.0 {
+        return "0%".to_string();
+    }
+    let pct = 100.0 * (1.0 - 1.0 / x);
+    // Enough decimals to tell 99.9 % from 99.99 %, no trailing zeros.
+    let decimals = (x.log10().round() as i32 - 2).clamp(0, 6) as usize;
+    let s = format!("{pct:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}%")
+}
+
+/// A target as reports show it: a URL without its scheme (`127.0.0.1:8080/`), so that
+/// a report holds no link-like text.
+pub fn display_target(target: &str) -> String {
+    target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+        .unwrap_or(target)
+        .to_string()
+}
+
+/// A run's spectra, corrected and uncorrected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSpectrum {
+    /// `target workload` (with `#n` for repeats).
+    pub label: String,
+    /// Latency from the due time.
+    pub corrected: Vec<SpectrumPoint>,
+    /// Latency from the actual send.
+    pub uncorrected: Vec<SpectrumPoint>,
+}
+
+/// The run labels of every results file, in order: `target workload`, with `#2`, `#3`
+/// ... added to repeats of the same target and workload.
+pub fn run_labels(files: &[Results]) -> Vec<String> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    all_runs(files)
+        .map(|run| {
+            let base = format!("{} {}", display_target(&run.target), run.workload);
+            let n = match seen.iter_mut().find(|(b, _)| *b == base) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n
+                }
+                None => {
+                    seen.push((base.clone(), 1));
+                    1
+                }
+            };
+            if n == 1 {
+                base
+            } else {
+                format!("{base} #{n}")
+            }
+        })
+        .collect()
+}
+
+fn all_runs(files: &[Results]) -> impl Iterator<Item = &RunResult> {
+    files.iter().flat_map(|f| f.runs.iter())
+}
+
+/// The spectra of every run of every file; histograms are decoded in parallel.
+pub fn spectra(files: &[Results]) -> Result<Vec<RunSpectrum>, String> {
+    let runs: Vec<&RunResult> = all_runs(files).collect();
+    let labels = run_labels(files);
+    runs.par_iter()
+        .zip(labels.into_par_iter())
+        .map(|(run, label)| {
+            let corrected = histogram::decode(&run.histogram_corrected)
+                .map_err(|e| format!("{label}: corrected {e}"))?;
+            let uncorrected = histogram::decode(&run.histogram_uncorrected)
+                .map_err(|e| format!("{label}: uncorrected {e}"))?;
+            Ok(RunSpectrum {
+                label,
+                corrected: spectrum(&corrected),
+                uncorrected: spectrum(&uncorrected),
+            })
+        })
+        .collect()
+}
+
+/// A mean with its 95 % confidence interval (Student's t).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MeanCi {
+    /// Samples.
+    pub n: usize,
+    /// Their mean.
+    pub mean: f64,
+    /// Lower bound of the 95 % interval (= mean for one sample).
+    pub low: f64,
+    /// Upper bound of the 95 % interval (= mean for one sample).
+    pub high: f64,
+}
+
+/// Two-sided 95 % Student's t critical values for 1..=30 degrees of freedom.
+const T95: [f64; 30] = [
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+    2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+    2.052, 2.048, 2.045, 2.042,
+];
+
+/// The two-sided 95 % t critical value for `df` degrees of freedom (the normal 1.96
+/// past the table, an error under 2 % from df 31 on).
+pub fn t95(df: usize) -> f64 {
+    match df {
+        0 => f64::NAN,
+        1..=30 => T95[df - 1],
+        _ => 1.96,
+    }
+}
+
+/// The mean of `samples` and its 95 % confidence interval; `None` when empty. With one
+/// sample the interval has zero width (nothing is known about the spread).
+pub fn mean_ci(samples: &[f64]) -> Option<MeanCi> {
+    let n = samples.len();
+    if n == 0 {
+        return None;
+    }
+    let mean = samples.iter().sum::<f64>() / n as f64;
+    if n == 1 {
+        return Some(MeanCi {
+            n,
+            mean,
+            low: mean,
+            high: mean,
+        });
+    }
+    let var = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = t95(n - 1) * (var / n as f64).sqrt();
+    Some(MeanCi {
+        n,
+        mean,
+        low: mean - half,
+        high: mean + half,
+    })
+}
+
+/// One target × workload across its repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The target, as [`display_target`] shows it.
+    pub target: String,
+    /// The workload.
+    pub workload: String,
+    /// Successful requests per second.
+    pub requests_per_s: MeanCi,
+    /// Median corrected latency, µs.
+    pub p50_us: MeanCi,
+    /// 99th percentile corrected latency, µs.
+    pub p99_us: MeanCi,
+    /// Failed requests, all repeats added up.
+    pub errors: u64,
+}
+
+/// Runs grouped by (target, workload), in first-seen order, with the mean and 95 %
+/// confidence interval of each figure across the group's repeats.
+pub fn comparisons(files: &[Results]) -> Vec<Comparison> {
+    let mut groups: Vec<((String, String), Vec<&RunResult>)> = Vec::new();
+    for run in all_runs(files) {
+        let key = (run.target.clone(), run.workload.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, runs)) => runs.push(run),
+            None => groups.push((key, vec![run])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|((target, workload), runs)| {
+            let of = |f: &dyn Fn(&RunResult) -> f64| {
+                mean_ci(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
+            Some(Comparison {
+                target: display_target(&target),
+                workload,
+                requests_per_s: of(&|r| r.requests_per_s)?,
+                p50_us: of(&|r| r.latency_corrected.p50_us as f64)?,
+                p99_us: of(&|r| r.latency_corrected.p99_us as f64)?,
+                errors: runs.iter().map(|r| r.errors.total()).sum(),
+            })
+        })
+        .collect()
+}
+
+/// A run's per-second throughput and p99.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineSeries {
+    /// The run's label (see [`run_labels`]).
+    pub label: String,
+    /// Seconds since measuring started.
+    pub seconds: Vec<f64>,
+    /// Successful requests in each second.
+    pub requests_per_s: Vec<f64>,
+    /// Failed requests in each second.
+    pub errors_per_s: Vec<f64>,
+    /// Corrected p99 of each second, milliseconds.
+    pub p99_ms: Vec<f64>,
+}
+
+/// The timeline of every run of every file.
+pub fn timelines(files: &[Results]) -> Vec<TimelineSeries> {
+    all_runs(files)
+        .zip(run_labels(files))
+        .map(|(run, label)| TimelineSeries {
+            label,
+            seconds: run.timeline.iter().map(|p| p.second as f64).collect(),
+            requests_per_s: run.timeline.iter().map(|p| p.requests as f64).collect(),
+            errors_per_s: run.timeline.iter().map(|p| p.errors as f64).collect(),
+            p99_ms: run
+                .timeline
+                .iter()
+                .map(|p| p.p99_us as f64 / 1000.0)
+                .collect(),
+        })
+        .collect()
+}
+
+/// Scenario verdicts: one row per clause ID, one column per scenario results file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerdictMatrix {
+    /// Column titles: the file's fault, or `reference`, made unique with `#n`.
+    pub columns: Vec<String>,
+    /// Clause IDs, in first-seen order.
+    pub rows: Vec<String>,
+    /// `cells[row][column]`: the final verdict, `None` where the file lacks the clause.
+    pub cells: Vec<Vec<Option<VerdictKind>>>,
+    /// `flaky[row][column]`: repeated runs disagreed.
+    pub flaky: Vec<Vec<bool>>,
+}
+
+/// The verdict matrix of one or more scenario results files.
+pub fn verdict_matrix(files: &[ScenarioResults]) -> VerdictMatrix {
+    let mut columns: Vec<String> = Vec::new();
+    for f in files {
+        let base = f.fault.clone().unwrap_or_else(|| "reference".to_string());
+        let n = columns
+            .iter()
+            .filter(|c| **c == base || c.starts_with(&format!("{base} #")))
+            .count();
+        columns.push(if n == 0 {
+            base
+        } else {
+            format!("{base} #{}", n + 1)
+        });
+    }
+    let mut rows: Vec<String> = Vec::new();
+    for s in files.iter().flat_map(|f| f.scenarios.iter()) {
+        if !rows.contains(&s.id) {
+            rows.push(s.id.clone());
+        }
+    }
+    fn cell<'a>(id: &str, f: &'a ScenarioResults) -> Option<&'a ScenarioResult> {
+        f.scenarios.iter().find(|s| s.id == id)
+    }
+    let cells = rows
+        .iter()
+        .map(|id| {
+            files
+                .iter()
+                .map(|f| cell(id, f).map(|s| s.verdict))
+                .collect()
+        })
+        .collect();
+    let flaky = rows
+        .iter()
+        .map(|id| {
+            files
+                .iter()
+                .map(|f| cell(id, f).is_some_and(|s| s.flaky))
+                .collect()
+        })
+        .collect();
+    VerdictMatrix {
+        columns,
+        rows,
+        cells,
+        flaky,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spectrum_spans_zero_to_five_nines_and_is_monotonic() {
+        let mut h = histogram::new_histogram();
+        for v in 1..=100_000 {
+            histogram::record(&mut h, v);
+        }
+        let s = spectrum(&h);
+        assert_eq!(s[0].quantile, 0.0);
+        assert!((s.last().unwrap().quantile - 0.99999).abs() < 1e-9);
+        assert!(s.windows(2).all(|w| w[0].value_us <= w[1].value_us));
+        let p99 = s.iter().find(|p| (p.x - 100.0).abs() < 1e-6).unwrap();
+        assert!((98_900..=99_100).contains(&p99.value_us), "{p99:?}");
+        assert!(spectrum(&histogram::new_histogram()).is_empty());
+    }
+
+    #[test]
+    fn percentile_labels() {
+        let l: Vec<String> = [1.0, 2.0, 10.0, 100.0, 1e3, 1e4, 1e5]
+            .into_iter()
+            .map(percentile_label)
+            .collect();
+        assert_eq!(l, ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+    }
+
+    #[test]
+    fn mean_ci_uses_student_t() {
+        let ci = mean_ci(&[10.0, 12.0, 14.0]).unwrap();
+        assert_eq!(ci.mean, 12.0);
+        // s = 2, n = 3, t(2) = 4.303: half width 4.303 * 2 / sqrt(3).
+        let half = 4.303 * 2.0 / 3f64.sqrt();
+        assert!((ci.high - 12.0 - half).abs() < 1e-9);
+        assert!((12.0 - ci.low - half).abs() < 1e-9);
+        let one = mean_ci(&[5.0]).unwrap();
+        assert_eq!((one.low, one.high), (5.0, 5.0));
+        assert!(mean_ci(&[]).is_none());
+    }
+}

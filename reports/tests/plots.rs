@@ -1,0 +1,285 @@
+//! Every plot kind renders, from results built here, to a valid PNG and SVG of
+//! non-trivial size; the report pages reference nothing outside themselves.
+
+use std::path::{Path, PathBuf};
+
+use reports::histogram::{self, encode, new_histogram, record};
+use reports::plot::{self, Plot};
+use reports::scenarios::{ScenarioResult, ScenarioResults, ScenarioRun, Totals, VerdictKind};
+use reports::{stats, ErrorCounts, Host, Results, RunResult, TimelinePoint, Tool};
+
+fn tool() -> Tool {
+    Tool {
+        name: "loadgen".into(),
+        version: "0.1.0".into(),
+        git_revision: None,
+    }
+}
+
+fn host() -> Host {
+    Host {
+        kernel: "6.1".into(),
+        cpu_model: "test".into(),
+        cores: 2,
+        governor: None,
+    }
+}
+
+/// A run whose latencies spread from `base_us` with a long tail.
+fn run(target: &str, workload: &str, base_us: u64, rps: f64) -> RunResult {
+    let mut corrected = new_histogram();
+    let mut uncorrected = new_histogram();
+    for i in 0..20_000u64 {
+        let v = base_us + (i * 7919) % (base_us * 4) + if i % 500 == 0 { base_us * 50 } else { 0 };
+        record(&mut corrected, v + v / 10);
+        record(&mut uncorrected, v);
+    }
+    let timeline = (0..5)
+        .map(|s| TimelinePoint {
+            second: s,
+            requests: (rps as u64) + s * 100,
+            errors: s % 2,
+            p50_us: base_us * 2,
+            p99_us: base_us * 5 + s * 30,
+            max_us: base_us * 50,
+        })
+        .collect();
+    RunResult {
+        target: target.into(),
+        workload: workload.into(),
+        config: serde_json::Map::new(),
+        duration_s: 5.0,
+        requests: 20_000,
+        errors: ErrorCounts::default(),
+        requests_per_s: rps,
+        bytes_per_s: rps * 100.0,
+        bytes_read: 2_000_000,
+        bytes_written: 1_000_000,
+        latency_corrected: histogram::summarize(&corrected),
+        latency_uncorrected: histogram::summarize(&uncorrected),
+        latency_errors: Default::default(),
+        histogram_corrected: encode(&corrected),
+        histogram_uncorrected: encode(&uncorrected),
+        histogram_errors: encode(&new_histogram()),
+        timeline,
+        open_model: None,
+        client_cpu_s: Some(1.0),
+        server_cpu_s: None,
+        warnings: Vec::new(),
+    }
+}
+
+fn results(runs: Vec<RunResult>) -> Results {
+    Results {
+        schema: reports::RESULT_SCHEMA.into(),
+        tool: tool(),
+        host: host(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        started_unix_ms: 1_735_689_600_000,
+        runs,
+    }
+}
+
+fn fixture_results() -> Vec<Results> {
+    // Two repeats of two targets: the comparison has confidence intervals.
+    (0..2)
+        .map(|k| {
+            results(vec![
+                run(
+                    "http://127.0.0.1:8080/",
+                    "plaintext",
+                    80 + k * 5,
+                    50_000.0 + k as f64 * 900.0,
+                ),
+                run(
+                    "http://127.0.0.1:8081/",
+                    "plaintext",
+                    120 + k * 7,
+                    41_000.0 - k as f64 * 700.0,
+                ),
+            ])
+        })
+        .collect()
+}
+
+fn fixture_scenarios(fault: Option<&str>) -> ScenarioResults {
+    let verdicts = [
+        VerdictKind::Pass,
+        VerdictKind::Fail,
+        VerdictKind::NonStrict,
+        VerdictKind::Skipped,
+        VerdictKind::Error,
+        VerdictKind::Pass,
+    ];
+    let scenarios = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| ScenarioResult {
+            id: format!("section.clause-{i}"),
+            level: "MUST".into(),
+            clause: "The engine does what it says.".into(),
+            aliases: Vec::new(),
+            verdict: if fault.is_some() {
+                VerdictKind::Fail
+            } else {
+                *v
+            },
+            reason: None,
+            flaky: i == 5,
+            duration_ms: 10.0,
+            runs: vec![ScenarioRun {
+                verdict: *v,
+                reason: None,
+                duration_ms: 10.0,
+            }],
+            expected: Vec::new(),
+            actual: Vec::new(),
+            failures: Vec::new(),
+        })
+        .collect();
+    ScenarioResults {
+        schema: reports::scenarios::SCENARIOS_SCHEMA.into(),
+        tool: tool(),
+        host: host(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        started_unix_ms: 1_735_689_600_000,
+        duration_ms: 60.0,
+        slack: 1.0,
+        workers: 2,
+        fault: fault.map(str::to_string),
+        repeat: 1,
+        parallel: 2,
+        totals: Totals::default(),
+        expectations: None,
+        exit_code: 1,
+        scenarios,
+    }
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("plots-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A PNG: the signature, an IHDR chunk first with the expected size, and more than
+/// 5 KB (a blank or text-less image compresses to far less).
+#[track_caller]
+fn assert_png(path: &Path, size: (u32, u32)) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        &bytes[..8],
+        b"\x89PNG\r\n\x1a\n",
+        "{}: no PNG signature",
+        path.display()
+    );
+    assert_eq!(
+        &bytes[12..16],
+        b"IHDR",
+        "{}: IHDR is not first",
+        path.display()
+    );
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!((w, h), size, "{}", path.display());
+    assert!(
+        bytes.len() > 5_000,
+        "{}: only {} bytes",
+        path.display(),
+        bytes.len()
+    );
+}
+
+#[track_caller]
+fn assert_svg(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let head = text.trim_start();
+    assert!(
+        head.starts_with("<svg") || head.starts_with("<?xml"),
+        "{}: {}",
+        path.display(),
+        &text[..80.min(text.len())]
+    );
+    assert!(
+        text.trim_end().ends_with("</svg>"),
+        "{}: no </svg> at the end",
+        path.display()
+    );
+    assert!(text.contains("<text"), "{}: no text", path.display());
+    assert!(
+        text.len() > 2_000,
+        "{}: only {} bytes",
+        path.display(),
+        text.len()
+    );
+}
+
+#[test]
+fn every_plot_kind_renders_to_valid_png_and_svg() {
+    let files = fixture_results();
+    let scenarios = [
+        fixture_scenarios(None),
+        fixture_scenarios(Some("close-without-drain")),
+    ];
+    let plots = vec![
+        Plot::Spectrum(stats::spectra(&files).unwrap()),
+        Plot::Timeline(stats::timelines(&files)),
+        Plot::Comparison(stats::comparisons(&files)),
+        Plot::Verdicts(stats::verdict_matrix(&scenarios)),
+    ];
+    let dir = out_dir("kinds");
+    let written = plot::render_all(&plots, &dir).unwrap();
+    assert_eq!(written.len(), 4);
+    for (p, f) in plots.iter().zip(&written) {
+        assert_png(&f.png, p.size());
+        assert_svg(&f.svg);
+    }
+}
+
+#[test]
+fn empty_inputs_still_draw() {
+    let dir = out_dir("empty");
+    let plots = vec![
+        Plot::Spectrum(Vec::new()),
+        Plot::Timeline(Vec::new()),
+        Plot::Comparison(Vec::new()),
+    ];
+    for f in plot::render_all(&plots, &dir).unwrap() {
+        assert!(std::fs::metadata(&f.png).unwrap().len() > 0);
+        let svg = std::fs::read_to_string(&f.svg).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.contains("\nno "),
+            "{}: no placeholder text",
+            f.svg.display()
+        );
+    }
+}
+
+#[test]
+fn the_report_is_self_contained() {
+    let dir = out_dir("report");
+    let files = reports::report::write_report(&fixture_results(), &[fixture_scenarios(None)], &dir)
+        .unwrap();
+    let html = std::fs::read_to_string(&files.index).unwrap();
+    for external in [
+        "http://",
+        "https://",
+        "src=\"//",
+        "<link",
+        "<script src",
+        "url(",
+    ] {
+        assert!(!html.contains(external), "index.html holds {external:?}");
+    }
+    assert_eq!(html.matches("<svg").count(), 4);
+    let md = std::fs::read_to_string(&files.summary).unwrap();
+    assert!(
+        md.contains("| target | workload | runs | req/s (95 % CI) | p50 | p99 | errors |"),
+        "{md}"
+    );
+    assert!(md.contains("| `127.0.0.1:8080/` | plaintext | 2 |"), "{md}");
+    assert!(md.contains("[spectrum](spectrum.png)"), "{md}");
+}
