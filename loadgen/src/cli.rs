@@ -49,7 +49,8 @@ histogram. Exit codes: 0 done, 2 usage or setup error.")]
   loadgen serve --addr 127.0.0.1:8080 --workers 2
   loadgen serve --addr 0.0.0.0:8080 --pin --duration 60
 
-Routes: / (13-byte plaintext), /echo (echoes the body), /worker (the worker index).")]
+Routes: / (13-byte plaintext), /echo (echoes the body), /worker (the worker index),
+/big?bytes=N (N bytes of 'a', N <= 64 MiB).")]
     Serve(ServeArgs),
     /// Write plots (PNG, SVG), a self-contained index.html and summary.md from results.
     #[command(after_help = "Examples:
@@ -83,6 +84,38 @@ the threshold, `inconclusive` when it is too wide. At least 3 pairs; 20 or more 
 noisy machine. Exit codes: 0 no regression, 3 a metric regressed, 2 usage or input
 error.")]
     Gate(GateArgs),
+    /// The workload matrix against one or more targets, repeated, into one results file.
+    #[command(after_help = "Examples:
+  loadgen bench --quick --json bench.json
+  loadgen bench --target embedded --target http://127.0.0.1:8080/ --repeat 5 --json ab.json
+
+Workloads: plaintext (64 conns), pipelined-16 (64 conns, 16 in flight), churn (8 conns,
+a new connection per request), post-4k (16 conns, 4 KiB POST /echo), response-1m
+(8 conns, GET /big?bytes=1048576). `embedded` starts `loadgen serve --workers 1` as a
+child pinned to the last allowed CPU and reads its CPU seconds from /proc. Rounds
+interleave targets (A B A B). Exit codes: 0 done, 2 usage or setup error.")]
+    Bench(BenchArgs),
+}
+
+/// `loadgen bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Target: `embedded` (the reference engine as a child process) or a base URL
+    /// http://host:port/ (repeatable; default embedded).
+    #[arg(long, value_name = "TARGET")]
+    pub target: Vec<String>,
+    /// How long each point measures, e.g. 10s, 500ms (default 10s; 1s with --quick).
+    #[arg(short = 'd', long)]
+    pub duration: Option<String>,
+    /// Rounds over the whole matrix (default 3; 1 with --quick).
+    #[arg(long, value_name = "K")]
+    pub repeat: Option<u32>,
+    /// CI profile: 1 s per point, one round (the matrix fits in about a minute).
+    #[arg(long)]
+    pub quick: bool,
+    /// Write every run (loadgen.result/v1 JSON) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<std::path::PathBuf>,
 }
 
 /// `loadgen scenario`.

@@ -1,6 +1,7 @@
 //! The `loadgen` binary's library: argument definitions and subcommands, with a thin
 //! `main`.
 
+pub mod bench_cmd;
 pub mod cli;
 pub mod gate_cmd;
 pub mod merge_cmd;
@@ -27,6 +28,7 @@ pub fn run(cli: cli::Cli) -> Result<u8, String> {
         cli::Command::Merge(args) => merge_cmd::run(args),
         cli::Command::Gate(args) => gate_cmd::run(args),
         cli::Command::Run(args) => run_cmd(*args),
+        cli::Command::Bench(args) => bench_cmd::run(args),
     }
 }
 

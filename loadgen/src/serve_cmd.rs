@@ -1,4 +1,5 @@
-//! `loadgen serve`: the reference engine with a plaintext, an echo and a worker route.
+//! `loadgen serve`: the reference engine with a plaintext, an echo, a worker and a
+//! large-response route.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,11 +17,35 @@ fn handle(req: &Request<'_>, res: &mut Response) {
         b"/worker" => {
             res.body(req.worker().to_string().as_bytes());
         }
+        b"/big" => match big_len(req.query()) {
+            Some(n) => {
+                res.header("content-type", b"application/octet-stream")
+                    .stream(n, |buf| buf.resize(buf.len() + 64 * 1024, b'a'));
+            }
+            None => {
+                res.status(400)
+                    .body(b"use /big?bytes=N with N <= 67108864\n");
+            }
+        },
         _ => {
             res.header("content-type", b"text/plain")
                 .body(b"Hello, World!");
         }
     }
+}
+
+/// Largest body `/big` serves: 64 MiB.
+const BIG_MAX: u64 = 64 * 1024 * 1024;
+
+/// `bytes=N` from the query of `/big` (N <= 64 MiB).
+fn big_len(query: Option<&[u8]>) -> Option<u64> {
+    let q = std::str::from_utf8(query?).ok()?;
+    let n: u64 = q
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("bytes="))?
+        .parse()
+        .ok()?;
+    (n <= BIG_MAX).then_some(n)
 }
 
 /// Runs the subcommand; returns the exit code.
