@@ -24,25 +24,13 @@ fn schema() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A draft 2020-12 validator of the schema file, with `format` checked too.
 fn validator() -> Validator {
-    jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&schema())
-        .unwrap_or_else(|e| panic!("{SCHEMA_PATH} does not compile: {e}"))
+    common::schema_validator(SCHEMA_PATH)
 }
 
 #[track_caller]
 fn assert_valid(v: &Validator, doc: &Value) {
-    let errors: Vec<String> = v
-        .iter_errors(doc)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "results file does not match {SCHEMA_PATH}:\n  {}",
-        errors.join("\n  ")
-    );
+    common::assert_schema_valid(v, doc, SCHEMA_PATH);
 }
 
 #[track_caller]

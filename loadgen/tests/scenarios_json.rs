@@ -18,27 +18,13 @@ const SCHEMA_PATH: &str = concat!(
     "/../reports/schema/loadgen.scenarios.v1.json"
 );
 
-/// A draft 2020-12 validator of the schema file, with `format` checked too.
 fn validator() -> Validator {
-    let text = std::fs::read_to_string(SCHEMA_PATH).unwrap();
-    let schema: Value = serde_json::from_str(&text).unwrap();
-    jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .unwrap_or_else(|e| panic!("{SCHEMA_PATH} does not compile: {e}"))
+    common::schema_validator(SCHEMA_PATH)
 }
 
 #[track_caller]
 fn assert_valid(v: &Validator, doc: &Value) {
-    let errors: Vec<String> = v
-        .iter_errors(doc)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "scenario results do not match {SCHEMA_PATH}:\n  {}",
-        errors.join("\n  ")
-    );
+    common::assert_schema_valid(v, doc, SCHEMA_PATH);
 }
 
 fn tmp(name: &str) -> PathBuf {

@@ -217,6 +217,15 @@ impl Server {
         Ok(s)
     }
 
+    /// Starts an engine with the [`TestHandler`], `workers` workers and otherwise the
+    /// scenario's configuration (`ctx.config()`, faults included).
+    pub fn with_workers(ctx: &crate::Ctx, workers: usize) -> Result<Server, String> {
+        Server::start(engine::Config {
+            workers,
+            ..ctx.config()
+        })
+    }
+
     /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
     pub fn start_with(cfg: Config, handler: impl Handler) -> Result<Server, String> {
         let engine = Arc::new(Engine::new(cfg, handler).map_err(|e| format!("Engine::new: {e}"))?);

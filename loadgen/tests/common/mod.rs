@@ -112,3 +112,27 @@ pub fn loadgen(args: &[&str], deadline: Duration) -> Output {
         stderr: err.join().unwrap(),
     }
 }
+
+/// A draft 2020-12 validator of the JSON Schema at `path`, with `format` checked too.
+pub fn schema_validator(path: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{path} does not compile: {e}"))
+}
+
+/// Fails with every schema violation of `doc`, each with its path.
+#[track_caller]
+pub fn assert_schema_valid(v: &jsonschema::Validator, doc: &serde_json::Value, schema: &str) {
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "document does not match {schema}:\n  {}",
+        errors.join("\n  ")
+    );
+}

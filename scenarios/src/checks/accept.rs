@@ -16,11 +16,7 @@ use crate::registry::{Ctx, Outcome};
 pub fn pause_drain_fin(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("every queued connection: EOF (optionally after a complete response), SO_ERROR 0, and a write 200 ms after EOF draws no RST (class fin)");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -80,11 +76,7 @@ pub fn pause_sync(ctx: &Ctx) -> Outcome {
         "each of {DIALS} connects made right after pause_accept returns: refused (ECONNREFUSED)"
     ));
     o.expect("the engine's accepted count does not grow after pause_accept returns");
-    let cfg = engine::Config {
-        workers: 2,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 2) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -185,11 +177,7 @@ pub fn pause_zero_loss(ctx: &Ctx) -> Outcome {
     const QUEUED: usize = 5;
     let mut o = Outcome::new();
     o.expect("every queued connection: one 200 response echoing its own request body, with connection: close, then EOF and no RST on a write 200 ms later (class fin)");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -513,11 +501,7 @@ pub fn pause_keep_serving(ctx: &Ctx) -> Outcome {
     const ROUNDS: usize = 3;
     let mut o = Outcome::new();
     o.expect(format!("each of {CONNS} keep-alive connections accepted before the pause answers {ROUNDS} more requests after pause_accept returns: 200 without connection: close, the connection still open"));
-    let cfg = engine::Config {
-        workers: 2,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 2) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -581,11 +565,7 @@ pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("the second pause_accept returns Ok within 100 ms");
     o.expect("afterwards: still paused, worker states unchanged, 3 new dials refused, accepted count unchanged, the open keep-alive connection still answered");
-    let cfg = engine::Config {
-        workers: 2,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 2) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -694,11 +674,7 @@ pub fn no_deferred(ctx: &Ctx) -> Outcome {
     o.check(!default_defer, || {
         "TCP_DEFER_ACCEPT is on by default".into()
     });
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -738,11 +714,7 @@ pub fn resume(ctx: &Ctx) -> Outcome {
         "each of {DIALS} dials made right after resume_accept returns (first try, no retry): a 200 response"
     ));
     o.expect("every worker reports Active once resume_accept returned");
-    let cfg = engine::Config {
-        workers: 2,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 2) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -803,11 +775,7 @@ pub fn backlog_drain(ctx: &Ctx) -> Outcome {
         }
         Err(e) => return o.error(format!("raising RLIMIT_NOFILE to {want}: {e}")),
     }
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };

@@ -384,11 +384,7 @@ pub fn register(ctx: &Ctx) -> Outcome {
     o.expect("the engine's fd of an HTTP connection of this worker: HttpConn");
     o.expect("a blocking socket: Blocking");
     o.expect("a closed fd number: Io with EBADF; a regular file: Io with EPERM");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -793,11 +789,7 @@ pub fn write_unknown(ctx: &Ctx) -> Outcome {
     o.expect("write on a never-registered fd: UnknownFd");
     o.expect("write through worker 1 on an fd registered on worker 0: UnknownFd, nothing sent");
     o.expect("write through worker 0 (control): Ok, the peer reads it");
-    let cfg = engine::Config {
-        workers: 2,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 2) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -1193,11 +1185,7 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
     o.saw(format!(
         "one send(2) of 1 MiB on a fresh pair took {one_send} bytes"
     ));
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -1390,11 +1378,7 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
         "writes after the peer is gone (RST, or FIN then RST): Err(Io) with EPIPE or ECONNRESET",
     );
     o.expect("no SIGPIPE is raised (counted by a temporary handler) and the process survives");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
-    let server = match Server::start(cfg) {
+    let server = match Server::with_workers(ctx, 1) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
