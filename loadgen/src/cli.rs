@@ -27,6 +27,8 @@ pub enum Command {
   loadgen scenario --all --slack 2
   loadgen scenario list --markdown
   loadgen scenario --all --expect ci/expectations.tsv --junit scenarios.xml --json scenarios.json
+  loadgen scenario 'http.*' --target nginx
+  loadgen scenario 'http.*' --target-url http://127.0.0.1:8080/
 
 Scenarios run two at a time unless --serial; output is in registry order either way.
 Exit codes: 0 every MUST clause passed, 1 a MUST clause failed (with --expect: a verdict
@@ -138,6 +140,15 @@ pub struct ScenarioArgs {
     /// Inject a named fault into the engine (needs `--features faults`).
     #[arg(long, value_name = "NAME")]
     pub fault: Option<String>,
+    /// The engine under test: `reference` (the reference engine in this process) or
+    /// `nginx` (nginx from PATH, started per scenario with a generated configuration).
+    /// Scenarios needing what the target lacks are skipped, saying why.
+    #[arg(long, default_value = "reference", value_name = "NAME")]
+    pub target: String,
+    /// Run against a server already running at this URL (HTTP only: the scenarios
+    /// needing more, or their own limits and timeouts, are skipped).
+    #[arg(long, value_name = "URL", conflicts_with = "target")]
+    pub target_url: Option<String>,
     /// Write the results (loadgen.scenarios/v1 JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,

@@ -4,9 +4,12 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reports::scenarios::{ExpectationCheck, ExpectationDifference, Totals, VerdictKind};
+use scenarios::nginx::Nginx;
+use scenarios::target::{Reference, Target, UrlTarget};
 use scenarios::{registry, Ctx, Level, Outcome, Scenario, Verdict};
 
 use crate::cli::ScenarioArgs;
@@ -105,6 +108,20 @@ pub fn markdown_table(all: &[Scenario]) -> String {
     out
 }
 
+/// The target `--target` / `--target-url` name.
+fn target(args: &ScenarioArgs) -> Result<Arc<dyn Target>, String> {
+    if let Some(url) = &args.target_url {
+        return Ok(Arc::new(UrlTarget::parse(url)?));
+    }
+    match args.target.as_str() {
+        "reference" => Ok(Arc::new(Reference)),
+        "nginx" => Ok(Arc::new(Nginx::find(None)?)),
+        other => Err(format!(
+            "--target {other:?} is not a known target: use reference or nginx (or --target-url URL)"
+        )),
+    }
+}
+
 fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     if !(args.slack.is_finite() && args.slack > 0.0 && args.slack <= 100.0) {
         return Err(format!(
@@ -122,7 +139,13 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
         return Err("--repeat 0 runs nothing: use 1 or more".into());
     }
     #[allow(unused_mut)]
-    let mut ctx = Ctx::new(args.slack, args.workers);
+    let mut ctx = Ctx::new(args.slack, args.workers).with_target(target(args)?);
+    if args.fault.is_some() && ctx.target.name() != "reference" {
+        return Err(format!(
+            "--fault applies to the reference engine only, not to target {}: drop --fault or --target",
+            ctx.target.name()
+        ));
+    }
     if let Some(name) = &args.fault {
         #[cfg(feature = "faults")]
         {
@@ -333,6 +356,9 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
     let json_out = create("--json", &args.json)?;
     let junit_out = create("--junit", &args.junit)?;
 
+    if ctx.target.name() != "reference" {
+        println!("target: {}", ctx.target.name());
+    }
     let started_at = SystemTime::now();
     let started = Instant::now();
     let mut records: Vec<Record> = Vec::with_capacity(chosen.len());
@@ -390,6 +416,7 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         slack: args.slack,
         workers: args.workers,
         fault: args.fault.clone(),
+        target: ctx.target.name(),
         repeat: args.repeat,
         parallel,
         expectations: expectations.map(|e| ExpectationCheck {

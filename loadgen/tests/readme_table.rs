@@ -51,3 +51,70 @@ fn readme_scenarios_table_is_generated() {
          regenerate it with `{REGENERATE}` (it rewrites the table between the markers)"
     );
 }
+
+const NGINX_BEGIN: &str = "<!-- nginx:begin -->\n";
+const NGINX_END: &str = "<!-- nginx:end -->";
+const NGINX_EXPECT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/expectations-nginx.tsv");
+
+/// The README's nginx table is generated from `ci/expectations-nginx.tsv` (which CI
+/// checks against real runs with `--target nginx --expect`): one row per HTTP clause.
+fn nginx_table(scenarios_md: &str, expectations: &str) -> String {
+    let listed: Vec<(&str, &str, &str)> = expectations
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut c = l.splitn(3, '\t');
+            Some((c.next()?, c.next()?, c.next()?))
+        })
+        .collect();
+    let mut out = String::from("| Clause | nginx | Why |\n|---|---|---|\n");
+    for line in scenarios_md.lines() {
+        let Some(id) = line
+            .strip_prefix("| `")
+            .and_then(|r| r.split('`').next())
+            .filter(|id| id.starts_with("http."))
+        else {
+            continue;
+        };
+        let (verdict, why) = listed
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map_or(("pass", ""), |(_, v, w)| (*v, *w));
+        out.push_str(&format!("| `{id}` | {verdict} | {why} |\n"));
+    }
+    out
+}
+
+#[test]
+fn readme_nginx_table_is_generated() {
+    let out = loadgen(&["scenario", "list", "--markdown"], Duration::from_secs(30));
+    assert_eq!(out.code(), 0, "{out:?}");
+    let expectations = std::fs::read_to_string(NGINX_EXPECT).unwrap();
+    let table = nginx_table(&out.stdout, &expectations);
+    assert!(table.lines().count() >= 2 + 11, "{table}");
+    let readme = std::fs::read_to_string(README).unwrap();
+    let start = readme
+        .find(NGINX_BEGIN)
+        .unwrap_or_else(|| panic!("README.md has no {NGINX_BEGIN:?} marker"))
+        + NGINX_BEGIN.len();
+    let end = start
+        + readme[start..]
+            .find(NGINX_END)
+            .unwrap_or_else(|| panic!("README.md has no {NGINX_END:?} marker"));
+    if readme[start..end].trim() == table.trim() {
+        return;
+    }
+    if std::env::var_os("UPDATE_README").is_some() {
+        let updated = format!(
+            "{}\n{}\n\n{}",
+            &readme[..start],
+            table.trim(),
+            &readme[end..]
+        );
+        std::fs::write(README, updated).unwrap();
+        return;
+    }
+    panic!(
+        "README.md's nginx table differs from ci/expectations-nginx.tsv; regenerate it with `{REGENERATE}`"
+    );
+}

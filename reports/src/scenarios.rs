@@ -31,6 +31,9 @@ pub struct ScenarioResults {
     pub workers: u32,
     /// The fault injected into the engine (`--fault`), or null for the reference engine.
     pub fault: Option<String>,
+    /// The engine the scenarios ran against (`reference`, `nginx (nginx/1.22.1)`, a URL).
+    #[serde(default = "reference_target")]
+    pub target: String,
     /// Runs of each scenario (`--repeat`).
     pub repeat: u32,
     /// Scenarios run at the same time (1 with `--serial`).
@@ -167,4 +170,8 @@ pub struct ExpectationDifference {
     pub allowed: Vec<VerdictKind>,
     /// The verdicts seen that are not allowed, one per offending run.
     pub seen: Vec<VerdictKind>,
+}
+
+fn reference_target() -> String {
+    "reference".into()
 }

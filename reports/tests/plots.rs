@@ -147,6 +147,7 @@ fn fixture_scenarios(fault: Option<&str>) -> ScenarioResults {
         slack: 1.0,
         workers: 2,
         fault: fault.map(str::to_string),
+        target: "reference".into(),
         repeat: 1,
         parallel: 2,
         totals: Totals::default(),

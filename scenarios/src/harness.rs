@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use engine::{Config, Engine, EngineError, Handler, Request, Response};
+use engine::{Config, Handler, Request, Response};
+
+use crate::target::{DriverLoop, Instance};
+use crate::Ctx;
 
 /// Polls `f` every millisecond until it is true or `within` has passed.
 pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -114,12 +116,24 @@ impl Gate {
 /// The scenarios' handler. Routes:
 /// `/` → `Hello, World!`; `/worker` → the worker index; `/echo` → the body;
 /// `/slow?ms=N` → sleeps N ms; `/hold` → waits for the [`Gate`] (at most 10 s);
-/// `/big?bytes=N` → N bytes of `a`; `/inspect` → what the handler saw (see
+/// `/big?bytes=N` → N bytes of `a`; `/id` → the instance's tag; `/inspect` → what the handler saw (see
 /// [`inspect_body`]).
 #[derive(Debug, Clone, Default)]
 pub struct TestHandler {
     /// The gate `/hold` waits on.
     pub gate: Gate,
+    /// What `/id` answers (tells two instances on one port apart).
+    pub tag: Arc<str>,
+}
+
+impl TestHandler {
+    /// A handler answering `tag` on `/id`.
+    pub fn tagged(tag: &str) -> TestHandler {
+        TestHandler {
+            gate: Gate::default(),
+            tag: Arc::from(tag),
+        }
+    }
 }
 
 fn query_num(req: &Request<'_>, key: &str) -> Option<u64> {
@@ -135,6 +149,9 @@ impl Handler for TestHandler {
         match req.path() {
             b"/worker" => {
                 res.body(req.worker().to_string().as_bytes());
+            }
+            b"/id" => {
+                res.body(self.tag.as_bytes());
             }
             b"/echo" => {
                 res.body(req.body());
@@ -197,68 +214,100 @@ pub fn inspect_body(req: &Request<'_>) -> String {
     out
 }
 
-/// An engine listening on its own thread; shut down (1 s grace) on drop.
-#[derive(Debug)]
+/// An instance of the context's target, started for one scenario; stopped when the
+/// last handle is dropped.
 pub struct Server {
-    engine: Arc<Engine>,
-    thread: Option<JoinHandle<Result<(), EngineError>>>,
+    inst: Arc<dyn Instance>,
     addr: SocketAddr,
-    /// The handler's gate.
-    pub gate: Gate,
+    /// The `/hold` requests held in the handler.
+    pub gate: Holds,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `/hold` requests of an instance: how many entered, and releasing them.
+pub struct Holds {
+    inst: Arc<dyn Instance>,
+}
+
+impl std::fmt::Debug for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holds")
+            .field("entered", &self.entered())
+            .finish()
+    }
+}
+
+impl Holds {
+    /// How many handlers have entered the gate so far.
+    pub fn entered(&self) -> u64 {
+        self.inst.holds_entered()
+    }
+    /// Waits until `n` handlers have entered, for at most `within`.
+    pub fn wait_entered(&self, n: u64, within: Duration) -> bool {
+        wait_until(within, || self.entered() >= n)
+    }
+    /// Lets every held and future handler through.
+    pub fn release(&self) {
+        self.inst.release_holds();
+    }
 }
 
 impl Server {
-    /// Starts an engine with the [`TestHandler`] and waits (up to 5 s) until it listens.
-    pub fn start(cfg: Config) -> Result<Server, String> {
-        let handler = TestHandler::default();
-        let gate = handler.gate.clone();
-        let mut s = Server::start_with(cfg, handler)?;
-        s.gate = gate;
-        Ok(s)
+    /// Starts an instance of the context's target with `cfg` (the test routes, `/id`
+    /// empty) and returns once it listens.
+    pub fn start(ctx: &Ctx, cfg: Config) -> Result<Server, String> {
+        Server::start_tagged(ctx, cfg, "")
     }
 
-    /// Starts an engine with the [`TestHandler`], `workers` workers and otherwise the
-    /// scenario's configuration (`ctx.config()`, faults included).
-    pub fn with_workers(ctx: &crate::Ctx, workers: usize) -> Result<Server, String> {
-        Server::start(engine::Config {
-            workers,
-            ..ctx.config()
-        })
+    /// As [`Server::start`], answering `tag` on `/id`.
+    pub fn start_tagged(ctx: &Ctx, cfg: Config, tag: &str) -> Result<Server, String> {
+        let inst = ctx.target.start(&cfg, tag)?;
+        Ok(Server::from_instance(inst))
     }
 
-    /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
-    pub fn start_with(cfg: Config, handler: impl Handler) -> Result<Server, String> {
-        let engine = Arc::new(Engine::new(cfg, handler).map_err(|e| format!("Engine::new: {e}"))?);
-        let runner = Arc::clone(&engine);
-        let thread = std::thread::Builder::new()
-            .name("engine-listen".into())
-            .spawn(move || runner.listen())
-            .map_err(|e| format!("spawning the listen thread: {e}"))?;
-        let mut addr = None;
-        let ok = wait_until(Duration::from_secs(5), || {
-            addr = engine.addr();
-            addr.is_some() || thread.is_finished()
-        });
-        match addr {
-            Some(addr) if ok => Ok(Server {
-                engine,
-                thread: Some(thread),
-                addr,
-                gate: Gate::default(),
-            }),
-            _ => {
-                let _ = engine.shutdown(Duration::ZERO);
-                match thread.join() {
-                    Ok(Err(e)) => Err(format!("listen failed: {e}")),
-                    _ => Err("the engine did not listen within 5 s".into()),
-                }
-            }
+    /// Wraps a running instance.
+    pub fn from_instance(inst: Arc<dyn Instance>) -> Server {
+        Server {
+            addr: inst.addr(),
+            gate: Holds {
+                inst: Arc::clone(&inst),
+            },
+            inst,
         }
     }
 
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
+    /// Starts an instance with `workers` workers and otherwise the scenario's
+    /// configuration (`ctx.config()`, faults included).
+    pub fn with_workers(ctx: &Ctx, workers: usize) -> Result<Server, String> {
+        Server::start(
+            ctx,
+            engine::Config {
+                workers,
+                ..ctx.config()
+            },
+        )
+    }
+
+    /// The running instance (accept and worker control, metrics, shutdown).
+    pub fn engine(&self) -> &Arc<dyn Instance> {
+        &self.inst
+    }
+
+    /// The worker `n` selects. Panics (an `error` verdict) when the target has no
+    /// selection: scenarios that call it declare [`Capability::Selection`].
+    ///
+    /// [`Capability::Selection`]: crate::target::Capability::Selection
+    pub fn worker_loop(&self, n: i64) -> Arc<dyn DriverLoop> {
+        self.inst
+            .worker_loop(n)
+            .expect("the target has no worker selection (worker_loop)")
     }
 
     /// The bound address.
@@ -266,26 +315,17 @@ impl Server {
         self.addr
     }
 
-    /// Shuts down with `grace` and waits for `listen` to return; its result.
-    pub fn stop(mut self, grace: Duration) -> Result<(), String> {
+    /// Shuts down with `grace` and waits until the instance has stopped.
+    pub fn stop(self, grace: Duration) -> Result<(), String> {
         self.gate.release();
-        self.engine
+        self.inst
             .shutdown(grace)
-            .map_err(|e| format!("shutdown: {e}"))?;
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(Ok(()))) | None => Ok(()),
-            Some(Ok(Err(e))) => Err(format!("listen returned an error: {e}")),
-            Some(Err(_)) => Err("the listen thread panicked".into()),
-        }
+            .map_err(|e| format!("shutdown: {e}"))
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.gate.release();
-        let _ = self.engine.shutdown(Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

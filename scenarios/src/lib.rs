@@ -9,6 +9,8 @@
 pub mod checks;
 pub mod client;
 pub mod harness;
+pub mod nginx;
 mod registry;
+pub mod target;
 
 pub use registry::{find, registry, Clause, Ctx, Level, Outcome, Scenario, Verdict};

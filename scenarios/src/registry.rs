@@ -1,7 +1,10 @@
 //! Scenario descriptions, verdicts and the run context.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::target::{Capability, Reference, Target};
 
 /// How binding a clause is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +149,8 @@ pub struct Ctx {
     /// The fault to inject (negative controls).
     #[cfg(feature = "faults")]
     pub fault: Option<engine::faults::Fault>,
+    /// The engine under test (default: the reference engine, in process).
+    pub target: Arc<dyn Target>,
 }
 
 impl Default for Ctx {
@@ -162,7 +167,14 @@ impl Ctx {
             workers,
             #[cfg(feature = "faults")]
             fault: None,
+            target: Arc::new(Reference),
         }
+    }
+
+    /// The same context against `target`.
+    pub fn with_target(mut self, target: Arc<dyn Target>) -> Ctx {
+        self.target = target;
+        self
     }
 
     /// A duration scaled by the slack.
@@ -197,6 +209,8 @@ pub struct Scenario {
     pub clause: Clause,
     /// Short names that select it (with others), e.g. `pause-accept`.
     pub aliases: &'static [&'static str],
+    /// What it needs from the target; without one of them it is `skipped`.
+    pub needs: &'static [Capability],
     /// The check.
     pub check: fn(&Ctx) -> Outcome,
 }
@@ -272,13 +286,29 @@ impl Scenario {
     /// FIN/RST scenarios run in a fresh network namespace when the process is root, and
     /// report the host's RST counters; otherwise they say the view is client-side only.
     pub fn run(&self, ctx: &Ctx) -> Outcome {
+        let missing = self.missing(ctx.target.as_ref());
+        if !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
+            return Outcome::new()
+                .skipped(format!(
+                    "target {} lacks {}",
+                    ctx.target.name(),
+                    names.join(", ")
+                ))
+                .finish(self.clause.level);
+        }
         let rst = HOST_RST_SCENARIOS
             .iter()
             .find(|(id, _)| *id == self.clause.id)
             .map(|(_, strict)| *strict);
         let outcome = match rst {
-            Some(strict) if engine::sys::netns::is_root() => {
+            Some(strict) if engine::sys::netns::is_root() && ctx.target.can_isolate() => {
                 run_in_namespace(self.check, ctx, strict)
+            }
+            Some(_) if !ctx.target.can_isolate() => {
+                let mut o = run_check(self.check, ctx);
+                o.saw("client-side only: the target runs outside the harness's network namespaces, so the host's RSTs are not counted");
+                o
             }
             Some(_) => {
                 let mut o = run_check(self.check, ctx);
@@ -288,6 +318,17 @@ impl Scenario {
             None => run_check(self.check, ctx),
         };
         outcome.finish(self.clause.level)
+    }
+}
+
+impl Scenario {
+    /// The capabilities this scenario needs that `target` lacks.
+    pub fn missing(&self, target: &dyn Target) -> Vec<Capability> {
+        self.needs
+            .iter()
+            .copied()
+            .filter(|c| !target.has(*c))
+            .collect()
     }
 }
 

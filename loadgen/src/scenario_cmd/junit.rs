@@ -135,6 +135,7 @@ mod tests {
             slack: 1.0,
             workers: 2,
             fault: Some("close-without-drain".into()),
+            target: "reference".into(),
             repeat: 1,
             parallel: 2,
             expectations: None,

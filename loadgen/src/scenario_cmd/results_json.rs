@@ -23,6 +23,8 @@ pub struct Meta {
     pub workers: usize,
     /// `--fault`.
     pub fault: Option<String>,
+    /// The target's name.
+    pub target: String,
     /// `--repeat`.
     pub repeat: u32,
     /// Scenarios run at the same time.
@@ -77,6 +79,7 @@ pub fn document(records: &[Record], totals: Totals, meta: Meta) -> ScenarioResul
         slack: meta.slack,
         workers: meta.workers as u32,
         fault: meta.fault,
+        target: meta.target,
         repeat: meta.repeat,
         parallel: meta.parallel as u32,
         totals,

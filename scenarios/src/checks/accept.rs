@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Class, Observation, Watch};
-use crate::harness::{wait_until, Server, TestHandler};
+use crate::harness::{wait_until, Server};
 use crate::registry::{Ctx, Outcome};
 
 /// Keeps the only worker busy in a held handler, queues connections in the kernel
@@ -266,7 +266,7 @@ pub fn pause_handover(ctx: &Ctx) -> Outcome {
                 let started = Instant::now();
                 let conn = client::connect(addr, dial_deadline).map(|mut s| {
                     // A failed send shows up as a reset when the stream is observed.
-                    let _ = s.write_all(&client::get("/"));
+                    let _ = s.write_all(&client::get("/id"));
                     s
                 });
                 after.push((started, conn));
@@ -583,7 +583,7 @@ pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
     if let Err(e) = engine.pause_accept() {
         return o.error(format!("the first pause_accept failed: {e}"));
     }
-    let states = |e: &engine::Engine| -> Vec<String> {
+    let states = |e: &dyn crate::target::Instance| -> Vec<String> {
         (0..e.num_workers())
             .map(|i| match e.worker_state(i) {
                 Ok(s) => s.to_string(),
@@ -920,7 +920,7 @@ fn pause_while_held(server: &Server, ctx: &Ctx) -> Result<(), String> {
 
 /// Sends one `GET /` on an open connection and watches for its response.
 fn request_on(s: &mut TcpStream, ctx: &Ctx) -> Observation {
-    if let Err(e) = s.write_all(&client::get("/")) {
+    if let Err(e) = s.write_all(&client::get("/id")) {
         return failed_send(Instant::now(), e);
     }
     client::observe(s, Watch::until_end(ctx.ms(2000)).responses(1))
@@ -936,8 +936,8 @@ fn failed_send(started: Instant, e: std::io::Error) -> Observation {
     }
 }
 
-/// Engines A and B on one port (both `SO_REUSEPORT`, one worker each). A answers `A`
-/// (and holds `/hold` at its gate), B answers `B`.
+/// Engines A and B on one port (both `SO_REUSEPORT`, one worker each), answering `A`
+/// and `B` on `/id`.
 struct Pair {
     a: Server,
     /// Only has to listen (and shut down when the check ends).
@@ -946,31 +946,17 @@ struct Pair {
 
 impl Pair {
     fn start(ctx: &Ctx) -> Result<Pair, String> {
-        use engine::Handler;
-        let inner = TestHandler::default();
-        let gate = inner.gate.clone();
-        let handler_a = move |req: &engine::Request<'_>, res: &mut engine::Response| {
-            if req.path() == b"/hold" {
-                inner.handle(req, res);
-            } else {
-                res.body(b"A");
-            }
-        };
         let cfg_a = engine::Config {
             workers: 1,
             ..ctx.config()
         };
-        let mut a = Server::start_with(cfg_a, handler_a).map_err(|e| format!("engine A: {e}"))?;
-        a.gate = gate;
+        let a = Server::start_tagged(ctx, cfg_a, "A").map_err(|e| format!("engine A: {e}"))?;
         let cfg_b = engine::Config {
             workers: 1,
             address: a.addr().to_string(),
             ..ctx.config()
         };
-        let handler_b = |_: &engine::Request<'_>, res: &mut engine::Response| {
-            res.body(b"B");
-        };
-        let b = Server::start_with(cfg_b, handler_b).map_err(|e| format!("engine B: {e}"))?;
+        let b = Server::start_tagged(ctx, cfg_b, "B").map_err(|e| format!("engine B: {e}"))?;
         if b.addr() != a.addr() {
             return Err(format!("engine B bound {}, not A's {}", b.addr(), a.addr()));
         }
@@ -1016,7 +1002,7 @@ impl Dial {
             }
         };
         let connected = Some(Instant::now());
-        let obs = match s.write_all(&client::get("/")) {
+        let obs = match s.write_all(&client::get("/id")) {
             Err(e) => failed_send(started, e),
             Ok(()) => client::observe(&mut s, Watch::until_end(deadline).responses(1)),
         };

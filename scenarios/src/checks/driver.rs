@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use engine::sys::socket;
 use engine::sys::thread::{affinity_of, allowed_cpus, gettid};
-use engine::{DriverError, WorkerLoop, DRIVER_WRITE_CAP};
+use engine::{DriverError, DRIVER_WRITE_CAP};
+
+use crate::target::DriverLoop;
 
 use crate::harness::{wait_until, Server};
 use crate::registry::{Ctx, Outcome};
@@ -45,7 +47,7 @@ fn guard(s: &Shared) -> MutexGuard<'_, Seen> {
 }
 
 /// Registers `fd` on `wl` with callbacks that record into the returned [`Shared`].
-fn register_seen(wl: &WorkerLoop, fd: RawFd) -> (Shared, Result<(), DriverError>) {
+fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverError>) {
     let seen = Shared::default();
     let tid = wl.thread_id();
     let (r, c) = (Arc::clone(&seen), Arc::clone(&seen));
@@ -121,12 +123,12 @@ impl Pair {
 struct Hold {
     release: Option<mpsc::Sender<()>>,
     entered: Arc<AtomicBool>,
-    wl: WorkerLoop,
+    wl: std::sync::Arc<dyn DriverLoop>,
     pair: Pair,
 }
 
 impl Hold {
-    fn start(wl: &WorkerLoop, ctx: &Ctx) -> Result<Hold, String> {
+    fn start(wl: &Arc<dyn DriverLoop>, ctx: &Ctx) -> Result<Hold, String> {
         let pair = Pair::new(None, None).map_err(|e| format!("blocker pair: {e}"))?;
         let (tx, rx) = mpsc::channel::<()>();
         let entered = Arc::new(AtomicBool::new(false));
@@ -323,13 +325,13 @@ pub fn cpuid(ctx: &Ctx) -> Outcome {
         ),
     ];
     for (label, cfg) in cases {
-        let server = match Server::start(cfg) {
+        let server = match Server::start(ctx, cfg) {
             Ok(s) => s,
             Err(e) => return o.error(format!("{label}: {e}")),
         };
         let engine = server.engine();
         for k in 0..engine.num_workers() {
-            let wl = engine.worker_loop(k as i64);
+            let wl = server.worker_loop(k as i64);
             let cpu = wl.cpu_id();
             let aff = affinity_of(wl.thread_id());
             o.saw(format!(
@@ -388,7 +390,7 @@ pub fn register(ctx: &Ctx) -> Outcome {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
 
     let pair = match Pair::new(None, None) {
         Ok(p) => p,
@@ -524,11 +526,11 @@ pub fn register(ctx: &Ctx) -> Outcome {
 pub fn recv(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("on_recv receives the 1 MiB stream exactly (in order, no loss or duplication), every call on the worker thread; then on_close(None) once");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(None, None) {
         Ok(p) => p,
         Err(e) => return o.error(format!("socket pair: {e}")),
@@ -589,11 +591,11 @@ pub fn unregister(ctx: &Ctx) -> Outcome {
     o.expect("unregister_conn: Ok; then on_close(None) exactly once, on the worker thread");
     o.expect("the fd stays open: the peer sees no EOF, is_nonblocking(fd) works, bytes flow both ways through it");
     o.expect("no on_recv after unregister; unregister again / unknown fd: UnknownFd");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(None, None) {
         Ok(p) => p,
         Err(e) => return o.error(format!("socket pair: {e}")),
@@ -709,11 +711,11 @@ pub fn close_callback(ctx: &Ctx) -> Outcome {
     o.expect("peer FIN: on_close(None) once on the worker thread");
     o.expect("peer RST: on_close(Some(err)) with ECONNRESET once on the worker thread");
     o.expect("unregister_conn afterwards: UnknownFd, no second on_close");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let (mut fin, mut rst) = match (Pair::new(None, None), Pair::new(None, None)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return o.error(format!("socket pair: {e}")),
@@ -793,10 +795,7 @@ pub fn write_unknown(ctx: &Ctx) -> Outcome {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let (w0, w1) = (
-        server.engine().worker_loop(0),
-        server.engine().worker_loop(1),
-    );
+    let (w0, w1) = (server.worker_loop(0), server.worker_loop(1));
     if w0.index() == w1.index() {
         return o.error("worker_loop(0) and worker_loop(1) are the same worker");
     }
@@ -885,11 +884,11 @@ fn small_cap(ctx: &Ctx, o: &mut Outcome) {
         driver_write_cap: CAP,
         ..ctx.config()
     };
-    let server = match Server::start(cfg) {
+    let server = match Server::start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.fail(format!("harness: {e}")),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(Some(32 * 1024), Some(64 * 1024)) {
         Ok(p) => p,
         Err(e) => return o.fail(format!("harness: socket pair: {e}")),
@@ -995,11 +994,11 @@ fn small_cap(ctx: &Ctx, o: &mut Outcome) {
 }
 
 fn default_cap(ctx: &Ctx, o: &mut Outcome) {
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.fail(format!("harness: {e}")),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(None, None) {
         Ok(p) => p,
         Err(e) => return o.fail(format!("harness: socket pair: {e}")),
@@ -1049,11 +1048,11 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
         driver_write_cap: CAP,
         ..ctx.config()
     };
-    let server = match Server::start(cfg) {
+    let server = match Server::start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(Some(16 * 1024), Some(64 * 1024)) {
         Ok(p) => p,
         Err(e) => return o.error(format!("socket pair: {e}")),
@@ -1189,7 +1188,7 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(Some(SNDBUF), Some(RCVBUF)) {
         Ok(p) => p,
         Err(e) => return o.error(format!("socket pair: {e}")),
@@ -1273,11 +1272,11 @@ pub fn write_concurrent(ctx: &Ctx) -> Outcome {
     const MSGS: u64 = 20;
     const LEN: usize = 64 * 1024;
     let total = (THREADS * MSGS) as usize * LEN;
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let mut pair = match Pair::new(Some(16 * 1024), None) {
         Ok(p) => p,
         Err(e) => return o.error(format!("socket pair: {e}")),
@@ -1382,7 +1381,7 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
-    let wl = server.engine().worker_loop(0);
+    let wl = server.worker_loop(0);
     let counter = match engine::sys::signal::SigpipeCounter::install() {
         Ok(c) => c,
         Err(e) => return o.error(format!("installing the SIGPIPE counter: {e}")),

@@ -428,10 +428,13 @@ pub fn listen_bind(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("3 LISTEN sockets owned by this process on the engine's port; each of 3 workers accepts some of 60 dials");
     let n = 3;
-    let server = match Server::start(engine::Config {
-        workers: n,
-        ..ctx.config()
-    }) {
+    let server = match Server::start(
+        ctx,
+        engine::Config {
+            workers: n,
+            ..ctx.config()
+        },
+    ) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -843,10 +846,13 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("requests_served +1 then +5 (pipelined), exactly, each visible within 50 ms; bytes_read/bytes_written equal to the bytes exchanged; accepted 1 = sum of per-worker accepted; active 1 then 0; closed 1; counters monotonic; one worker entry per worker");
     let n = 2;
-    let server = match Server::start(engine::Config {
-        workers: n,
-        ..ctx.config()
-    }) {
+    let server = match Server::start(
+        ctx,
+        engine::Config {
+            workers: n,
+            ..ctx.config()
+        },
+    ) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -1003,10 +1009,13 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
 pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("idle keep-alive: fin (probe draws no RST); large response being read: complete (16 MiB) then fin; held request: complete response then fin; half-sent request: completed, answered, then fin; connect after the listeners closed: refused; shutdown Ok and listen returns");
-    let server = match Server::start(engine::Config {
-        workers: 2,
-        ..ctx.config()
-    }) {
+    let server = match Server::start(
+        ctx,
+        engine::Config {
+            workers: 2,
+            ..ctx.config()
+        },
+    ) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };

@@ -142,8 +142,8 @@ impl Rng {
     }
 }
 
-fn start(cfg: engine::Config) -> Result<Server, String> {
-    Server::start(cfg)
+fn start(ctx: &Ctx, cfg: engine::Config) -> Result<Server, String> {
+    Server::start(ctx, cfg)
 }
 
 // ---- http.keepalive ----
@@ -159,7 +159,7 @@ pub fn keepalive(ctx: &Ctx) -> Outcome {
     o.expect("HTTP/1.0 without Connection: one response, then FIN (no RST on a later write)");
     o.expect("HTTP/1.0 with Connection: keep-alive: two requests answered on one connection");
     o.expect("Connection: close: one complete response with connection: close, then FIN (no RST on a later write)");
-    let server = match start(ctx.config()) {
+    let server = match start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -259,7 +259,7 @@ pub fn pipelining(ctx: &Ctx) -> Outcome {
         workers: 1,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -416,7 +416,7 @@ pub fn split_anywhere(ctx: &Ctx) -> Outcome {
         workers: 1,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -556,7 +556,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
     o.expect("chunked body (extensions, trailers) decoded exactly, whole or split across reads; the next request answered");
     o.expect("conflicting Content-Length: 400 with connection: close, then EOF");
     o.expect("Transfer-Encoding + Content-Length: 400 (close), or chunked framing; never an answer to the request hidden in the body");
-    let server = match start(ctx.config()) {
+    let server = match start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -720,7 +720,7 @@ pub fn errors(ctx: &Ctx) -> Outcome {
         max_body_bytes: 1024,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -832,7 +832,7 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
         max_body_bytes: 1024,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -915,7 +915,7 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
 pub fn head(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("HEAD /: GET /'s status and headers (content-length included, date aside), no body bytes; the next pipelined response follows right after the head");
-    let server = match start(ctx.config()) {
+    let server = match start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -1059,7 +1059,7 @@ fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize,
 pub fn large_response(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("64 MiB body, read slowly: content-length 67108864 and every byte delivered; keep-alive: the next request is answered; Connection: close: FIN after the body");
-    let server = match start(ctx.config()) {
+    let server = match start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -1148,12 +1148,12 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
         write_timeout,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
     let addr = server.addr();
-    let tid = server.engine().worker_loop(0).thread_id();
+    let tid = server.worker_loop(0).thread_id();
     let mut s = match send(ctx, addr, &client::get("/big?bytes=33554432")) {
         Ok(s) => s,
         Err(e) => return o.error(e),
@@ -1245,23 +1245,29 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
 /// sending its head one byte every 50 ms (closed within 300 ms + tolerance of the head's
 /// first byte), and one sending a request every 100 ms for 1 s (never closed).
 pub fn timeouts(ctx: &Ctx) -> Outcome {
-    let timeout = Duration::from_millis(300);
+    let asked = Duration::from_millis(300);
     let mut o = Outcome::new();
-    o.expect("idle keep-alive connection: FIN between 280 ms and 625 ms (scaled) after its response; no RST on a later write");
-    o.expect("slowloris head (one byte per 50 ms): closed between 280 ms and 625 ms (scaled) after its first byte");
-    o.expect("a request every 100 ms for 1 s: every one answered, never closed");
     let cfg = engine::Config {
-        idle_timeout: timeout,
-        header_timeout: timeout,
+        idle_timeout: asked,
+        header_timeout: asked,
         ..ctx.config()
     };
-    let server = match start(cfg) {
+    let server = match start(ctx, cfg) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
+    // A target whose timeouts have a coarser unit (nginx: seconds) says what it runs
+    // with; the windows follow its timeouts, not the ones asked for.
+    let eff = server.engine().effective_config();
+    let idle_to = eff.as_ref().map_or(asked, |c| c.idle_timeout);
+    let header_to = eff.as_ref().map_or(asked, |c| c.header_timeout);
+    let window = |t: Duration| (t.saturating_sub(Duration::from_millis(20)), t + ctx.ms(325));
+    let (low, high) = window(idle_to);
+    let (h_low, h_high) = window(header_to);
+    o.expect(format!("idle keep-alive connection: FIN between {} ms and {} ms (scaled) after its response; no RST on a later write", low.as_millis(), high.as_millis()));
+    o.expect(format!("slowloris head (one byte per 50 ms): closed between {} ms and {} ms (scaled) after its first byte", h_low.as_millis(), h_high.as_millis()));
+    o.expect("a request every 100 ms for 1 s: every one answered, never closed");
     let addr = server.addr();
-    let low = Duration::from_millis(280);
-    let high = timeout + ctx.ms(325);
 
     let idle = {
         let mut s = match send(ctx, addr, &client::get("/")) {
@@ -1370,8 +1376,8 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
                 "slowloris: {what} at {:?} ms",
                 at.map(|d| d.as_millis())
             ));
-            o.check(at.is_some_and(|at| at >= low && at <= high + Duration::from_millis(50)), || {
-                format!("slowloris: {what} at {:?} ms after the first byte (expected closed within {}..{} ms)", at.map(|d| d.as_millis()), low.as_millis(), (high + Duration::from_millis(50)).as_millis())
+            o.check(at.is_some_and(|at| at >= h_low && at <= h_high + Duration::from_millis(50)), || {
+                format!("slowloris: {what} at {:?} ms after the first byte (expected closed within {}..{} ms)", at.map(|d| d.as_millis()), h_low.as_millis(), (h_high + Duration::from_millis(50)).as_millis())
             });
         }
         Err(_) => return o.error("the slowloris thread panicked"),
@@ -1446,7 +1452,7 @@ pub(crate) fn parse_imf_fixdate(v: &str) -> Option<i64> {
 pub fn date(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("every response: a date header in IMF-fixdate format, between now - 2 s and now + 1 s by the client's clock; it advances over 1.2 s");
-    let server = match start(ctx.config()) {
+    let server = match start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };

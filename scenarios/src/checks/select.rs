@@ -5,20 +5,28 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use engine::{Engine, WorkerState};
 
+use crate::target::Instance;
+
 use crate::client;
 use crate::harness::{wait_until, Server, TestHandler};
 use crate::registry::{Ctx, Outcome};
 
 fn start(ctx: &Ctx, workers: usize) -> Result<Server, String> {
-    Server::start(engine::Config {
-        workers,
-        ..ctx.config()
-    })
+    Server::start(
+        ctx,
+        engine::Config {
+            workers,
+            ..ctx.config()
+        },
+    )
 }
 
-/// The index `worker_loop(n)` selects, or the panic message.
-fn select(engine: &Engine, n: i64) -> Result<usize, String> {
-    catch_unwind(AssertUnwindSafe(|| engine.worker_loop(n).index())).map_err(|p| panic_text(&*p))
+/// The index `worker_loop(n)` selects.
+fn select(engine: &dyn Instance, n: i64) -> Result<usize, String> {
+    engine
+        .worker_loop(n)
+        .map(|w| w.index())
+        .ok_or_else(|| "the target has no worker_loop".to_string())
 }
 
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
@@ -166,11 +174,10 @@ pub fn stable(ctx: &Ctx) -> Outcome {
         .chain([i64::MIN, i64::MIN + 1, i64::MAX])
         .collect();
     let pick = |n: i64| {
-        catch_unwind(AssertUnwindSafe(|| {
-            let w = engine.worker_loop(n);
-            (w.index(), w.thread_id())
-        }))
-        .map_err(|p| panic_text(&*p))
+        engine
+            .worker_loop(n)
+            .map(|w| (w.index(), w.thread_id()))
+            .ok_or_else(|| "the target has no worker_loop".to_string())
     };
     let first: BTreeMap<i64, _> = ns.iter().map(|&n| (n, pick(n))).collect();
     let mut changes = Vec::new();

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::{Engine, EngineError, WorkerState};
+use engine::{EngineError, WorkerState};
+
+use crate::target::Instance;
 
 use crate::client::{self, Class, Watch};
 use crate::harness::{thread_cpu_time, thread_switches, wait_until, Server};
@@ -49,7 +51,7 @@ fn dial_until_served_by(
     Ok(None)
 }
 
-fn state(engine: &Engine, i: usize) -> Option<WorkerState> {
+fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
     engine.worker_state(i).ok()
 }
 
@@ -62,7 +64,7 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
     o.expect("pause_worker(i) returns within 50 ms while worker i holds an open connection");
     o.expect("worker i then reports draining and still answers a request on that connection");
     o.expect("after the client closes the connection, worker i reports suspended");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -170,7 +172,7 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
 pub fn pause_routing(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("after worker i stopped listening: every new connection is answered by a worker other than i; worker i's accepted counter is unchanged");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -261,13 +263,13 @@ pub fn suspended_idle(ctx: &Ctx) -> Outcome {
     o.expect(
         "over 500 ms, the suspended worker's thread uses < 1 ms CPU and makes no context switch",
     );
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
     let engine = server.engine();
     let i = engine.num_workers() - 1;
-    let tid = engine.worker_loop(i as i64).thread_id();
+    let tid = server.worker_loop(i as i64).thread_id();
     if thread_switches(tid).is_none() || thread_cpu_time(tid).is_none() {
         return o.error(format!("cannot read /proc/self/task/{tid}"));
     }
@@ -335,7 +337,7 @@ pub fn resume(ctx: &Ctx) -> Outcome {
     o.expect("after resume_worker(i): worker i active and serving new connections within 1 s");
     o.expect("resume_worker on an active worker: it stays active and keeps serving");
     o.expect("with accept paused engine-wide, resume_worker(i) leaves worker i non-listening (connect refused) for 300 ms, until resume_accept() makes it active");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -419,7 +421,7 @@ pub fn resume(ctx: &Ctx) -> Outcome {
 /// stay non-listening (connects refused) until `resume_accept()`, then be active.
 fn engine_pause_wins(
     o: &mut Outcome,
-    engine: &Engine,
+    engine: &dyn Instance,
     addr: SocketAddr,
     i: usize,
     worker_first: bool,
@@ -512,7 +514,7 @@ pub fn index(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("every call with an out-of-range index: Err(NoSuchWorker { index, count }), no panic");
     o.expect("all workers still active and serving afterwards");
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
@@ -635,13 +637,13 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
     let _ = engine::sys::socket::set_buffer_sizes(fd, Some(64 * 1024), None);
     let _ = engine::sys::socket::set_buffer_sizes(peer.as_raw_fd(), None, Some(64 * 1024));
 
-    let server = match Server::start(ctx.config()) {
+    let server = match Server::start(ctx, ctx.config()) {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
     let engine = server.engine();
     let i = engine.num_workers() - 1;
-    let wl = engine.worker_loop(i as i64);
+    let wl = server.worker_loop(i as i64);
     let rx = Arc::new(Received::default());
     let (rx_recv, rx_close) = (Arc::clone(&rx), Arc::clone(&rx));
     let registered = wl.register_conn(

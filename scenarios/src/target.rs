@@ -1,0 +1,631 @@
+//! What a scenario needs from an engine: the [`Target`] abstraction.
+//!
+//! A scenario never names the reference engine: it asks its context's target to start
+//! an instance ([`Target::start`]) with a configuration, then drives it through
+//! [`Instance`] (accept and worker control, selection, metrics, shutdown) and
+//! [`DriverLoop`] (the driver API), and observes it from the client side. A target
+//! declares the [`Capability`]s it has; a scenario that needs one it lacks is
+//! `skipped` with the reason.
+//!
+//! The vocabulary is the contract's (`SPEC-engine.md`): [`engine::Config`] for the
+//! settings a scenario asks for, [`EngineError`], [`DriverError`], [`WorkerState`] and
+//! [`Metrics`] for what comes back. An engine author maps their engine onto these.
+//!
+//! Implementing it for your own Rust engine (here a toy that only serves HTTP on an
+//! address it was given, so it declares [`Capability::Http`] alone and the accept,
+//! worker and driver scenarios are skipped):
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use engine::{Config, EngineError, Metrics, WorkerState};
+//! use scenarios::target::{Capability, DriverLoop, Instance, Target};
+//!
+//! #[derive(Debug)]
+//! struct MyEngine {
+//!     addr: SocketAddr,
+//! }
+//!
+//! impl Target for MyEngine {
+//!     fn name(&self) -> String {
+//!         "my-engine".into()
+//!     }
+//!     fn capabilities(&self) -> &[Capability] {
+//!         &[Capability::Http]
+//!     }
+//!     fn start(&self, _cfg: &Config, _tag: &str) -> Result<Arc<dyn Instance>, String> {
+//!         Ok(Arc::new(Running { addr: self.addr }))
+//!     }
+//! }
+//!
+//! struct Running {
+//!     addr: SocketAddr,
+//! }
+//!
+//! impl Instance for Running {
+//!     fn addr(&self) -> SocketAddr {
+//!         self.addr
+//!     }
+//!     fn effective_config(&self) -> Option<Config> {
+//!         None
+//!     }
+//!     fn num_workers(&self) -> usize {
+//!         1
+//!     }
+//!     fn pause_accept(&self) -> Result<(), EngineError> {
+//!         Err(EngineError::NotListening)
+//!     }
+//!     fn accept_paused(&self) -> bool {
+//!         false
+//!     }
+//!     fn resume_accept(&self) -> Result<(), EngineError> {
+//!         Err(EngineError::NotListening)
+//!     }
+//!     fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
+//!         Err(EngineError::NoSuchWorker { index, count: 1 })
+//!     }
+//!     fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
+//!         Err(EngineError::NoSuchWorker { index, count: 1 })
+//!     }
+//!     fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
+//!         Err(EngineError::NoSuchWorker { index, count: 1 })
+//!     }
+//!     fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
+//!         None
+//!     }
+//!     fn metrics(&self) -> Metrics {
+//!         Metrics::default()
+//!     }
+//!     fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
+//!         Ok(())
+//!     }
+//!     fn holds_entered(&self) -> u64 {
+//!         0
+//!     }
+//!     fn release_holds(&self) {}
+//! }
+//!
+//! let ctx = scenarios::Ctx::new(1.0, 2)
+//!     .with_target(Arc::new(MyEngine { addr: "127.0.0.1:9".parse().unwrap() }));
+//! let pause = scenarios::find("accept.pause.sync").unwrap();
+//! // The target cannot pause accepting: the scenario is skipped, saying why.
+//! assert!(matches!(pause.run(&ctx).verdict, scenarios::Verdict::Skipped(_)));
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use engine::{Config, DriverError, Engine, EngineError, Metrics, WorkerState};
+
+use crate::harness::{wait_until, TestHandler};
+
+/// Something a scenario may need from a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// Serves HTTP/1.1 on an address (every target has it).
+    Http,
+    /// Starts instances with the limits and timeouts a scenario asks for
+    /// (`max_header_bytes`, `idle_timeout`, ...), and with the number of workers.
+    Config,
+    /// Serves the test routes: `/worker`, `/echo`, `/slow`, `/hold`, `/big`,
+    /// `/inspect`, `/id` (see [`TestHandler`]).
+    TestRoutes,
+    /// `pause_accept` / `resume_accept`.
+    AcceptControl,
+    /// Two instances can share one port (`SO_REUSEPORT`) for the handover scenarios.
+    SharedPort,
+    /// `pause_worker` / `resume_worker` / `worker_state`.
+    WorkerControl,
+    /// `worker_loop(n)`: modulo selection, worker index, CPU and thread id.
+    Selection,
+    /// The driver API on caller-owned fds of this process: `register_conn`,
+    /// `unregister_conn`, `write`.
+    Driver,
+    /// `metrics()`.
+    Metrics,
+    /// The engine runs in this process (`/proc/self`: its threads, fds and signals).
+    InProcess,
+    /// The reference engine's Rust API lifecycle (`Engine::new` validation, `listen`
+    /// blocking, `addr` and `num_workers` before listening, the `faults` feature).
+    RustApi,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 11] = [
+        Capability::Http,
+        Capability::Config,
+        Capability::TestRoutes,
+        Capability::AcceptControl,
+        Capability::SharedPort,
+        Capability::WorkerControl,
+        Capability::Selection,
+        Capability::Driver,
+        Capability::Metrics,
+        Capability::InProcess,
+        Capability::RustApi,
+    ];
+
+    /// Its name in messages and `scenario list`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Http => "http",
+            Capability::Config => "config",
+            Capability::TestRoutes => "test-routes",
+            Capability::AcceptControl => "accept-control",
+            Capability::SharedPort => "shared-port",
+            Capability::WorkerControl => "worker-control",
+            Capability::Selection => "selection",
+            Capability::Driver => "driver",
+            Capability::Metrics => "metrics",
+            Capability::InProcess => "in-process",
+            Capability::RustApi => "rust-api",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An engine the scenarios can run against.
+pub trait Target: Send + Sync + fmt::Debug {
+    /// Its name in reports (`reference`, `nginx`, a URL, ...).
+    fn name(&self) -> String;
+    /// What it can do.
+    fn capabilities(&self) -> &[Capability];
+    /// Starts an instance with `cfg` (its `address`, `workers`, limits and timeouts, as
+    /// far as the target has [`Capability::Config`]) and returns once it listens.
+    /// `tag` is what the instance answers on `/id` (tells two instances on one port
+    /// apart). The instance shuts down when the last handle is dropped.
+    fn start(&self, cfg: &Config, tag: &str) -> Result<Arc<dyn Instance>, String>;
+    /// Can its instances start inside a fresh network namespace (for the FIN/RST
+    /// scenarios, which count the host's RSTs there)? Not for a server that is already
+    /// running elsewhere.
+    fn can_isolate(&self) -> bool {
+        true
+    }
+    /// Does it have `cap`?
+    fn has(&self, cap: Capability) -> bool {
+        self.capabilities().contains(&cap)
+    }
+}
+
+/// A running instance of a target: the operations of the contract's sections 2-5.
+/// Every method may be called from any thread.
+pub trait Instance: Send + Sync {
+    /// The bound address.
+    fn addr(&self) -> SocketAddr;
+    /// The limits and timeouts the instance really runs with, when known.
+    fn effective_config(&self) -> Option<Config>;
+    /// Workers.
+    fn num_workers(&self) -> usize;
+    /// Closes every listen socket (drain with FIN) and returns when they are closed.
+    fn pause_accept(&self) -> Result<(), EngineError>;
+    /// Is accepting paused engine-wide?
+    fn accept_paused(&self) -> bool;
+    /// Listens again on every worker; returns when they listen.
+    fn resume_accept(&self) -> Result<(), EngineError>;
+    /// Pauses worker `index` (asynchronous).
+    fn pause_worker(&self, index: usize) -> Result<(), EngineError>;
+    /// Resumes worker `index`.
+    fn resume_worker(&self, index: usize) -> Result<(), EngineError>;
+    /// Worker `index`'s state.
+    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError>;
+    /// The worker `n` selects (modulo, mirrored), or `None` when the target has no
+    /// [`Capability::Selection`].
+    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>>;
+    /// A metrics snapshot.
+    fn metrics(&self) -> Metrics;
+    /// Graceful shutdown within `grace`; returns once the instance has stopped.
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError>;
+    /// How many `/hold` requests have entered the handler so far.
+    fn holds_entered(&self) -> u64;
+    /// Lets every held (and future) `/hold` request through.
+    fn release_holds(&self);
+}
+
+/// Called with the bytes that arrive on a driver connection, on the worker thread.
+pub type OnRecv = Box<dyn FnMut(&[u8]) + Send + 'static>;
+/// Called once when a driver connection closes, on the worker thread.
+pub type OnClose = Box<dyn FnOnce(Option<io::Error>) + Send + 'static>;
+
+/// One worker of an instance: its identity and the driver API.
+pub trait DriverLoop: Send + Sync {
+    /// The worker's index.
+    fn index(&self) -> usize;
+    /// The pinned CPU, or -1.
+    fn cpu_id(&self) -> i32;
+    /// The worker thread's kernel thread id (in the instance's process).
+    fn thread_id(&self) -> i32;
+    /// `register_conn` with boxed callbacks (see [`register_conn`](#method.register_conn)).
+    fn register_boxed(
+        &self,
+        fd: RawFd,
+        on_recv: OnRecv,
+        on_close: OnClose,
+    ) -> Result<(), DriverError>;
+    /// Removes fd; `on_close(None)` runs once at the worker's next iteration.
+    fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError>;
+    /// Queues data for fd (QueueFull at the cap).
+    fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError>;
+}
+
+impl dyn DriverLoop + '_ {
+    /// Adds a caller-owned non-blocking fd: `on_recv` gets its bytes in order,
+    /// `on_close` runs exactly once.
+    pub fn register_conn(
+        &self,
+        fd: RawFd,
+        on_recv: impl FnMut(&[u8]) + Send + 'static,
+        on_close: impl FnOnce(Option<io::Error>) + Send + 'static,
+    ) -> Result<(), DriverError> {
+        self.register_boxed(fd, Box::new(on_recv), Box::new(on_close))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// The reference engine, in this process.
+
+/// The reference engine (`engine` crate), started in this process: every capability.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Reference;
+
+impl Target for Reference {
+    fn name(&self) -> String {
+        "reference".into()
+    }
+    fn capabilities(&self) -> &[Capability] {
+        &Capability::ALL
+    }
+    fn start(&self, cfg: &Config, tag: &str) -> Result<Arc<dyn Instance>, String> {
+        let handler = TestHandler::tagged(tag);
+        Ok(Arc::new(ReferenceInstance::start(cfg.clone(), handler)?))
+    }
+}
+
+/// A reference engine listening on its own thread; shut down (1 s grace) on drop.
+pub struct ReferenceInstance {
+    engine: Arc<Engine>,
+    thread: Mutex<Option<JoinHandle<Result<(), EngineError>>>>,
+    addr: SocketAddr,
+    handler: TestHandler,
+}
+
+impl fmt::Debug for ReferenceInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReferenceInstance")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReferenceInstance {
+    /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
+    pub fn start(cfg: Config, handler: TestHandler) -> Result<ReferenceInstance, String> {
+        let engine =
+            Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| format!("Engine::new: {e}"))?);
+        let runner = Arc::clone(&engine);
+        let thread = std::thread::Builder::new()
+            .name("engine-listen".into())
+            .spawn(move || runner.listen())
+            .map_err(|e| format!("spawning the listen thread: {e}"))?;
+        let mut addr = None;
+        let ok = wait_until(Duration::from_secs(5), || {
+            addr = engine.addr();
+            addr.is_some() || thread.is_finished()
+        });
+        match addr {
+            Some(addr) if ok => Ok(ReferenceInstance {
+                engine,
+                thread: Mutex::new(Some(thread)),
+                addr,
+                handler,
+            }),
+            _ => {
+                let _ = engine.shutdown(Duration::ZERO);
+                match thread.join() {
+                    Ok(Err(e)) => Err(format!("listen failed: {e}")),
+                    _ => Err("the engine did not listen within 5 s".into()),
+                }
+            }
+        }
+    }
+
+    /// The engine itself.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    fn join(&self) -> Result<(), EngineError> {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match thread.map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(EngineError::WorkerGone(usize::MAX)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ReferenceInstance {
+    fn drop(&mut self) {
+        self.handler.gate.release();
+        let _ = self.engine.shutdown(Duration::from_secs(1));
+        let _ = self.join();
+    }
+}
+
+impl Instance for ReferenceInstance {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn effective_config(&self) -> Option<Config> {
+        Some(self.engine.config().clone())
+    }
+    fn num_workers(&self) -> usize {
+        self.engine.num_workers()
+    }
+    fn pause_accept(&self) -> Result<(), EngineError> {
+        self.engine.pause_accept()
+    }
+    fn accept_paused(&self) -> bool {
+        self.engine.accept_paused()
+    }
+    fn resume_accept(&self) -> Result<(), EngineError> {
+        self.engine.resume_accept()
+    }
+    fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
+        self.engine.pause_worker(index)
+    }
+    fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
+        self.engine.resume_worker(index)
+    }
+    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
+        self.engine.worker_state(index)
+    }
+    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
+        self.engine
+            .try_worker_loop(n)
+            .map(|w| Arc::new(w) as Arc<dyn DriverLoop>)
+    }
+    fn metrics(&self) -> Metrics {
+        self.engine.metrics()
+    }
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        self.handler.gate.release();
+        self.engine.shutdown(grace)?;
+        self.join()
+    }
+    fn holds_entered(&self) -> u64 {
+        self.handler.gate.entered()
+    }
+    fn release_holds(&self) {
+        self.handler.gate.release();
+    }
+}
+
+impl DriverLoop for engine::WorkerLoop {
+    fn index(&self) -> usize {
+        engine::WorkerLoop::index(self)
+    }
+    fn cpu_id(&self) -> i32 {
+        engine::WorkerLoop::cpu_id(self)
+    }
+    fn thread_id(&self) -> i32 {
+        engine::WorkerLoop::thread_id(self)
+    }
+    fn register_boxed(
+        &self,
+        fd: RawFd,
+        mut on_recv: OnRecv,
+        on_close: OnClose,
+    ) -> Result<(), DriverError> {
+        engine::WorkerLoop::register_conn(self, fd, move |d: &[u8]| on_recv(d), on_close)
+    }
+    fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
+        engine::WorkerLoop::unregister_conn(self, fd)
+    }
+    fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
+        engine::WorkerLoop::write(self, fd, data)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Any running HTTP/1.1 server.
+
+/// A server someone else started, reached by URL: HTTP only, with its own (unknown)
+/// limits and timeouts. `start` does not start anything; it checks that the address
+/// accepts connections.
+#[derive(Debug, Clone)]
+pub struct UrlTarget {
+    url: String,
+    addr: SocketAddr,
+}
+
+impl UrlTarget {
+    /// `http://host:port/` (the path is ignored: scenarios choose their own).
+    pub fn parse(url: &str) -> Result<UrlTarget, String> {
+        use std::net::ToSocketAddrs;
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("--target-url {url:?}: not an http:// URL; use e.g. http://127.0.0.1:8080/")
+        })?;
+        let authority = rest.split('/').next().unwrap_or("");
+        let with_port = if authority.contains(':') {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|e| format!("--target-url {url}: cannot resolve {authority:?}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--target-url {url}: {authority:?} resolves to nothing"))?;
+        Ok(UrlTarget {
+            url: url.to_string(),
+            addr,
+        })
+    }
+}
+
+impl Target for UrlTarget {
+    fn name(&self) -> String {
+        self.url.clone()
+    }
+    fn capabilities(&self) -> &[Capability] {
+        &[Capability::Http]
+    }
+    fn can_isolate(&self) -> bool {
+        false
+    }
+    fn start(&self, _cfg: &Config, _tag: &str) -> Result<Arc<dyn Instance>, String> {
+        std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
+            .map_err(|e| format!("{}: cannot connect: {e}: is the server running?", self.url))?;
+        Ok(Arc::new(External {
+            addr: self.addr,
+            config: None,
+        }))
+    }
+}
+
+/// A server the scenarios do not control: only its address (and, when the harness
+/// generated its configuration, the limits it runs with).
+#[derive(Debug)]
+pub struct External {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its limits and timeouts, when known.
+    pub config: Option<Config>,
+}
+
+impl Instance for External {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn effective_config(&self) -> Option<Config> {
+        self.config.clone()
+    }
+    fn num_workers(&self) -> usize {
+        self.config.as_ref().map_or(1, |c| c.workers)
+    }
+    fn pause_accept(&self) -> Result<(), EngineError> {
+        Err(unsupported("pause_accept"))
+    }
+    fn accept_paused(&self) -> bool {
+        false
+    }
+    fn resume_accept(&self) -> Result<(), EngineError> {
+        Err(unsupported("resume_accept"))
+    }
+    fn pause_worker(&self, _index: usize) -> Result<(), EngineError> {
+        Err(unsupported("pause_worker"))
+    }
+    fn resume_worker(&self, _index: usize) -> Result<(), EngineError> {
+        Err(unsupported("resume_worker"))
+    }
+    fn worker_state(&self, _index: usize) -> Result<WorkerState, EngineError> {
+        Err(unsupported("worker_state"))
+    }
+    fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
+        None
+    }
+    fn metrics(&self) -> Metrics {
+        Metrics::default()
+    }
+    fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
+        Ok(())
+    }
+    fn holds_entered(&self) -> u64 {
+        0
+    }
+    fn release_holds(&self) {}
+}
+
+/// The error an operation the target does not have returns.
+pub fn unsupported(op: &str) -> EngineError {
+    EngineError::Io {
+        what: format!("{op}: not supported by this target"),
+        source: io::Error::from(io::ErrorKind::Unsupported),
+    }
+}
+
+// A shared handle is an instance too (so `&Arc<dyn Instance>` passes where
+// `&dyn Instance` is expected).
+impl<T: Instance + ?Sized> Instance for Arc<T> {
+    fn addr(&self) -> SocketAddr {
+        (**self).addr()
+    }
+    fn effective_config(&self) -> Option<Config> {
+        (**self).effective_config()
+    }
+    fn num_workers(&self) -> usize {
+        (**self).num_workers()
+    }
+    fn pause_accept(&self) -> Result<(), EngineError> {
+        (**self).pause_accept()
+    }
+    fn accept_paused(&self) -> bool {
+        (**self).accept_paused()
+    }
+    fn resume_accept(&self) -> Result<(), EngineError> {
+        (**self).resume_accept()
+    }
+    fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
+        (**self).pause_worker(index)
+    }
+    fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
+        (**self).resume_worker(index)
+    }
+    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
+        (**self).worker_state(index)
+    }
+    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
+        (**self).worker_loop(n)
+    }
+    fn metrics(&self) -> Metrics {
+        (**self).metrics()
+    }
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        (**self).shutdown(grace)
+    }
+    fn holds_entered(&self) -> u64 {
+        (**self).holds_entered()
+    }
+    fn release_holds(&self) {
+        (**self).release_holds()
+    }
+}
+
+impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
+    fn index(&self) -> usize {
+        (**self).index()
+    }
+    fn cpu_id(&self) -> i32 {
+        (**self).cpu_id()
+    }
+    fn thread_id(&self) -> i32 {
+        (**self).thread_id()
+    }
+    fn register_boxed(
+        &self,
+        fd: RawFd,
+        on_recv: OnRecv,
+        on_close: OnClose,
+    ) -> Result<(), DriverError> {
+        (**self).register_boxed(fd, on_recv, on_close)
+    }
+    fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
+        (**self).unregister_conn(fd)
+    }
+    fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
+        (**self).write(fd, data)
+    }
+}
