@@ -110,6 +110,10 @@ pub enum Fault {
     NoIdleTimeout,
     /// Responses carry no `date` header (http.date).
     NoDateHeader,
+    /// Every HTTP request burns [`burn_ns`] nanoseconds of CPU in a spin loop, like a
+    /// slow code path slipped into the request path (performance only: no conformance
+    /// clause catches it; `loadgen gate` must, from a `loadgen bench --ab` run).
+    BurnCpu,
 }
 
 impl Fault {
@@ -163,6 +167,7 @@ impl Fault {
         Fault::SlowReaderSpin,
         Fault::NoIdleTimeout,
         Fault::NoDateHeader,
+        Fault::BurnCpu,
     ];
 
     /// The fault's kebab-case name, e.g. `close-without-drain`.
@@ -185,5 +190,35 @@ impl Fault {
     /// The fault named `name` (kebab-case).
     pub fn from_name(name: &str) -> Option<Fault> {
         Fault::ALL.iter().copied().find(|f| f.name() == name)
+    }
+
+    /// Whether the fault only makes the engine slower, breaking no clause: such faults
+    /// are marked `-` in `ci/fault-matrix.tsv` and caught by the performance gate.
+    pub fn is_performance_only(self) -> bool {
+        matches!(self, Fault::BurnCpu)
+    }
+}
+
+/// CPU time [`Fault::BurnCpu`] burns per request by default: about 10 % of the
+/// reference engine's CPU per plaintext request (~7.6 µs on the 2-core CI machine).
+pub const DEFAULT_BURN_NS: u64 = 800;
+
+/// Nanoseconds [`Fault::BurnCpu`] burns per request: `LOADGEN_BURN_NS` when set to a
+/// number, else [`DEFAULT_BURN_NS`]; read once.
+pub fn burn_ns() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        std::env::var("LOADGEN_BURN_NS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_BURN_NS)
+    })
+}
+
+/// Spins on the clock for [`burn_ns`] nanoseconds.
+pub(crate) fn burn_cpu() {
+    let end = std::time::Instant::now() + std::time::Duration::from_nanos(burn_ns());
+    while std::time::Instant::now() < end {
+        std::hint::spin_loop();
     }
 }

@@ -800,6 +800,10 @@ impl Worker {
                     };
                     self.response.reset();
                     self.handler.handle(&req, &mut self.response);
+                    #[cfg(feature = "faults")]
+                    if fault!(self.cfg(), BurnCpu) {
+                        crate::faults::burn_cpu();
+                    }
                     let keep_alive = if fault!(self.cfg(), KeepAliveHttp10) {
                         !head.connection_close
                     } else {

@@ -50,9 +50,12 @@ histogram. Exit codes: 0 done, 2 usage or setup error.")]
     #[command(after_help = "Examples:
   loadgen serve --addr 127.0.0.1:8080 --workers 2
   loadgen serve --addr 0.0.0.0:8080 --pin --duration 60
+  loadgen serve --addr 127.0.0.1:8080 --workers 1 --fault burn-cpu   (faults build)
 
 Routes: / (13-byte plaintext), /echo (echoes the body), /worker (the worker index),
-/big?bytes=N (N bytes of 'a', N <= 64 MiB).")]
+/big?bytes=N (N bytes of 'a', N <= 64 MiB). --fault injects one of the engine's named
+bugs (cargo build -p loadgen --features faults), e.g. burn-cpu: each request burns
+LOADGEN_BURN_NS ns of CPU (default 800, about 10 % of plaintext throughput).")]
     Serve(ServeArgs),
     /// Write plots (PNG, SVG), a self-contained index.html and summary.md from results.
     #[command(after_help = "Examples:
@@ -89,23 +92,100 @@ error.")]
     /// The workload matrix against one or more targets, repeated, into one results file.
     #[command(after_help = "Examples:
   loadgen bench --quick --json bench.json
-  loadgen bench --target embedded --target http://127.0.0.1:8080/ --repeat 5 --json ab.json
+  loadgen bench --target embedded --target nginx --repeat 5 --json side-by-side.json
+  loadgen bench --ab 'base/loadgen serve --addr {addr} --workers 1' \\
+                     'head/loadgen serve --addr {addr} --workers 1' \\
+                --workload plaintext --repeat 10 --json-a base.json --json-b head.json \\
+    && loadgen gate --baseline base.json --candidate head.json
+  loadgen bench --ab embedded 'faults/loadgen serve --addr {addr} --workers 1 --fault burn-cpu' \\
+                --workload plaintext --repeat 10 --json-a base.json --json-b head.json
+    (faults/loadgen: cargo build --release -p loadgen --features faults)
+  loadgen bench --aa 'loadgen serve --addr {addr} --workers 1' --workload plaintext --repeat 10 \\
+                --json-a a1.json --json-b a2.json && loadgen gate --baseline a1.json --candidate a2.json
 
+Targets: `embedded` starts `loadgen serve --workers 1`; `nginx` starts nginx (worker_processes
+1, master_process off, generated config in a temp dir; it cannot echo, so post-4k is
+skipped); a URL is loaded as it is; a command containing {addr} (or {port}) is started
+with `sh -c 'exec CMD'` on a free 127.0.0.1 port, must accept within --start-timeout
+and is killed at the end (it is exec'd: one program, no `cd .. &&`). Started targets
+are pinned to the last allowed CPU (taskset); their CPU seconds come from /proc/PID/stat.
 Workloads: plaintext (64 conns), pipelined-16 (64 conns, 16 in flight), churn (8 conns,
 a new connection per request), post-4k (16 conns, 4 KiB POST /echo), response-1m
-(8 conns, GET /big?bytes=1048576). `embedded` starts `loadgen serve --workers 1` as a
-child pinned to the last allowed CPU and reads its CPU seconds from /proc. Rounds
-interleave targets (A B A B). Exit codes: 0 done, 2 usage or setup error.")]
+(8 conns, GET /big?bytes=1048576), idle-active (8 active conns while --idle keep-alive
+connections sit idle). Every round runs each workload on every target; the order of the
+targets reverses from one round to the next (A B, B A, ...) so drift cancels. With --ab /
+--aa, --json-a and --json-b split the runs for `loadgen gate`, which pairs run i of A
+with run i of B. Exit codes: 0 done, 2 usage or setup error.")]
     Bench(BenchArgs),
+    /// Step the open-model rate up until p99 crosses the SLO; report the highest rate
+    /// that holds it.
+    #[command(after_help = "Examples:
+  loadgen sweep http://127.0.0.1:8080/ --slo 10ms
+  loadgen sweep http://127.0.0.1:8080/ --slo 2ms --start 5000 --step 20% --max 200000 -d 10s
+  loadgen sweep http://127.0.0.1:8080/ --slo 50ms --step 1000 --refine 5 --json sweep.json
+  loadgen report sweep.json --out report
+
+Each step is an open-model run (see `loadgen run --rate`). A step holds when the
+corrected p99 (from each request's due time) is within --slo, no request failed, at
+least 95 % of the offered rate completed and the client kept its schedule. The sweep
+stops at the first step that does not hold (measured again --retries times first), then
+bisects --refine times between the last rate that held and that one. Prints a table of
+the steps and the answer line `max rate under p99 <= 10ms: N req/s` (`none` when the
+first step did not hold: lower --start). Exit codes: 0 done (an answer of `none`
+included), 2 usage or setup error.")]
+    Sweep(Box<crate::sweep_cmd::SweepArgs>),
+    /// Deterministic counters of the reference engine (allocations, syscalls per
+    /// request), compared exactly with a committed baseline.
+    #[command(after_help = "Examples:
+  loadgen counters
+  loadgen counters --check ci/counters.json
+  loadgen counters --write ci/counters.json
+  loadgen counters --repeat 20 --json counters.json
+
+Runs the reference engine in process (1 worker) and fixed workloads against it, one
+request, batch or connection at a time: keep-alive (1000 GET /), pipelined-16 (64
+batches of 16) and new-connection (200 connections, one request each). Counts heap
+allocations (process-wide) and the worker thread's syscalls by kind (through
+engine::sys; close(2) and vDSO clock reads are not counted). epoll_wait calls that
+return no event are timer wakeups: shown, not gated. --check compares every counter
+per request exactly: any difference, up or down, exits 3 (a lower count is an
+improvement, but the baseline must then be rewritten with --write). Exit codes: 0
+equal, 2 usage or setup error (or counts that differ between --repeat runs), 3
+different from the baseline.")]
+    Counters(crate::counters_cmd::CountersArgs),
 }
 
 /// `loadgen bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Target: `embedded` (the reference engine as a child process) or a base URL
-    /// http://host:port/ (repeatable; default embedded).
-    #[arg(long, value_name = "TARGET")]
+    /// Target: `embedded` (the reference engine as a child process), `nginx` (started
+    /// with a generated config), a base URL http://host:port/, or a command that starts a
+    /// server on `{addr}` / `{port}` (repeatable; default embedded).
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["ab", "aa"])]
     pub target: Vec<String>,
+    /// A/B comparison: two targets (as for --target), run alternately with the same
+    /// load in every round and named A and B in the results.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], conflicts_with = "aa")]
+    pub ab: Option<Vec<String>>,
+    /// A/A comparison: one target as both A and B (a command or `embedded` is started
+    /// twice) to measure the noise floor of an A/B.
+    #[arg(long, value_name = "A")]
+    pub aa: Option<String>,
+    /// The name of side A in the results (with --ab / --aa).
+    #[arg(long, default_value = "A", value_name = "NAME")]
+    pub name_a: String,
+    /// The name of side B in the results (with --ab / --aa).
+    #[arg(long, default_value = "B", value_name = "NAME")]
+    pub name_b: String,
+    /// Run only this workload of the matrix (repeatable; default all).
+    #[arg(long, value_name = "NAME")]
+    pub workload: Vec<String>,
+    /// How long a started server (command, nginx) may take to accept connections.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub start_timeout: String,
+    /// Idle keep-alive connections held open during the idle-active workload.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub idle: usize,
     /// How long each point measures, e.g. 10s, 500ms (default 10s; 1s with --quick).
     #[arg(short = 'd', long)]
     pub duration: Option<String>,
@@ -118,6 +198,12 @@ pub struct BenchArgs {
     /// Write every run (loadgen.result/v1 JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// With --ab / --aa: write side A's runs to this file (the gate's --baseline).
+    #[arg(long, value_name = "FILE")]
+    pub json_a: Option<std::path::PathBuf>,
+    /// With --ab / --aa: write side B's runs to this file (the gate's --candidate).
+    #[arg(long, value_name = "FILE")]
+    pub json_b: Option<std::path::PathBuf>,
 }
 
 /// `loadgen scenario`.
@@ -210,6 +296,9 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Inject a named fault into the engine, e.g. burn-cpu (needs `--features faults`).
+    #[arg(long, value_name = "NAME")]
+    pub fault: Option<String>,
 }
 
 /// `loadgen gate`.

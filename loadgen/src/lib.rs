@@ -3,12 +3,14 @@
 
 pub mod bench_cmd;
 pub mod cli;
+pub mod counters_cmd;
 pub mod gate_cmd;
 pub mod merge_cmd;
 pub mod report_cmd;
 pub mod run;
 pub mod scenario_cmd;
 pub mod serve_cmd;
+pub mod sweep_cmd;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -29,6 +31,8 @@ pub fn run(cli: cli::Cli) -> Result<u8, String> {
         cli::Command::Gate(args) => gate_cmd::run(args),
         cli::Command::Run(args) => run_cmd(*args),
         cli::Command::Bench(args) => bench_cmd::run(args),
+        cli::Command::Sweep(args) => sweep_cmd::run(*args),
+        cli::Command::Counters(args) => counters_cmd::run(args),
     }
 }
 

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Counts heap allocations for `loadgen counters` (one relaxed atomic add per
+/// allocation; the load generator's request path does not allocate).
+#[global_allocator]
+static GLOBAL: engine::sys::alloc::Counting = engine::sys::alloc::Counting;
+
 fn main() -> ExitCode {
     let cli = loadgen::cli::Cli::parse();
     match loadgen::run(cli) {

@@ -58,6 +58,26 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     if let Some(w) = args.workers {
         cfg.workers = w;
     }
+    if let Some(name) = &args.fault {
+        #[cfg(feature = "faults")]
+        {
+            cfg.fault = Some(engine::faults::Fault::from_name(name).ok_or_else(|| {
+                let names: Vec<String> = engine::faults::Fault::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
+                format!(
+                    "--fault {name:?}: unknown fault; use one of {}",
+                    names.join(", ")
+                )
+            })?);
+            eprintln!("serve: fault {name} injected");
+        }
+        #[cfg(not(feature = "faults"))]
+        return Err(format!(
+            "--fault {name} needs the faults build: cargo build -p loadgen --features faults"
+        ));
+    }
     let engine = Arc::new(Engine::new(cfg, handle).map_err(|e| e.to_string())?);
     if let Some(secs) = args.duration {
         let e = Arc::clone(&engine);

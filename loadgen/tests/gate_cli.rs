@@ -51,6 +51,7 @@ fn run_result(target: &str, requests_per_s: f64, p99_us: u64) -> RunResult {
         client_cpu_s: Some(4.0),
         server_cpu_s: Some(requests_per_s * 5.0 * 10e-6),
         warnings: Vec::new(),
+        started_unix_ms: None,
     }
 }
 

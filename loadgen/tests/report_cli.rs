@@ -173,6 +173,9 @@ fn merge_adds_histograms_and_refuses_runs_at_different_times() {
     // The same run shifted a minute later did not happen at the same time.
     let mut late = rb.clone();
     late.started_unix_ms += 60_000;
+    for r in &mut late.runs {
+        r.started_unix_ms = r.started_unix_ms.map(|s| s + 60_000);
+    }
     let late_path = tmp("late.json");
     std::fs::write(&late_path, serde_json::to_string(&late).unwrap()).unwrap();
     let args = [

@@ -59,8 +59,13 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
     let runs = groups
         .par_iter()
         .map(|(_, runs)| {
-            let runs: Vec<&RunResult> = runs.iter().map(|(_, r)| *r).collect();
-            merge_runs(&runs)
+            let mut merged = merge_runs(&runs.iter().map(|(_, r)| *r).collect::<Vec<_>>())?;
+            // The earliest start, with each input's file start standing in for runs
+            // that do not record their own.
+            if runs.len() > 1 {
+                merged.started_unix_ms = runs.iter().map(|(i, r)| span_ms(&inputs[*i], r).0).min();
+            }
+            Ok(merged)
         })
         .collect::<Result<Vec<_>, String>>()?;
     let earliest = inputs
@@ -77,8 +82,10 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
     })
 }
 
+/// The run's measured time span: from its own start when the file records it (a bench
+/// file holds many runs one after another), else from the file's start.
 fn span_ms(input: &MergeInput, run: &RunResult) -> (u64, u64) {
-    let start = input.results.started_unix_ms;
+    let start = run.started_unix_ms.unwrap_or(input.results.started_unix_ms);
     (start, start + (run.duration_s * 1000.0).round() as u64)
 }
 
@@ -211,4 +218,101 @@ fn merge_open_model(runs: &[&RunResult]) -> Option<OpenModel> {
         mean_lag_us,
         max_lag_us: models.iter().map(|m| m.max_lag_us).max().unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{ErrorCounts, Host, LatencySummary, Tool};
+
+    fn run(started_unix_ms: Option<u64>) -> RunResult {
+        let empty = histogram::encode(&histogram::new_histogram());
+        RunResult {
+            target: "t".into(),
+            workload: "w".into(),
+            config: serde_json::Map::new(),
+            duration_s: 1.0,
+            requests: 10,
+            errors: ErrorCounts::default(),
+            requests_per_s: 10.0,
+            bytes_per_s: 100.0,
+            bytes_read: 100,
+            bytes_written: 100,
+            latency_corrected: LatencySummary::default(),
+            latency_uncorrected: LatencySummary::default(),
+            latency_errors: LatencySummary::default(),
+            histogram_corrected: empty.clone(),
+            histogram_uncorrected: empty.clone(),
+            histogram_errors: empty,
+            timeline: Vec::new(),
+            open_model: None,
+            client_cpu_s: None,
+            server_cpu_s: None,
+            warnings: Vec::new(),
+            started_unix_ms,
+        }
+    }
+
+    fn input(name: &str, file_start: u64, run_start: Option<u64>) -> MergeInput {
+        MergeInput {
+            name: name.into(),
+            results: Results {
+                schema: crate::RESULT_SCHEMA.into(),
+                tool: Tool {
+                    name: "loadgen".into(),
+                    version: "0".into(),
+                    git_revision: None,
+                },
+                host: Host {
+                    kernel: "k".into(),
+                    cpu_model: "c".into(),
+                    cores: 1,
+                    governor: None,
+                },
+                started_at: "1970-01-01T00:00:00.000Z".into(),
+                started_unix_ms: file_start,
+                runs: vec![run(run_start)],
+            },
+        }
+    }
+
+    #[test]
+    fn the_runs_own_start_counts_over_the_files() {
+        // Files started a minute apart (a bench on each host ran other workloads
+        // first), but this run ran at the same time on both: merged.
+        let m = merge(
+            &[
+                input("a", 1_000_000, Some(1_100_000)),
+                input("b", 1_040_000, Some(1_100_500)),
+            ],
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap();
+        assert_eq!(m.runs.len(), 1);
+        assert_eq!(m.runs[0].requests, 20);
+        assert_eq!(m.runs[0].started_unix_ms, Some(1_100_000));
+        // Files started together, but the runs did not.
+        let e = merge(
+            &[
+                input("a", 1_000_000, Some(1_000_000)),
+                input("b", 1_000_000, Some(1_060_000)),
+            ],
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap_err();
+        assert!(e.contains("did not run at the same time"), "{e}");
+        // Without run starts (older files), the files' starts stand for them.
+        let e = merge(
+            &[input("a", 1_000_000, None), input("b", 1_060_000, None)],
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap_err();
+        assert!(e.contains("did not run at the same time"), "{e}");
+        let m = merge(
+            &[input("a", 1_000_000, None), input("b", 1_001_000, None)],
+            DEFAULT_TOLERANCE_MS,
+        )
+        .unwrap();
+        assert_eq!(m.runs[0].started_unix_ms, Some(1_000_000));
+    }
 }

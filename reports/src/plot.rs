@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use rayon::prelude::*;
 
 use crate::scenarios::VerdictKind;
-use crate::stats::{self, Comparison, RunSpectrum, TimelineSeries, VerdictMatrix};
+use crate::stats::{self, Comparison, RateCurve, RunSpectrum, TimelineSeries, VerdictMatrix};
 
 /// DejaVu Sans (Bitstream Vera license: `reports/assets/DejaVuSans-LICENSE.txt`).
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -55,6 +55,9 @@ pub enum Plot {
     Comparison(Vec<Comparison>),
     /// Scenario verdicts: clause × results file.
     Verdicts(VerdictMatrix),
+    /// Corrected p50 and p99 against the offered rate, one curve per target, with the
+    /// sweep's SLO.
+    LatencyVsRate(Vec<RateCurve>),
 }
 
 impl Plot {
@@ -65,6 +68,7 @@ impl Plot {
             Plot::Timeline(_) => "timeline",
             Plot::Comparison(_) => "comparison",
             Plot::Verdicts(_) => "verdicts",
+            Plot::LatencyVsRate(_) => "latency-vs-rate",
         }
     }
 
@@ -75,6 +79,7 @@ impl Plot {
             Plot::Timeline(_) => "Throughput and p99 over time",
             Plot::Comparison(_) => "Requests per second (mean, 95 % CI across repeats)",
             Plot::Verdicts(_) => "Scenario verdicts",
+            Plot::LatencyVsRate(_) => "Latency vs offered rate (corrected p50 and p99)",
         }
     }
 
@@ -85,6 +90,7 @@ impl Plot {
             Plot::Timeline(_) => (1000, 700),
             Plot::Comparison(c) => (1000, 90 + 56 * c.len().max(1) as u32),
             Plot::Verdicts(m) => verdicts_size(m),
+            Plot::LatencyVsRate(_) => (1000, 600),
         }
     }
 
@@ -97,6 +103,7 @@ impl Plot {
             Plot::Timeline(t) => draw_timeline(root, t),
             Plot::Comparison(c) => draw_comparison(root, c),
             Plot::Verdicts(m) => draw_verdicts(root, m),
+            Plot::LatencyVsRate(c) => draw_latency_vs_rate(root, c),
         }?;
         root.present().map_err(err)
     }
@@ -463,5 +470,123 @@ fn draw_verdicts<DB: DrawingBackend>(
         root.draw(&Text::new(v.name(), (x + 22, y + 1), font(13)))
             .map_err(err)?;
     }
+    Ok(())
+}
+
+/// The SLO line's colour.
+const SLO_COLOR: RGBColor = RGBColor(200, 30, 30);
+
+fn draw_latency_vs_rate<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    curves: &[RateCurve],
+) -> Result<(), String> {
+    let points = || curves.iter().flat_map(|c| c.points.iter());
+    if points().next().is_none() {
+        return placeholder(root, "open-model runs");
+    }
+    let max_x = points().map(|p| p.offered_per_s).fold(0f64, f64::max);
+    let latencies = points()
+        .flat_map(|p| [p.p50_ms, p.p99_ms])
+        .chain(curves.iter().filter_map(|c| c.slo_ms))
+        .map(|v| v.max(0.001));
+    let (lo, hi) = latencies.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    // Headroom above for the legend.
+    let (lo, hi) = (lo / 1.5, hi * 4.0);
+    let mut chart = ChartBuilder::on(root)
+        .caption("Latency vs offered rate (corrected)", font(17))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..max_x * 1.08, (lo..hi).log_scale())
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("offered rate (req/s)")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| format_count(*x))
+        .y_label_formatter(&|y| format_ms(*y))
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(err)?;
+    let mut slos: Vec<f64> = Vec::new();
+    for slo in curves.iter().filter_map(|c| c.slo_ms) {
+        if !slos.contains(&slo) {
+            slos.push(slo);
+        }
+    }
+    for slo in slos {
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(0.0, slo), (max_x * 1.08, slo)],
+                8,
+                5,
+                SLO_COLOR.stroke_width(2),
+            ))
+            .map_err(err)?
+            .label(format!("SLO: p99 <= {} ms", format_ms(slo)))
+            .legend(|(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], SLO_COLOR.stroke_width(2))
+            });
+    }
+    for (i, c) in curves.iter().enumerate() {
+        let color = series_color(i);
+        let p99: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .map(|p| (p.offered_per_s, p.p99_ms.max(0.001)))
+            .collect();
+        let p50: Vec<(f64, f64)> = c
+            .points
+            .iter()
+            .map(|p| (p.offered_per_s, p.p50_ms.max(0.001)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(p99.clone(), color.stroke_width(2)))
+            .map_err(err)?
+            .label(format!("{} p99", c.target))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(DashedLineSeries::new(
+                p50.clone(),
+                6,
+                4,
+                color.mix(0.7).stroke_width(1),
+            ))
+            .map_err(err)?
+            .label(format!("{} p50", c.target))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.mix(0.7).stroke_width(1))
+            });
+        // Steps that held are filled dots, steps that did not are crosses.
+        for (p, xy) in c.points.iter().zip(&p99) {
+            if p.held == Some(false) {
+                chart
+                    .draw_series([Cross::new(*xy, 5, color.stroke_width(2))])
+                    .map_err(err)?;
+            } else {
+                chart
+                    .draw_series([Circle::new(*xy, 4, color.filled())])
+                    .map_err(err)?;
+            }
+        }
+        chart
+            .draw_series(
+                p50.iter()
+                    .map(|xy| Circle::new(*xy, 2, color.mix(0.7).filled())),
+            )
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(font(12))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .draw()
+        .map_err(err)?;
     Ok(())
 }

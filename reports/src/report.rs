@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::plot::{self, Plot, PlotFiles};
 use crate::result::{Results, RESULT_SCHEMA};
 use crate::scenarios::{ScenarioResults, SCENARIOS_SCHEMA};
-use crate::stats::{self, Comparison};
+use crate::stats::{self, Comparison, SweepSummary};
 
 /// A file given to `loadgen report`.
 #[derive(Debug, Clone)]
@@ -65,15 +65,20 @@ pub fn write_report(
         plots.push(Plot::Spectrum(stats::spectra(results)?));
         plots.push(Plot::Timeline(stats::timelines(results)));
         plots.push(Plot::Comparison(comparisons.clone()));
+        let curves = stats::rate_curves(results);
+        if !curves.is_empty() {
+            plots.push(Plot::LatencyVsRate(curves));
+        }
     }
+    let sweeps = stats::sweep_summaries(results);
     if !scenarios.is_empty() {
         plots.push(Plot::Verdicts(stats::verdict_matrix(scenarios)));
     }
     let files = plot::render_all(&plots, dir)?;
-    let summary = summary_markdown(&comparisons, scenarios, &files);
+    let summary = summary_markdown(&comparisons, &sweeps, scenarios, &files);
     let summary_path = dir.join("summary.md");
     write(&summary_path, &summary)?;
-    let html = index_html(&comparisons, scenarios, &files)?;
+    let html = index_html(&comparisons, &sweeps, scenarios, &files)?;
     let index = dir.join("index.html");
     write(&index, &html)?;
     Ok(ReportFiles {
@@ -112,9 +117,23 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The Markdown summary: one row per target and workload, scenario totals, plot links.
+/// A sweep's answer: `12345 req/s`, or `none`.
+fn sweep_answer(s: &SweepSummary) -> String {
+    s.max_rate_per_s
+        .map_or_else(|| "none".to_string(), |r| format!("{r:.0} req/s"))
+}
+
+/// The first rate that did not hold: `13000 req/s`, or `-` (all held).
+fn sweep_failed(s: &SweepSummary) -> String {
+    s.first_failed_per_s
+        .map_or_else(|| "-".to_string(), |r| format!("{r:.0} req/s"))
+}
+
+/// The Markdown summary: one row per target and workload, sweep answers, scenario
+/// totals, plot links.
 pub fn summary_markdown(
     comparisons: &[Comparison],
+    sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
     plots: &[PlotFiles],
 ) -> String {
@@ -138,6 +157,23 @@ pub fn summary_markdown(
         md.push_str(
             "\nLatencies are corrected (from each request's due time), means across runs.\n",
         );
+    }
+    if !sweeps.is_empty() {
+        md.push_str(
+            "\n| sweep target | p99 SLO | max rate under the SLO | first rate over it | steps |\n",
+        );
+        md.push_str("|---|---:|---:|---:|---:|\n");
+        for s in sweeps {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {} |",
+                s.target,
+                format_us(s.slo_us as f64),
+                sweep_answer(s),
+                sweep_failed(s),
+                s.steps
+            );
+        }
     }
     if !scenarios.is_empty() {
         md.push_str("\n| scenarios | pass | fail | non-strict | skipped | error | flaky |\n");
@@ -196,6 +232,7 @@ figcaption{font-weight:bold;margin-bottom:.5em}";
 /// The self-contained HTML page.
 pub fn index_html(
     comparisons: &[Comparison],
+    sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
     plots: &[PlotFiles],
 ) -> Result<String, String> {
@@ -223,6 +260,25 @@ pub fn index_html(
                 format_us(c.p50_us.mean),
                 format_us(c.p99_us.mean),
                 c.errors
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    if !sweeps.is_empty() {
+        h.push_str(
+            "<table>\n<tr><th>sweep target</th><th>p99 SLO</th><th>max rate under the SLO</th>\
+             <th>first rate over it</th><th>steps</th></tr>\n",
+        );
+        for s in sweeps {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(&s.target),
+                format_us(s.slo_us as f64),
+                sweep_answer(s),
+                sweep_failed(s),
+                s.steps
             );
         }
         h.push_str("</table>\n");

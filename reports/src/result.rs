@@ -208,4 +208,8 @@ pub struct RunResult {
     pub server_cpu_s: Option<f64>,
     /// Self-check warnings.
     pub warnings: Vec<Warning>,
+    /// When this run's measured part started, milliseconds since the Unix epoch (absent
+    /// in files written before the field existed: then the file's start is the run's).
+    #[serde(default)]
+    pub started_unix_ms: Option<u64>,
 }

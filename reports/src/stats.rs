@@ -84,13 +84,28 @@ pub struct RunSpectrum {
     pub uncorrected: Vec<SpectrumPoint>,
 }
 
+/// A run's workload as reports show it: a sweep step (a run carrying `sweep_rate` in
+/// its config) adds its offered rate, `sweep @ 2000/s`, so that the steps of a sweep
+/// are told apart rather than taken for repeats of one workload.
+pub fn workload_label(run: &RunResult) -> String {
+    match sweep_rate(run) {
+        Some(rate) => format!("{} @ {rate:.0}/s", run.workload),
+        None => run.workload.clone(),
+    }
+}
+
+/// The offered rate of a sweep step (`sweep_rate` in its config).
+fn sweep_rate(run: &RunResult) -> Option<f64> {
+    run.config.get("sweep_rate").and_then(|v| v.as_f64())
+}
+
 /// The run labels of every results file, in order: `target workload`, with `#2`, `#3`
 /// ... added to repeats of the same target and workload.
 pub fn run_labels(files: &[Results]) -> Vec<String> {
     let mut seen: Vec<(String, usize)> = Vec::new();
     all_runs(files)
         .map(|run| {
-            let base = format!("{} {}", display_target(&run.target), run.workload);
+            let base = format!("{} {}", display_target(&run.target), workload_label(run));
             let n = match seen.iter_mut().find(|(b, _)| *b == base) {
                 Some((_, n)) => {
                     *n += 1;
@@ -212,7 +227,7 @@ pub struct Comparison {
 pub fn comparisons(files: &[Results]) -> Vec<Comparison> {
     let mut groups: Vec<((String, String), Vec<&RunResult>)> = Vec::new();
     for run in all_runs(files) {
-        let key = (run.target.clone(), run.workload.clone());
+        let key = (run.target.clone(), workload_label(run));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, runs)) => runs.push(run),
             None => groups.push((key, vec![run])),
@@ -267,6 +282,130 @@ pub fn timelines(files: &[Results]) -> Vec<TimelineSeries> {
                 .collect(),
         })
         .collect()
+}
+
+/// One open-model run on the latency-vs-rate curve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePoint {
+    /// Offered rate, requests per second.
+    pub offered_per_s: f64,
+    /// Successful requests per second.
+    pub achieved_per_s: f64,
+    /// Corrected median, milliseconds.
+    pub p50_ms: f64,
+    /// Corrected 99th percentile, milliseconds.
+    pub p99_ms: f64,
+    /// Whether the step held its SLO (`sweep_held`); `None` outside a sweep.
+    pub held: Option<bool>,
+}
+
+/// The latency-vs-offered-rate curve of one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateCurve {
+    /// The target, as [`display_target`] shows it.
+    pub target: String,
+    /// The target's open-model runs, by offered rate.
+    pub points: Vec<RatePoint>,
+    /// The p99 SLO of its sweep (`sweep_slo_us`), milliseconds.
+    pub slo_ms: Option<f64>,
+}
+
+/// The latency-vs-rate curves: one per target, from every run that has an open model
+/// (a sweep's steps, or `loadgen run --rate` runs), in first-seen target order. Empty
+/// when no run has an open model.
+pub fn rate_curves(files: &[Results]) -> Vec<RateCurve> {
+    let mut curves: Vec<RateCurve> = Vec::new();
+    for run in all_runs(files) {
+        let Some(om) = &run.open_model else { continue };
+        let target = display_target(&run.target);
+        let i = match curves.iter().position(|c| c.target == target) {
+            Some(i) => i,
+            None => {
+                curves.push(RateCurve {
+                    target,
+                    points: Vec::new(),
+                    slo_ms: None,
+                });
+                curves.len() - 1
+            }
+        };
+        let c = &mut curves[i];
+        if c.slo_ms.is_none() {
+            c.slo_ms = run
+                .config
+                .get("sweep_slo_us")
+                .and_then(|v| v.as_f64())
+                .map(|us| us / 1000.0);
+        }
+        c.points.push(RatePoint {
+            offered_per_s: om.rate_per_s,
+            achieved_per_s: run.requests_per_s,
+            p50_ms: run.latency_corrected.p50_us as f64 / 1000.0,
+            p99_ms: run.latency_corrected.p99_us as f64 / 1000.0,
+            held: run.config.get("sweep_held").and_then(|v| v.as_bool()),
+        });
+    }
+    for c in &mut curves {
+        c.points
+            .sort_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+    }
+    curves
+}
+
+/// What a sweep found for one target and SLO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSummary {
+    /// The target, as [`display_target`] shows it.
+    pub target: String,
+    /// The p99 SLO, µs.
+    pub slo_us: u64,
+    /// Steps measured.
+    pub steps: usize,
+    /// The highest offered rate that held; `None` when none did.
+    pub max_rate_per_s: Option<f64>,
+    /// The lowest offered rate that did not hold; `None` when all did.
+    pub first_failed_per_s: Option<f64>,
+}
+
+/// The sweeps in the files (runs carrying `sweep_rate`, `sweep_slo_us` and
+/// `sweep_held`), one per target and SLO, in first-seen order.
+pub fn sweep_summaries(files: &[Results]) -> Vec<SweepSummary> {
+    let mut out: Vec<SweepSummary> = Vec::new();
+    for run in all_runs(files) {
+        let get = |k: &str| run.config.get(k);
+        let (Some(rate), Some(slo_us), Some(held)) = (
+            sweep_rate(run),
+            get("sweep_slo_us").and_then(|v| v.as_u64()),
+            get("sweep_held").and_then(|v| v.as_bool()),
+        ) else {
+            continue;
+        };
+        let target = display_target(&run.target);
+        let i = match out
+            .iter()
+            .position(|s| s.target == target && s.slo_us == slo_us)
+        {
+            Some(i) => i,
+            None => {
+                out.push(SweepSummary {
+                    target,
+                    slo_us,
+                    steps: 0,
+                    max_rate_per_s: None,
+                    first_failed_per_s: None,
+                });
+                out.len() - 1
+            }
+        };
+        let s = &mut out[i];
+        s.steps += 1;
+        if held {
+            s.max_rate_per_s = Some(s.max_rate_per_s.map_or(rate, |r| r.max(rate)));
+        } else {
+            s.first_failed_per_s = Some(s.first_failed_per_s.map_or(rate, |r| r.min(rate)));
+        }
+    }
+    out
 }
 
 /// Scenario verdicts: one row per clause ID, one column per scenario results file.
@@ -358,6 +497,81 @@ mod tests {
             .map(percentile_label)
             .collect();
         assert_eq!(l, ["0%", "50%", "90%", "99%", "99.9%", "99.99%", "99.999%"]);
+    }
+
+    /// A results file of sweep steps (rate, p99 µs, held) built from a real-looking
+    /// run, plus one closed-model run that has no place on the curve.
+    fn sweep_file(steps: &[(f64, u64, bool)]) -> Results {
+        let mut h = histogram::new_histogram();
+        histogram::record(&mut h, 100);
+        let mut base: serde_json::Value = serde_json::json!({
+            "schema": crate::RESULT_SCHEMA,
+            "tool": {"name": "loadgen", "version": "0", "git_revision": null},
+            "host": {"kernel": "k", "cpu_model": "c", "cores": 2, "governor": null},
+            "started_at": "2025-01-01T00:00:00Z",
+            "started_unix_ms": 0,
+            "runs": []
+        });
+        let closed = serde_json::json!({
+            "target": "http://127.0.0.1:8080/", "workload": "plaintext", "config": {},
+            "duration_s": 1.0, "requests": 1, "errors": crate::ErrorCounts::default(),
+            "requests_per_s": 1.0, "bytes_per_s": 1.0, "bytes_read": 1, "bytes_written": 1,
+            "latency_corrected": histogram::summarize(&h),
+            "latency_uncorrected": histogram::summarize(&h),
+            "latency_errors": crate::LatencySummary::default(),
+            "histogram_corrected": histogram::encode(&h),
+            "histogram_uncorrected": histogram::encode(&h),
+            "histogram_errors": histogram::encode(&h),
+            "timeline": [], "open_model": null, "client_cpu_s": null, "server_cpu_s": null,
+            "warnings": []
+        });
+        let mut runs = vec![closed.clone()];
+        for &(rate, p99, held) in steps {
+            let mut r = closed.clone();
+            r["workload"] = "sweep".into();
+            r["config"] = serde_json::json!({
+                "sweep_rate": rate, "sweep_slo_us": 10_000, "sweep_held": held
+            });
+            r["latency_corrected"]["p99_us"] = p99.into();
+            r["open_model"] = serde_json::to_value(crate::OpenModel {
+                rate_per_s: rate,
+                ..Default::default()
+            })
+            .unwrap();
+            runs.push(r);
+        }
+        base["runs"] = runs.into();
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn rate_curves_and_sweep_summaries() {
+        let f = sweep_file(&[
+            (1000.0, 2_000, true),
+            (2000.0, 4_000, true),
+            (3000.0, 50_000, false),
+            (2500.0, 12_000, false),
+        ]);
+        let curves = rate_curves(std::slice::from_ref(&f));
+        assert_eq!(curves.len(), 1);
+        let c = &curves[0];
+        assert_eq!(c.target, "127.0.0.1:8080/");
+        assert_eq!(c.slo_ms, Some(10.0));
+        let rates: Vec<f64> = c.points.iter().map(|p| p.offered_per_s).collect();
+        assert_eq!(rates, [1000.0, 2000.0, 2500.0, 3000.0]);
+        assert_eq!(c.points[3].p99_ms, 50.0);
+        assert_eq!(c.points[2].held, Some(false));
+        let s = sweep_summaries(std::slice::from_ref(&f));
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            (s[0].steps, s[0].max_rate_per_s, s[0].first_failed_per_s),
+            (4, Some(2000.0), Some(2500.0))
+        );
+        // Sweep steps are told apart from each other, not taken for repeats.
+        let cmp = comparisons(&[f]);
+        assert_eq!(cmp.len(), 5);
+        assert_eq!(cmp[1].workload, "sweep @ 1000/s");
+        assert!(rate_curves(&[sweep_file(&[])]).is_empty());
     }
 
     #[test]

@@ -66,6 +66,7 @@ fn run(target: &str, workload: &str, base_us: u64, rps: f64) -> RunResult {
         client_cpu_s: Some(1.0),
         server_cpu_s: None,
         warnings: Vec::new(),
+        started_unix_ms: None,
     }
 }
 
@@ -100,6 +101,35 @@ fn fixture_results() -> Vec<Results> {
             ])
         })
         .collect()
+}
+
+/// A sweep of one target: open-model runs at rising rates, p99 climbing past a 10 ms
+/// SLO, tagged the way `loadgen sweep` tags them.
+fn fixture_sweep() -> Results {
+    let steps = [
+        (1000.0, 100, true),
+        (1500.0, 150, true),
+        (2000.0, 400, true),
+        (2500.0, 3000, false),
+    ];
+    let runs = steps
+        .iter()
+        .enumerate()
+        .map(|(i, &(rate, base_us, held))| {
+            let mut r = run("http://127.0.0.1:8082/", "sweep", base_us, rate * 0.99);
+            r.open_model = Some(reports::OpenModel {
+                rate_per_s: rate,
+                arrivals: "fixed".into(),
+                ..Default::default()
+            });
+            r.config.insert("sweep_step".into(), (i + 1).into());
+            r.config.insert("sweep_rate".into(), rate.into());
+            r.config.insert("sweep_slo_us".into(), 10_000.into());
+            r.config.insert("sweep_held".into(), held.into());
+            r
+        })
+        .collect();
+    results(runs)
 }
 
 fn fixture_scenarios(fault: Option<&str>) -> ScenarioResults {
@@ -229,10 +259,11 @@ fn every_plot_kind_renders_to_valid_png_and_svg() {
         Plot::Timeline(stats::timelines(&files)),
         Plot::Comparison(stats::comparisons(&files)),
         Plot::Verdicts(stats::verdict_matrix(&scenarios)),
+        Plot::LatencyVsRate(stats::rate_curves(&[fixture_sweep()])),
     ];
     let dir = out_dir("kinds");
     let written = plot::render_all(&plots, &dir).unwrap();
-    assert_eq!(written.len(), 4);
+    assert_eq!(written.len(), 5);
     for (p, f) in plots.iter().zip(&written) {
         assert_png(&f.png, p.size());
         assert_svg(&f.svg);
@@ -246,6 +277,7 @@ fn empty_inputs_still_draw() {
         Plot::Spectrum(Vec::new()),
         Plot::Timeline(Vec::new()),
         Plot::Comparison(Vec::new()),
+        Plot::LatencyVsRate(Vec::new()),
     ];
     for f in plot::render_all(&plots, &dir).unwrap() {
         assert!(std::fs::metadata(&f.png).unwrap().len() > 0);
@@ -283,4 +315,40 @@ fn the_report_is_self_contained() {
     );
     assert!(md.contains("| `127.0.0.1:8080/` | plaintext | 2 |"), "{md}");
     assert!(md.contains("[spectrum](spectrum.png)"), "{md}");
+    // Without open-model runs there is no latency-vs-rate plot and no sweep table.
+    assert!(
+        !md.contains("latency-vs-rate") && !md.contains("sweep"),
+        "{md}"
+    );
+}
+
+#[test]
+fn a_sweep_adds_the_latency_vs_rate_plot_and_its_answer() {
+    let dir = out_dir("sweep-report");
+    let mut files = fixture_results();
+    files.push(fixture_sweep());
+    let written = reports::report::write_report(&files, &[], &dir).unwrap();
+    let stems: Vec<&str> = written.plots.iter().map(|p| p.stem).collect();
+    assert_eq!(
+        stems,
+        ["spectrum", "timeline", "comparison", "latency-vs-rate"]
+    );
+    let html = std::fs::read_to_string(&written.index).unwrap();
+    assert_eq!(html.matches("<svg").count(), 4);
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    let md = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(
+        md.contains("| `127.0.0.1:8082/` | 10.00 ms | 2000 req/s | 2500 req/s | 4 |"),
+        "{md}"
+    );
+    // Each step is its own row, not a repeat of one `sweep` workload.
+    assert!(
+        md.contains("| `127.0.0.1:8082/` | sweep @ 2500/s | 1 |"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(dir.join("latency-vs-rate.svg")).unwrap();
+    assert!(
+        svg.contains("SLO: p99 &lt;= 10 ms") || svg.contains("SLO: p99 <= 10 ms"),
+        "no SLO label"
+    );
 }

@@ -15,10 +15,13 @@ fn matrix() -> Vec<(Fault, Vec<String>)> {
                 .split_once('\t')
                 .unwrap_or_else(|| panic!("bad matrix line {l:?}"));
             let fault = Fault::from_name(name).unwrap_or_else(|| panic!("unknown fault {name:?}"));
-            (
-                fault,
-                ids.split(',').map(|s| s.trim().to_string()).collect(),
-            )
+            // `-`: a performance-only fault, no clause to fail.
+            let ids = if ids.trim() == "-" {
+                Vec::new()
+            } else {
+                ids.split(',').map(|s| s.trim().to_string()).collect()
+            };
+            (fault, ids)
         })
         .collect()
 }
@@ -29,6 +32,7 @@ fn caught(fault: Fault) {
         .iter()
         .find(|(f, _)| *f == fault)
         .unwrap_or_else(|| panic!("{} is not in the matrix", fault.name()));
+    assert!(!ids.is_empty(), "{}: no clause to fail", fault.name());
     for id in ids {
         let s = find(id).unwrap_or_else(|| panic!("matrix names unknown scenario {id}"));
         let ctx = Ctx {
@@ -50,10 +54,17 @@ fn caught(fault: Fault) {
 fn matrix_covers_every_fault_and_every_clause() {
     let m = matrix();
     for f in Fault::ALL {
-        assert!(
-            m.iter().any(|(g, _)| g == f),
-            "fault {} has no row",
-            f.name()
+        let row = m.iter().find(|(g, _)| g == f);
+        let Some((_, ids)) = row else {
+            panic!("fault {} has no row", f.name())
+        };
+        // Only a performance-only fault may name no clause (`-`), and it must.
+        assert_eq!(
+            ids.is_empty(),
+            f.is_performance_only(),
+            "fault {}: clause IDs {ids:?}, performance-only {}",
+            f.name(),
+            f.is_performance_only()
         );
     }
     for s in scenarios::registry() {

@@ -9,12 +9,15 @@
 //! the same layer (one syscall layer for the whole workspace, not a second one).
 
 /// Calls a libc function and turns a `-1` result into the thread's last OS error.
+/// Every call is counted on the calling thread ([`count`]), by function name.
 macro_rules! syscall {
     ($fn: ident ( $($arg: expr),* $(,)* ) ) => {{
+        const KIND: usize = $crate::sys::count::kind(stringify!($fn));
         #[allow(unused_unsafe)]
         // SAFETY: the caller of the macro upholds the contract of the libc function;
         // every use site states it in its own `// SAFETY:` comment.
         let res = unsafe { libc::$fn($($arg, )*) };
+        $crate::sys::count::record(KIND, res == 0 || res == -1);
         if res == -1 {
             Err(std::io::Error::last_os_error())
         } else {
@@ -24,6 +27,7 @@ macro_rules! syscall {
 }
 
 pub mod alloc;
+pub mod count;
 pub mod epoll;
 pub mod eventfd;
 pub mod netns;

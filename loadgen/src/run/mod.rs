@@ -31,6 +31,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     let cfg = Arc::new(cfg.clone());
     let start = Instant::now();
     let measure_start = start + cfg.warmup;
+    // The wall-clock time of `measure_start`, for the run's `started_unix_ms`.
+    let wall_measure_start = SystemTime::now() + cfg.warmup;
     let shared = Arc::new(Shared {
         request: cfg.request_bytes(),
         start,
@@ -60,10 +62,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     drop(tx);
 
     let mut log = match &cfg.hdr_log {
-        Some(path) => {
-            let wall_start = SystemTime::now() + cfg.warmup;
-            Some(HdrLog::create(path, wall_start)?)
-        }
+        Some(path) => Some(HdrLog::create(path, wall_measure_start)?),
         None => None,
     };
     let progress = cfg.progress && std::io::stderr().is_terminal();
@@ -105,7 +104,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
             Err(_) => return Err("a client thread panicked".into()),
         }
     }
-    Ok(summarize_run(&cfg, outcomes, timeline))
+    let mut result = summarize_run(&cfg, outcomes, timeline);
+    result.started_unix_ms = Some(output::unix_ms(wall_measure_start));
+    Ok(result)
 }
 
 fn print_progress(cfg: &RunConfig, sh: &Shared, start: Instant) {
@@ -332,6 +333,7 @@ fn summarize_run(
         client_cpu_s: Some(cpu.as_secs_f64()),
         server_cpu_s: None,
         warnings,
+        started_unix_ms: None,
     }
 }
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Performance gate of .ci/run: the engine at HEAD against the engine of the previous
+# commit, built here from git, interleaved on this machine (`loadgen bench --ab`), then
+# `loadgen gate`. Fails only when a metric is `regressed` (exit 3); `inconclusive`
+# (a noisy machine) passes. Usage: ci/ab-previous.sh [PAIRS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pairs=${1:-10}
+secs=${2:-1}
+out=target/ab-previous
+mkdir -p "$out"
+
+prev=$(git rev-parse --verify --quiet HEAD~1 || true)
+if [[ -z "$prev" ]]; then
+  echo "ab-previous: no previous commit in this clone (shallow?): skipped"
+  exit 0
+fi
+src="$out/src"
+rm -rf "$src"
+git worktree prune
+git worktree add --detach --force "$src" "$prev" >/dev/null
+trap 'git worktree remove --force "$src" >/dev/null 2>&1 || true' EXIT
+
+echo "ab-previous: building loadgen at $(git rev-parse --short "$prev") (baseline) and HEAD (candidate)"
+CARGO_TARGET_DIR="$PWD/$out/target-prev" cargo build --release --locked -p loadgen \
+  --manifest-path "$src/Cargo.toml" -q
+cargo build --release --locked -p loadgen -q
+cp "$out/target-prev/release/loadgen" "$out/loadgen-prev"
+cp target/release/loadgen "$out/loadgen-head"
+
+"$out/loadgen-head" bench \
+  --ab "$out/loadgen-prev serve --addr {addr} --workers 1" \
+       "$out/loadgen-head serve --addr {addr} --workers 1" \
+  --name-a previous --name-b head \
+  --workload plaintext --repeat "$pairs" -d "${secs}s" \
+  --json-a "$out/previous.json" --json-b "$out/head.json"
+
+"$out/loadgen-head" gate --baseline "$out/previous.json" --candidate "$out/head.json" \
+  --markdown "$out/gate.md"
