@@ -74,6 +74,19 @@ pub struct WorkerMetrics {
     pub accepted: u64,
 }
 
+impl WorkerMetrics {
+    /// A worker's metrics (for engines other than this one, e.g. a target reporting
+    /// over the scenarios' control protocol).
+    pub fn new(index: usize, state: WorkerState, active_connections: u64, accepted: u64) -> Self {
+        WorkerMetrics {
+            index,
+            state,
+            active_connections,
+            accepted,
+        }
+    }
+}
+
 /// A snapshot of the engine's counters. Counters only grow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]

@@ -29,6 +29,7 @@ pub enum Command {
   loadgen scenario --all --expect ci/expectations.tsv --junit scenarios.xml --json scenarios.json
   loadgen scenario 'http.*' --target nginx
   loadgen scenario 'http.*' --target-url http://127.0.0.1:8080/
+  loadgen scenario --all --target-cmd 'loadgen serve --control'
 
 Scenarios run two at a time unless --serial; output is in registry order either way.
 Exit codes: 0 every MUST clause passed, 1 a MUST clause failed (with --expect: a verdict
@@ -235,6 +236,11 @@ pub struct ScenarioArgs {
     /// needing more, or their own limits and timeouts, are skipped).
     #[arg(long, value_name = "URL", conflicts_with = "target")]
     pub target_url: Option<String>,
+    /// Run against an engine in another process: this command is started once per
+    /// instance with $LOADGEN_CONTROL naming a Unix socket, and speaks the control
+    /// protocol on it (docs/control-protocol.md), e.g. 'loadgen serve --control'.
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["target", "target_url"])]
+    pub target_cmd: Option<String>,
     /// Write the results (loadgen.scenarios/v1 JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -299,6 +305,11 @@ pub struct ServeArgs {
     /// Inject a named fault into the engine, e.g. burn-cpu (needs `--features faults`).
     #[arg(long, value_name = "NAME")]
     pub fault: Option<String>,
+    /// Be an out-of-process scenario target: speak the control protocol on the Unix
+    /// socket named by $LOADGEN_CONTROL (docs/control-protocol.md); the harness starts
+    /// this, e.g. `loadgen scenario --all --target-cmd 'loadgen serve --control'`.
+    #[arg(long, conflicts_with_all = ["addr", "workers", "pin", "duration", "fault"])]
+    pub control: bool,
 }
 
 /// `loadgen gate`.

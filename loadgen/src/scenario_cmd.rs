@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use reports::scenarios::{ExpectationCheck, ExpectationDifference, Totals, VerdictKind};
 use scenarios::nginx::Nginx;
+use scenarios::remote::RemoteTarget;
 use scenarios::target::{Reference, Target, UrlTarget};
 use scenarios::{registry, Ctx, Level, Outcome, Scenario, Verdict};
 
@@ -113,6 +114,9 @@ fn target(args: &ScenarioArgs) -> Result<Arc<dyn Target>, String> {
     if let Some(url) = &args.target_url {
         return Ok(Arc::new(UrlTarget::parse(url)?));
     }
+    if let Some(cmd) = &args.target_cmd {
+        return Ok(Arc::new(RemoteTarget::new(cmd)?));
+    }
     match args.target.as_str() {
         "reference" => Ok(Arc::new(Reference)),
         "nginx" => Ok(Arc::new(Nginx::find(None)?)),
@@ -140,7 +144,9 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
     }
     #[allow(unused_mut)]
     let mut ctx = Ctx::new(args.slack, args.workers).with_target(target(args)?);
-    if args.fault.is_some() && ctx.target.name() != "reference" {
+    // A command target gets the fault in its configuration (it must be a faults build).
+    let faultable = args.target_url.is_none() && args.target == "reference";
+    if args.fault.is_some() && !faultable {
         return Err(format!(
             "--fault applies to the reference engine only, not to target {}: drop --fault or --target",
             ctx.target.name()

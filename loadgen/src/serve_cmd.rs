@@ -50,6 +50,9 @@ fn big_len(query: Option<&[u8]>) -> Option<u64> {
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: ServeArgs) -> Result<u8, String> {
+    if args.control {
+        return crate::control::run();
+    }
     let mut cfg = Config {
         address: args.addr.clone(),
         pin_workers: args.pin,

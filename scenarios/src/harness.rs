@@ -30,10 +30,10 @@ pub fn fd_count() -> usize {
         .unwrap_or(0)
 }
 
-/// CPU time a thread of this process has used (`/proc/self/task/<tid>/schedstat`,
+/// CPU time a thread has used (`/proc/<tid>/schedstat`: any process's thread,
 /// nanoseconds; falls back to `stat` ticks).
 pub fn thread_cpu_time(tid: i32) -> Option<Duration> {
-    if let Ok(s) = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")) {
+    if let Ok(s) = std::fs::read_to_string(format!("/proc/{tid}/schedstat")) {
         if let Some(ns) = s
             .split_whitespace()
             .next()
@@ -42,7 +42,7 @@ pub fn thread_cpu_time(tid: i32) -> Option<Duration> {
             return Some(Duration::from_nanos(ns));
         }
     }
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    let s = std::fs::read_to_string(format!("/proc/{tid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
@@ -51,7 +51,7 @@ pub fn thread_cpu_time(tid: i32) -> Option<Duration> {
 
 /// Voluntary + involuntary context switches of a thread (each wakeup counts one).
 pub fn thread_switches(tid: i32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/self/task/{tid}/status")).ok()?;
+    let s = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
     let mut total = 0;
     for line in s.lines() {
         if let Some(v) = line

@@ -11,6 +11,7 @@ pub mod client;
 pub mod harness;
 pub mod nginx;
 mod registry;
+pub mod remote;
 pub mod target;
 
 pub use registry::{find, registry, Clause, Ctx, Level, Outcome, Scenario, Verdict};

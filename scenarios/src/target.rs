@@ -130,8 +130,6 @@ pub enum Capability {
     Driver,
     /// `metrics()`.
     Metrics,
-    /// The engine runs in this process (`/proc/self`: its threads, fds and signals).
-    InProcess,
     /// The reference engine's Rust API lifecycle (`Engine::new` validation, `listen`
     /// blocking, `addr` and `num_workers` before listening, the `faults` feature).
     RustApi,
@@ -139,7 +137,7 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 10] = [
         Capability::Http,
         Capability::Config,
         Capability::TestRoutes,
@@ -149,7 +147,6 @@ impl Capability {
         Capability::Selection,
         Capability::Driver,
         Capability::Metrics,
-        Capability::InProcess,
         Capability::RustApi,
     ];
 
@@ -165,7 +162,6 @@ impl Capability {
             Capability::Selection => "selection",
             Capability::Driver => "driver",
             Capability::Metrics => "metrics",
-            Capability::InProcess => "in-process",
             Capability::RustApi => "rust-api",
         }
     }
@@ -232,6 +228,30 @@ pub trait Instance: Send + Sync {
     fn holds_entered(&self) -> u64;
     /// Lets every held (and future) `/hold` request through.
     fn release_holds(&self);
+    /// SIGPIPEs the engine's process has received so far, when it is not this
+    /// process (`None`: count them here; `Some(Err)`: the process could not be asked,
+    /// e.g. because it died).
+    fn sigpipes(&self) -> Option<Result<u64, String>> {
+        None
+    }
+}
+
+thread_local! {
+    static CALLBACK_THREAD: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// The kernel thread id a driver callback runs on, as the engine saw it: inside a
+/// callback of a remote target, the target's worker thread the event came from;
+/// otherwise the calling thread.
+pub fn callback_thread_id() -> i32 {
+    CALLBACK_THREAD
+        .with(|c| c.get())
+        .unwrap_or_else(engine::sys::thread::gettid)
+}
+
+/// Marks the current thread as running a callback of the target's thread `tid`.
+pub(crate) fn set_callback_thread(tid: Option<i32>) {
+    CALLBACK_THREAD.with(|c| c.set(tid));
 }
 
 /// Called with the bytes that arrive on a driver connection, on the worker thread.
@@ -258,6 +278,32 @@ pub trait DriverLoop: Send + Sync {
     fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError>;
     /// Queues data for fd (QueueFull at the cap).
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError>;
+    /// Registers the engine's own fd of its HTTP connection `local` ← `peer` (which
+    /// must fail with `HttpConn`): the fd number and the result, or `None` when the
+    /// connection is not found. The default looks in this process's `/proc/self/fd`
+    /// (an engine in the harness's process).
+    fn register_engine_fd(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Option<(RawFd, Result<(), DriverError>)> {
+        let fd = engine_fd_of(local, peer)?;
+        Some((
+            fd,
+            self.register_boxed(fd, Box::new(|_| {}), Box::new(|_| {})),
+        ))
+    }
+}
+
+/// This process's fd of the TCP connection `local` ← `peer` (from `/proc/self/fd`).
+pub fn engine_fd_of(local: SocketAddr, peer: SocketAddr) -> Option<RawFd> {
+    use engine::sys::socket;
+    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+        .find(|&fd| {
+            socket::local_addr(fd).is_ok_and(|a| a == local)
+                && socket::peer_addr(fd).is_ok_and(|a| a == peer)
+        })
 }
 
 impl dyn DriverLoop + '_ {
@@ -602,6 +648,9 @@ impl<T: Instance + ?Sized> Instance for Arc<T> {
     fn release_holds(&self) {
         (**self).release_holds()
     }
+    fn sigpipes(&self) -> Option<Result<u64, String>> {
+        (**self).sigpipes()
+    }
 }
 
 impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
@@ -627,5 +676,12 @@ impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
     }
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
         (**self).write(fd, data)
+    }
+    fn register_engine_fd(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Option<(RawFd, Result<(), DriverError>)> {
+        (**self).register_engine_fd(local, peer)
     }
 }

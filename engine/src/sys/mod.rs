@@ -35,6 +35,7 @@ pub mod rlimit;
 pub mod signal;
 pub mod socket;
 pub mod thread;
+pub mod unix;
 
 pub use epoll::{Epoll, Events, Interest};
 pub use eventfd::EventFd;

@@ -14,6 +14,11 @@ extern "C" fn count_sigpipe(_signal: libc::c_int) {
     SIGPIPES.fetch_add(1, SeqCst);
 }
 
+/// SIGPIPEs counted so far by every [`SigpipeCounter`] this process installed.
+pub fn delivered() -> u64 {
+    SIGPIPES.load(SeqCst)
+}
+
 /// While alive, SIGPIPE is caught by a handler that counts it (the process survives);
 /// the previous disposition is restored on drop.
 pub struct SigpipeCounter {

@@ -57,7 +57,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             let mut g = guard(&r);
             g.data.extend_from_slice(data);
             g.recv_calls += 1;
-            if gettid() != tid {
+            if crate::target::callback_thread_id() != tid {
                 g.off_thread += 1;
             }
         },
@@ -65,7 +65,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             guard(&c).closes.push(Close {
                 errno: err.as_ref().and_then(|e| e.raw_os_error()),
                 err: err.map(|e| e.to_string()),
-                on_worker: gettid() == tid,
+                on_worker: crate::target::callback_thread_id() == tid,
             });
         },
     );
@@ -362,19 +362,6 @@ pub fn cpuid(ctx: &Ctx) -> Outcome {
 
 // ---- driver.register ----
 
-/// Finds the engine's fd of the HTTP connection whose client end is `client`: the
-/// socket in `/proc/self/fd` whose local address is the engine's and whose peer is the
-/// client's local address.
-fn find_server_fd(server: &Server, client: &TcpStream) -> Option<RawFd> {
-    let want_peer = client.local_addr().ok()?;
-    let dir = std::fs::read_dir("/proc/self/fd").ok()?;
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
-        .find(|&fd| {
-            socket::local_addr(fd).is_ok_and(|a| a == server.addr())
-                && socket::peer_addr(fd).is_ok_and(|a| a == want_peer)
-        })
-}
-
 /// Registers a valid fd, then each kind of invalid fd, and compares the errors: -1,
 /// the same fd again, the engine's own fd of a live HTTP connection on this worker, a
 /// blocking socket, an fd number that cannot be open, a regular file (epoll: EPERM).
@@ -435,9 +422,12 @@ pub fn register(ctx: &Ctx) -> Outcome {
             _ => return o.error("no HTTP response on the keep-alive connection"),
         }
     }
-    match find_server_fd(&server, &client) {
-        Some(fd) => {
-            let (_s, r) = register_seen(&wl, fd);
+    let peer = match client.local_addr() {
+        Ok(a) => a,
+        Err(e) => return o.error(format!("the client's address: {e}")),
+    };
+    match wl.register_engine_fd(server.addr(), peer) {
+        Some((fd, r)) => {
             o.saw(format!("HTTP connection fd {fd}: {}", describe(&r)));
             if r.is_ok() {
                 let _ = wl.unregister_conn(fd);
@@ -1386,6 +1376,12 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
         Ok(c) => c,
         Err(e) => return o.error(format!("installing the SIGPIPE counter: {e}")),
     };
+    // An engine in another process counts its own.
+    let remote_before = match server.engine().sigpipes() {
+        Some(Ok(n)) => Some(n),
+        Some(Err(e)) => return o.error(format!("asking the target for its SIGPIPE count: {e}")),
+        None => None,
+    };
     let (mut rst, mut fin) = match (Pair::new(None, None), Pair::new(None, None)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return o.error(format!("socket pair: {e}")),
@@ -1438,7 +1434,20 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
             );
         }
     }
-    let n = counter.count();
+    let n = match (remote_before, server.engine().sigpipes()) {
+        (Some(before), Some(Ok(after))) => after.saturating_sub(before),
+        (Some(_), other) => {
+            let why = match other {
+                Some(Err(e)) => e,
+                _ => "no count".to_string(),
+            };
+            o.fail(format!(
+                "the target's process did not answer after the writes ({why}): it may have died of SIGPIPE"
+            ));
+            return o;
+        }
+        (None, _) => counter.count(),
+    };
     o.saw(format!("SIGPIPE deliveries while writing: {n}"));
     o.check(n == 0, || {
         format!("{n} SIGPIPE raised by driver writes (fatal without a handler)")

@@ -15,8 +15,8 @@ const fn clause(id: &'static str, level: Level, text: &'static str) -> Clause {
 }
 
 use Capability::{
-    AcceptControl, Config, Driver, Http, InProcess, Metrics, RustApi, Selection, SharedPort,
-    TestRoutes, WorkerControl,
+    AcceptControl, Config, Driver, Http, Metrics, RustApi, Selection, SharedPort, TestRoutes,
+    WorkerControl,
 };
 use Level::{Must, Should};
 
@@ -55,27 +55,27 @@ pub fn all() -> Vec<Scenario> {
         // 3. Worker control
         s(clause("worker.pause.async", Must, "pause_worker(i) returns at once; worker i drains its listen socket, keeps serving (Draining) and is Suspended when it has no connections."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl], worker::pause_async),
         s(clause("worker.pause.routing", Must, "Once worker i's listen socket is closed it accepts nothing new; the other workers take all new connections."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl], worker::pause_routing),
-        s(clause("worker.suspended.idle", Must, "A suspended worker does not spin or poll: its thread's CPU time does not advance over 500 ms and it makes no periodic wakeups."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection, InProcess], worker::suspended_idle),
+        s(clause("worker.suspended.idle", Must, "A suspended worker does not spin or poll: its thread's CPU time does not advance over 500 ms and it makes no periodic wakeups."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection], worker::suspended_idle),
         s(clause("worker.resume", Must, "resume_worker(i) wakes a suspended worker, which listens and accepts again; while accept is paused engine-wide it stays non-listening until resume_accept()."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, AcceptControl], worker::resume),
         s(clause("worker.index", Must, "An out-of-range worker index returns Err(NoSuchWorker); nothing panics."), &["suspend-resume"], &[Config, WorkerControl], worker::index),
-        s(clause("worker.drivers-serviced", Must, "A paused or draining worker keeps servicing its driver connections and does not suspend until they are unregistered."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection, Driver, InProcess], worker::drivers_serviced),
+        s(clause("worker.drivers-serviced", Must, "A paused or draining worker keeps servicing its driver connections and does not suspend until they are unregistered."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection, Driver], worker::drivers_serviced),
         // 4. Worker selection
         s(clause("select.modulo", Must, "worker_loop(n) for n >= 0 is worker n mod N, for n in 0..10N and i64::MAX."), &["modulo"], &[Config, Selection], select::modulo),
         s(clause("select.mirror", Must, "Negative n is mirrored: worker_loop(-n) is worker_loop(n); i64::MIN maps to 2^63 mod N."), &["modulo"], &[Config, Selection], select::mirror),
         s(clause("select.before-listen", Must, "Before listen, worker_loop(n) panics saying the engine is not listening; try_worker_loop(n) returns None."), &["modulo"], &[RustApi], select::before_listen),
         s(clause("select.stable", Must, "The same n returns the same worker for the life of the engine; worker_loop(n).index() tells which."), &["modulo"], &[Config, Selection], select::stable),
         // 5. Worker loop and driver connections
-        s(clause("loop.cpuid", Must, "With pinning, cpu_id() is the pinned CPU and the thread's affinity is exactly it; without pinning, or when pinning failed, -1."), &["driver"], &[Config, Selection, InProcess], driver::cpuid),
-        s(clause("driver.register", Must, "register_conn adds a caller-owned non-blocking fd; errors: negative, already registered, an HTTP connection of this worker, blocking, refused by epoll (errno)."), &["driver"], &[Config, Selection, Driver, InProcess], driver::register),
-        s(clause("driver.recv", Must, "Bytes arriving on a registered fd reach on_recv on the worker thread, in order, without loss or duplication."), &["driver"], &[Config, Selection, Driver, InProcess], driver::recv),
-        s(clause("driver.unregister", Must, "unregister_conn removes the fd; on_close(None) runs once on the worker thread at its next iteration; the fd is not closed; unknown fd: UnknownFd."), &["driver"], &[Config, Selection, Driver, InProcess], driver::unregister),
-        s(clause("driver.close-callback", Must, "Peer FIN: on_close(None); peer RST: on_close(Some(ECONNRESET)); exactly once per registration."), &["driver"], &[Config, Selection, Driver, InProcess], driver::close_callback),
-        s(clause("driver.write.unknown", Must, "write on an fd not registered on this worker (including one registered on another worker) returns UnknownFd."), &["driver"], &[Config, Selection, Driver, InProcess], driver::write_unknown),
-        s(clause("driver.write.queue-full", Must, "write returns QueueFull iff pending + len > cap; nothing of the data is queued then and earlier data is untouched."), &["driver", "queue-full"], &[Config, Selection, Driver, InProcess], driver::write_queue_full),
-        s(clause("driver.write.no-loss", Must, "Every byte of every successful write reaches the peer once, in order, across QueueFull episodes."), &["driver", "queue-full"], &[Config, Selection, Driver, InProcess], driver::write_no_loss),
-        s(clause("driver.write.inline-once", Should, "With nothing pending, write makes at most one write(2) inline, queues the rest for EPOLLOUT, and never blocks."), &["driver"], &[Config, Selection, Driver, InProcess], driver::write_inline_once),
-        s(clause("driver.write.concurrent", Must, "Writes from several threads to one fd are never interleaved within one call."), &["driver"], &[Config, Selection, Driver, InProcess], driver::write_concurrent),
-        s(clause("driver.no-sigpipe", Must, "Writing to a peer that has gone returns EPIPE/ECONNRESET and never kills the process with SIGPIPE."), &["driver"], &[Config, Selection, Driver, InProcess], driver::no_sigpipe),
+        s(clause("loop.cpuid", Must, "With pinning, cpu_id() is the pinned CPU and the thread's affinity is exactly it; without pinning, or when pinning failed, -1."), &["driver"], &[Config, Selection], driver::cpuid),
+        s(clause("driver.register", Must, "register_conn adds a caller-owned non-blocking fd; errors: negative, already registered, an HTTP connection of this worker, blocking, refused by epoll (errno)."), &["driver"], &[Config, Selection, Driver], driver::register),
+        s(clause("driver.recv", Must, "Bytes arriving on a registered fd reach on_recv on the worker thread, in order, without loss or duplication."), &["driver"], &[Config, Selection, Driver], driver::recv),
+        s(clause("driver.unregister", Must, "unregister_conn removes the fd; on_close(None) runs once on the worker thread at its next iteration; the fd is not closed; unknown fd: UnknownFd."), &["driver"], &[Config, Selection, Driver], driver::unregister),
+        s(clause("driver.close-callback", Must, "Peer FIN: on_close(None); peer RST: on_close(Some(ECONNRESET)); exactly once per registration."), &["driver"], &[Config, Selection, Driver], driver::close_callback),
+        s(clause("driver.write.unknown", Must, "write on an fd not registered on this worker (including one registered on another worker) returns UnknownFd."), &["driver"], &[Config, Selection, Driver], driver::write_unknown),
+        s(clause("driver.write.queue-full", Must, "write returns QueueFull iff pending + len > cap; nothing of the data is queued then and earlier data is untouched."), &["driver", "queue-full"], &[Config, Selection, Driver], driver::write_queue_full),
+        s(clause("driver.write.no-loss", Must, "Every byte of every successful write reaches the peer once, in order, across QueueFull episodes."), &["driver", "queue-full"], &[Config, Selection, Driver], driver::write_no_loss),
+        s(clause("driver.write.inline-once", Should, "With nothing pending, write makes at most one write(2) inline, queues the rest for EPOLLOUT, and never blocks."), &["driver"], &[Config, Selection, Driver], driver::write_inline_once),
+        s(clause("driver.write.concurrent", Must, "Writes from several threads to one fd are never interleaved within one call."), &["driver"], &[Config, Selection, Driver], driver::write_concurrent),
+        s(clause("driver.no-sigpipe", Must, "Writing to a peer that has gone returns EPIPE/ECONNRESET and never kills the process with SIGPIPE."), &["driver"], &[Config, Selection, Driver], driver::no_sigpipe),
         // 6. HTTP/1.1 serving
         s(clause("http.keepalive", Must, "HTTP/1.1 is keep-alive by default; 1.0 only with Connection: keep-alive; Connection: close gets a complete response with connection: close, then FIN."), &["http"], &[Http], http::keepalive),
         s(clause("http.pipelining", Must, "Pipelined requests are answered in order, each exactly once, whatever the read boundaries; requests after a Connection: close request are not answered."), &["http"], &[Http, Config, TestRoutes], http::pipelining),
@@ -85,7 +85,7 @@ pub fn all() -> Vec<Scenario> {
         s(clause("http.expect-continue", Must, "Expect: 100-continue with a body gets 100 Continue before the body is read (413 instead when the declared body is over the limit)."), &["http"], &[Http, Config, TestRoutes], http::expect_continue),
         s(clause("http.head", Must, "HEAD responses carry the headers a GET would, no body."), &["http"], &[Http, Config, TestRoutes], http::head),
         s(clause("http.large-response", Must, "A response of any size (tested to 64 MiB) is delivered whole to a slow reader, with keep-alive and with Connection: close."), &["http"], &[Http, Config, TestRoutes], http::large_response),
-        s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], &[Http, Config, TestRoutes, Selection, InProcess], http::slow_reader),
+        s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], &[Http, Config, TestRoutes, Selection], http::slow_reader),
         s(clause("http.timeouts", Must, "An idle connection is closed with FIN after the idle timeout; a header block not complete within the header timeout is closed; a connection in active use is never closed."), &["http"], &[Http, Config], http::timeouts),
         s(clause("http.date", Should, "Every response carries a correct date header (IMF-fixdate, cached, refreshed each second)."), &["http"], &[Http], http::date),
     ]

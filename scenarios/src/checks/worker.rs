@@ -271,7 +271,7 @@ pub fn suspended_idle(ctx: &Ctx) -> Outcome {
     let i = engine.num_workers() - 1;
     let tid = server.worker_loop(i as i64).thread_id();
     if thread_switches(tid).is_none() || thread_cpu_time(tid).is_none() {
-        return o.error(format!("cannot read /proc/self/task/{tid}"));
+        return o.error(format!("cannot read /proc/{tid}"));
     }
     if let Err(e) = engine.pause_worker(i) {
         return o.error(format!("pause_worker({i}): {e}"));
@@ -301,12 +301,12 @@ pub fn suspended_idle(ctx: &Ctx) -> Outcome {
     ));
 
     let (Some(cpu0), Some(sw0)) = (thread_cpu_time(tid), thread_switches(tid)) else {
-        return o.error(format!("cannot read /proc/self/task/{tid}"));
+        return o.error(format!("cannot read /proc/{tid}"));
     };
     let window = Duration::from_millis(500);
     std::thread::sleep(window);
     let (Some(cpu1), Some(sw1)) = (thread_cpu_time(tid), thread_switches(tid)) else {
-        return o.error(format!("cannot read /proc/self/task/{tid}"));
+        return o.error(format!("cannot read /proc/{tid}"));
     };
     let cpu = cpu1.saturating_sub(cpu0);
     let switches = sw1.saturating_sub(sw0);

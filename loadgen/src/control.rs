@@ -1,0 +1,433 @@
+//! `loadgen serve --control`: the reference engine as an out-of-process target, the
+//! reference implementation of the control protocol (`docs/control-protocol.md`).
+//!
+//! Connects to the Unix socket named by `$LOADGEN_CONTROL`, says hello, then serves
+//! the harness's requests (each on its own thread, so that a request waiting on the
+//! engine never holds up the acknowledgements a blocked callback waits for). Exits
+//! when the harness closes the socket.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use engine::{Engine, EngineError};
+use scenarios::harness::TestHandler;
+use scenarios::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
+use scenarios::target::Capability;
+use serde_json::{json, Value};
+
+use crate::EXIT_OK;
+
+/// The capabilities this target declares: everything but running in the harness's
+/// process and the Rust API lifecycle.
+const CAPABILITIES: [Capability; 9] = [
+    Capability::Http,
+    Capability::Config,
+    Capability::TestRoutes,
+    Capability::AcceptControl,
+    Capability::SharedPort,
+    Capability::WorkerControl,
+    Capability::Selection,
+    Capability::Driver,
+    Capability::Metrics,
+];
+
+/// An fd number the engine has never been given: operations on a harness fd this
+/// side does not hold go to it, so that the engine answers `UnknownFd` itself.
+const UNMAPPED_FD: RawFd = i32::MAX - 1;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+struct Running {
+    engine: Arc<Engine>,
+    thread: Option<JoinHandle<Result<(), EngineError>>>,
+    handler: TestHandler,
+}
+
+struct State {
+    writer: Mutex<UnixStream>,
+    running: Mutex<Option<Running>>,
+    /// Harness fd number → this process's copy and how many registrations use it.
+    fds: Mutex<HashMap<RawFd, (OwnedFd, usize)>>,
+    seq: AtomicU64,
+    acks: Mutex<HashSet<u64>>,
+    acked: Condvar,
+    closed: AtomicBool,
+    /// Whether this process counts its SIGPIPEs (a counter installed for its life).
+    counting_sigpipes: bool,
+}
+
+impl State {
+    fn send(&self, msg: &Value) {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(msg).unwrap_or_default();
+        line.push(b'\n');
+        let w = lock(&self.writer);
+        let _ = (&*w).write_all(&line);
+    }
+
+    /// Sends a callback event and waits until the harness's callback has returned.
+    fn event(&self, mut msg: Value) {
+        let seq = self.seq.fetch_add(1, SeqCst);
+        msg["seq"] = seq.into();
+        msg["tid"] = engine::sys::thread::gettid().into();
+        self.send(&msg);
+        let mut acks = lock(&self.acks);
+        while !acks.remove(&seq) && !self.closed.load(SeqCst) {
+            acks = self
+                .acked
+                .wait_timeout(acks, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    fn engine(&self) -> Result<(Arc<Engine>, TestHandler), Value> {
+        lock(&self.running)
+            .as_ref()
+            .map(|r| (Arc::clone(&r.engine), r.handler.clone()))
+            .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))
+    }
+
+    fn local_fd(&self, hfd: RawFd) -> RawFd {
+        lock(&self.fds)
+            .get(&hfd)
+            .map_or(UNMAPPED_FD, |(fd, _)| fd.as_raw_fd())
+    }
+
+    fn release_fd(&self, hfd: RawFd) {
+        let mut fds = lock(&self.fds);
+        if let Some((_, n)) = fds.get_mut(&hfd) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                fds.remove(&hfd);
+            }
+        }
+    }
+}
+
+/// Runs the control loop until the harness closes the socket.
+pub fn run() -> Result<u8, String> {
+    let path = std::env::var_os(ENV_SOCKET).ok_or_else(|| {
+        format!(
+            "serve --control: ${ENV_SOCKET} is not set: the harness starts this command, e.g. \
+             loadgen scenario --all --target-cmd 'loadgen serve --control'"
+        )
+    })?;
+    let sock = UnixStream::connect(&path).map_err(|e| {
+        format!(
+            "serve --control: cannot connect to {}: {e}",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    let writer = sock
+        .try_clone()
+        .map_err(|e| format!("serve --control: {e}"))?;
+    // Counts this process's SIGPIPEs (and keeps one from killing it, as the harness's
+    // own counter does in process) until the control loop ends.
+    let sigpipe_counter = engine::sys::signal::SigpipeCounter::install().ok();
+    let state = Arc::new(State {
+        writer: Mutex::new(writer),
+        running: Mutex::new(None),
+        fds: Mutex::new(HashMap::new()),
+        seq: AtomicU64::new(1),
+        acks: Mutex::new(HashSet::new()),
+        acked: Condvar::new(),
+        closed: AtomicBool::new(false),
+        counting_sigpipes: sigpipe_counter.is_some(),
+    });
+    state.send(&json!({
+        "hello": PROTOCOL,
+        "version": VERSION,
+        "target": "reference engine (loadgen serve --control)",
+        "capabilities": CAPABILITIES.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "pid": std::process::id(),
+    }));
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut received: Vec<OwnedFd> = Vec::new();
+    let mut fd_queue: VecDeque<OwnedFd> = VecDeque::new();
+    loop {
+        let n = match engine::sys::unix::recv_with_fds(&sock, &mut buf, &mut received) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        fd_queue.extend(received.drain(..));
+        // Only the new bytes are searched: a write's line may be tens of megabytes.
+        let from = pending.len();
+        pending.extend_from_slice(&buf[..n]);
+        let mut search = from;
+        while let Some(at) = pending[search..].iter().position(|&b| b == b'\n') {
+            let end = search + at;
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            search = 0;
+            let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+                state.send(&json!({"id": null, "error": proto::error_object("bad-request", "a line that is not JSON", json!({}))}));
+                continue;
+            };
+            if let Some(seq) = msg.get("ack").and_then(Value::as_u64) {
+                lock(&state.acks).insert(seq);
+                state.acked.notify_all();
+                continue;
+            }
+            let wants_fd = msg.get("op").and_then(Value::as_str) == Some("register")
+                && msg.get("attached").and_then(Value::as_bool).unwrap_or(true)
+                && msg
+                    .get("fd")
+                    .and_then(Value::as_i64)
+                    .is_some_and(|fd| fd >= 0);
+            let fd = if wants_fd { fd_queue.pop_front() } else { None };
+            let st = Arc::clone(&state);
+            std::thread::spawn(move || {
+                let id = msg.get("id").cloned().unwrap_or(Value::Null);
+                let reply = match handle(&st, &msg, fd) {
+                    Ok(ok) => json!({"id": id, "ok": ok}),
+                    Err(error) => json!({"id": id, "error": error}),
+                };
+                st.send(&reply);
+            });
+        }
+    }
+    state.closed.store(true, SeqCst);
+    state.acked.notify_all();
+    let running = lock(&state.running).take();
+    if let Some(mut r) = running {
+        r.handler.gate.release();
+        let _ = r.engine.shutdown(Duration::from_millis(100));
+        if let Some(t) = r.thread.take() {
+            let _ = t.join();
+        }
+    }
+    drop(sigpipe_counter);
+    Ok(EXIT_OK)
+}
+
+fn bad(message: &str) -> Value {
+    proto::error_object("bad-request", message, json!({}))
+}
+
+fn uint(msg: &Value, key: &str) -> Result<u64, Value> {
+    msg.get(key)
+        .and_then(Value::as_u64)
+        .ok_or_else(|| bad(&format!("{key}: want a non-negative integer")))
+}
+
+fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
+    let op = msg.get("op").and_then(Value::as_str).unwrap_or("");
+    let eng = |r: Result<(), EngineError>| {
+        r.map(|()| json!({}))
+            .map_err(|e| proto::engine_error_to_json(&e))
+    };
+    match op {
+        "start" => start(st, msg),
+        "pause_accept" => eng(st.engine()?.0.pause_accept()),
+        "resume_accept" => eng(st.engine()?.0.resume_accept()),
+        "accept_paused" => Ok(json!({"paused": st.engine()?.0.accept_paused()})),
+        "pause_worker" => eng(st.engine()?.0.pause_worker(uint(msg, "index")? as usize)),
+        "resume_worker" => eng(st.engine()?.0.resume_worker(uint(msg, "index")? as usize)),
+        "worker_state" => st
+            .engine()?
+            .0
+            .worker_state(uint(msg, "index")? as usize)
+            .map(|s| json!({"state": proto::state_name(s)}))
+            .map_err(|e| proto::engine_error_to_json(&e)),
+        "worker_loop" => {
+            let n = msg
+                .get("n")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| bad("n: want an integer"))?;
+            let wl = st
+                .engine()?
+                .0
+                .try_worker_loop(n)
+                .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+            Ok(json!({"index": wl.index(), "cpu_id": wl.cpu_id(), "thread_id": wl.thread_id()}))
+        }
+        "metrics" => Ok(proto::metrics_to_json(&st.engine()?.0.metrics())),
+        "holds" => Ok(json!({"entered": st.engine()?.1.gate.entered()})),
+        "release_holds" => {
+            st.engine()?.1.gate.release();
+            Ok(json!({}))
+        }
+        "shutdown" => {
+            let grace = Duration::from_millis(uint(msg, "grace_ms")?);
+            let running = lock(&st.running).take();
+            let Some(mut r) = running else {
+                return Ok(json!({}));
+            };
+            r.handler.gate.release();
+            r.engine
+                .shutdown(grace)
+                .map_err(|e| proto::engine_error_to_json(&e))?;
+            match r.thread.take().map(|t| t.join()) {
+                Some(Ok(Err(e))) => Err(proto::engine_error_to_json(&e)),
+                _ => Ok(json!({})),
+            }
+        }
+        "register" => register(st, msg, fd),
+        "register_engine_fd" => register_engine_fd(st, msg),
+        "sigpipes" => st
+            .counting_sigpipes
+            .then(|| json!({"count": engine::sys::signal::delivered()}))
+            .ok_or_else(|| {
+                proto::error_object(
+                    "unsupported",
+                    "no SIGPIPE counter could be installed",
+                    json!({}),
+                )
+            }),
+        "unregister" | "write" => {
+            let hfd = msg
+                .get("fd")
+                .and_then(Value::as_i64)
+                .ok_or_else(|| bad("fd: want an integer"))? as RawFd;
+            let worker = uint(msg, "worker")?;
+            let wl = st
+                .engine()?
+                .0
+                .try_worker_loop(worker as i64)
+                .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+            let local = st.local_fd(hfd);
+            let r = if op == "write" {
+                let data = proto::unb64(msg.get("data").and_then(Value::as_str).unwrap_or(""))
+                    .map_err(|e| bad(&format!("data: {e}")))?;
+                wl.write(local, &data)
+            } else {
+                wl.unregister_conn(local)
+            };
+            r.map(|()| json!({}))
+                .map_err(|e| proto::driver_error_to_json(&e, hfd))
+        }
+        other => Err(bad(&format!("unknown op {other:?}"))),
+    }
+}
+
+fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
+    let cfg =
+        proto::config_from_json(msg.get("config").unwrap_or(&json!({}))).map_err(|e| bad(&e))?;
+    let tag = msg.get("tag").and_then(Value::as_str).unwrap_or("");
+    let handler = TestHandler::tagged(tag);
+    let mut running = lock(&st.running);
+    if running.is_some() {
+        return Err(proto::engine_error_to_json(&EngineError::AlreadyListening));
+    }
+    let engine =
+        Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| proto::engine_error_to_json(&e))?);
+    let runner = Arc::clone(&engine);
+    let thread = std::thread::Builder::new()
+        .name("engine-listen".into())
+        .spawn(move || runner.listen())
+        .map_err(|e| bad(&format!("spawning the listen thread: {e}")))?;
+    let end = Instant::now() + Duration::from_secs(5);
+    let addr = loop {
+        if let Some(a) = engine.addr() {
+            break a;
+        }
+        if thread.is_finished() {
+            return match thread.join() {
+                Ok(Err(e)) => Err(proto::engine_error_to_json(&e)),
+                _ => Err(bad("listen returned before listening")),
+            };
+        }
+        if Instant::now() >= end {
+            let _ = engine.shutdown(Duration::ZERO);
+            return Err(bad("the engine did not listen within 5 s"));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let workers = engine.num_workers();
+    *running = Some(Running {
+        engine,
+        thread: Some(thread),
+        handler,
+    });
+    Ok(json!({"addr": addr.to_string(), "workers": workers}))
+}
+
+fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
+    let hfd = msg
+        .get("fd")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| bad("fd: want an integer"))? as RawFd;
+    let worker = uint(msg, "worker")?;
+    let wl = st
+        .engine()?
+        .0
+        .try_worker_loop(worker as i64)
+        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+    let attached = msg.get("attached").and_then(Value::as_bool).unwrap_or(true);
+    if hfd < 0 || !attached {
+        // -1, or a number the harness does not have open: passed through as is.
+        return wl
+            .register_conn(hfd, |_: &[u8]| {}, |_| {})
+            .map(|()| json!({}))
+            .map_err(|e| proto::driver_error_to_json(&e, hfd));
+    }
+    let fd = fd.ok_or_else(|| bad("register: no descriptor came with the message"))?;
+    // The same harness fd again: hand the engine the copy it already has, so that it
+    // sees the same fd (AlreadyRegistered) as it would in process.
+    // Counted before registering: the close callback may run (and release it) before
+    // register_conn returns.
+    let local = {
+        let mut fds = lock(&st.fds);
+        let entry = fds.entry(hfd).or_insert((fd, 0));
+        entry.1 += 1;
+        entry.0.as_raw_fd()
+    };
+    let (recv_st, close_st) = (Arc::clone(st), Arc::clone(st));
+    let r = wl.register_conn(
+        local,
+        move |data: &[u8]| {
+            recv_st.event(json!({"event": "recv", "worker": worker, "fd": hfd, "data": proto::b64(data)}));
+        },
+        move |err: Option<std::io::Error>| {
+            close_st.event(json!({"event": "close", "worker": worker, "fd": hfd, "errno": err.and_then(|e| e.raw_os_error())}));
+            close_st.release_fd(hfd);
+        },
+    );
+    match r {
+        Ok(()) => Ok(json!({})),
+        Err(e) => {
+            st.release_fd(hfd);
+            Err(proto::driver_error_to_json(&e, hfd))
+        }
+    }
+}
+
+/// Registers the engine's own fd of its HTTP connection from `peer` on a worker (the
+/// engine must refuse: `http-conn`). `not-found` when no such connection exists.
+fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
+    let worker = uint(msg, "worker")?;
+    let peer: std::net::SocketAddr = msg
+        .get("peer")
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| bad("peer: want host:port"))?;
+    let (engine, _) = st.engine()?;
+    let local = engine
+        .addr()
+        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+    let wl = engine
+        .try_worker_loop(worker as i64)
+        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+    let fd = scenarios::target::engine_fd_of(local, peer).ok_or_else(|| {
+        proto::error_object(
+            "not-found",
+            &format!("no connection from {peer} to {local}"),
+            json!({}),
+        )
+    })?;
+    match wl.register_conn(fd, |_: &[u8]| {}, |_| {}) {
+        Ok(()) => {
+            let _ = wl.unregister_conn(fd);
+            Ok(json!({"fd": fd}))
+        }
+        Err(e) => Err(proto::driver_error_to_json(&e, fd)),
+    }
+}

@@ -1,0 +1,657 @@
+//! An engine in another process, driven over the control protocol
+//! (`docs/control-protocol.md`): [`RemoteTarget`] starts the target's command once per
+//! instance, with the path of a Unix socket in `LOADGEN_CONTROL`, and speaks JSON
+//! lines over it. Driver connections are handed over with `SCM_RIGHTS`; the target's
+//! `on_recv` / `on_close` callbacks come back as events, run here on one thread per
+//! worker, and are acknowledged when they return (so that a callback that blocks here
+//! blocks that worker there, as it would in process).
+
+pub mod proto;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
+use serde_json::{json, Value};
+
+use crate::target::{
+    set_callback_thread, Capability, DriverLoop, Instance, OnClose, OnRecv, Target,
+};
+use proto::{ENV_SOCKET, PROTOCOL, VERSION};
+
+/// How long the command may take to connect and say hello.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+/// How long one request may take (a 64 MiB write included).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the target said in its `hello`.
+#[derive(Debug, Clone)]
+struct Hello {
+    name: String,
+    capabilities: Vec<Capability>,
+}
+
+/// A target started from a command line, one process per instance.
+#[derive(Debug)]
+pub struct RemoteTarget {
+    command: String,
+    hello: Hello,
+}
+
+impl RemoteTarget {
+    /// Checks the command: starts it once, reads its `hello` (name, capabilities,
+    /// protocol version) and stops it. Errors are one line.
+    pub fn new(command: &str) -> Result<RemoteTarget, String> {
+        if command.trim().is_empty() {
+            return Err("--target-cmd is empty: give the command that starts your target, e.g. 'loadgen serve --control'".into());
+        }
+        let process = Process::spawn(command)?;
+        let hello = process.hello.clone();
+        drop(process);
+        Ok(RemoteTarget {
+            command: command.to_string(),
+            hello,
+        })
+    }
+}
+
+impl Target for RemoteTarget {
+    fn name(&self) -> String {
+        format!("{} (via {})", self.hello.name, self.command)
+    }
+    fn capabilities(&self) -> &[Capability] {
+        &self.hello.capabilities
+    }
+    fn start(&self, cfg: &Config, tag: &str) -> Result<Arc<dyn Instance>, String> {
+        let process = Process::spawn(&self.command)?;
+        let ok = process
+            .conn
+            .request(
+                json!({"op": "start", "config": proto::config_to_json(cfg), "tag": tag}),
+                None,
+            )
+            .map_err(|e| format!("start: {}", message(&e)))?;
+        let addr: SocketAddr = ok
+            .get("addr")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| format!("start: the answer has no valid addr: {ok}"))?;
+        let workers = ok.get("workers").and_then(Value::as_u64).unwrap_or(0) as usize;
+        Ok(Arc::new(RemoteInstance {
+            process,
+            addr,
+            workers,
+            config: cfg.clone(),
+        }))
+    }
+}
+
+fn message(e: &Value) -> String {
+    e.get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| e.to_string(), str::to_string)
+}
+
+/// The callbacks of one registration.
+struct Callbacks {
+    on_recv: OnRecv,
+    on_close: Option<OnClose>,
+}
+
+/// A registration's callbacks, keyed by (worker, harness fd).
+type Shared = Arc<Mutex<Callbacks>>;
+
+/// An event for a worker's callback thread.
+struct Event {
+    msg: Value,
+}
+
+/// The control connection: requests with ids, their answers, and events.
+struct Conn {
+    writer: Mutex<UnixStream>,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Sender<Result<Value, Value>>>>,
+    callbacks: Mutex<HashMap<(u64, i32), Shared>>,
+    workers: Mutex<HashMap<u64, Sender<Event>>>,
+}
+
+/// `LOADGEN_CONTROL_TRACE`: the file every control line is appended to.
+static TRACE: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+
+/// Appends `line` (with its direction, `>` sent, `<` received) to the trace file.
+fn trace(direction: &str, line: &[u8]) {
+    let file = TRACE.get_or_init(|| {
+        let path = std::env::var_os(proto::ENV_TRACE)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(Mutex::new)
+    });
+    if let Some(f) = file {
+        let line = String::from_utf8_lossy(line);
+        let _ = writeln!(lock(f), "{direction} {}", line.trim_end());
+    }
+}
+
+impl Conn {
+    fn send(&self, msg: &Value, fds: &[RawFd]) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
+        trace(">", &line);
+        line.push(b'\n');
+        let w = lock(&self.writer);
+        if fds.is_empty() {
+            (&*w).write_all(&line)
+        } else {
+            engine::sys::unix::send_with_fds(&w, &line, fds)
+        }
+    }
+
+    /// Sends `msg` (with an id) and waits for its answer: `Ok(ok)` or `Err(error)`.
+    fn request(&self, mut msg: Value, fd: Option<RawFd>) -> Result<Value, Value> {
+        let id = self.next_id.fetch_add(1, SeqCst);
+        msg["id"] = id.into();
+        let (tx, rx) = mpsc::channel();
+        lock(&self.pending).insert(id, tx);
+        let fds: Vec<RawFd> = fd.into_iter().collect();
+        if let Err(e) = self.send(&msg, &fds) {
+            lock(&self.pending).remove(&id);
+            return Err(proto::error_object(
+                "transport",
+                &format!("sending to the target: {e}"),
+                json!({}),
+            ));
+        }
+        match rx.recv_timeout(REQUEST_DEADLINE) {
+            Ok(r) => r,
+            Err(_) => {
+                lock(&self.pending).remove(&id);
+                Err(proto::error_object(
+                    "transport",
+                    &format!(
+                        "no answer to {} within {} s (the target died or hangs)",
+                        msg["op"],
+                        REQUEST_DEADLINE.as_secs()
+                    ),
+                    json!({}),
+                ))
+            }
+        }
+    }
+
+    /// Routes one message from the target.
+    fn dispatch(self: &Arc<Conn>, msg: Value) {
+        if let Some(id) = msg.get("id").and_then(Value::as_u64) {
+            if let Some(tx) = lock(&self.pending).remove(&id) {
+                let r = match msg.get("error") {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(msg.get("ok").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = tx.send(r);
+            }
+            return;
+        }
+        if msg.get("event").is_some() {
+            let worker = msg.get("worker").and_then(Value::as_u64).unwrap_or(0);
+            let mut workers = lock(&self.workers);
+            let tx = workers.entry(worker).or_insert_with(|| {
+                let (tx, rx) = mpsc::channel();
+                let conn = Arc::clone(self);
+                std::thread::Builder::new()
+                    .name(format!("remote-callbacks-{worker}"))
+                    .spawn(move || conn.run_callbacks(rx))
+                    .expect("spawning a callback thread");
+                tx
+            });
+            let _ = tx.send(Event { msg });
+        }
+    }
+
+    /// Runs one worker's callbacks in order, acknowledging each when it returns.
+    fn run_callbacks(self: Arc<Conn>, rx: Receiver<Event>) {
+        for Event { msg } in rx {
+            let worker = msg.get("worker").and_then(Value::as_u64).unwrap_or(0);
+            let fd = msg.get("fd").and_then(Value::as_i64).unwrap_or(-1) as i32;
+            let tid = msg.get("tid").and_then(Value::as_i64).unwrap_or(0) as i32;
+            let seq = msg.get("seq").cloned().unwrap_or(Value::Null);
+            let cbs = lock(&self.callbacks).get(&(worker, fd)).cloned();
+            set_callback_thread(Some(tid));
+            match (msg["event"].as_str(), cbs) {
+                (Some("recv"), Some(cbs)) => {
+                    let data = msg
+                        .get("data")
+                        .and_then(Value::as_str)
+                        .map(proto::unb64)
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    (lock(&cbs).on_recv)(&data);
+                }
+                (Some("close"), Some(cbs)) => {
+                    lock(&self.callbacks).remove(&(worker, fd));
+                    let err = msg
+                        .get("errno")
+                        .and_then(Value::as_i64)
+                        .map(|n| std::io::Error::from_raw_os_error(n as i32));
+                    if let Some(f) = lock(&cbs).on_close.take() {
+                        f(err);
+                    }
+                }
+                _ => {}
+            }
+            set_callback_thread(None);
+            let _ = self.send(&json!({ "ack": seq }), &[]);
+        }
+    }
+}
+
+/// One target process and its control connection; stopped on drop.
+struct Process {
+    child: Mutex<Option<Child>>,
+    conn: Arc<Conn>,
+    hello: Hello,
+    path: PathBuf,
+}
+
+/// Unique socket names within this process.
+static SOCKETS: AtomicU64 = AtomicU64::new(0);
+
+impl Process {
+    fn spawn(command: &str) -> Result<Process, String> {
+        let path = std::env::temp_dir().join(format!(
+            "loadgen-control-{}-{}.sock",
+            std::process::id(),
+            SOCKETS.fetch_add(1, SeqCst)
+        ));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)
+            .map_err(|e| format!("control socket {}: {e}", path.display()))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("control socket: {e}"))?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec {command}"))
+            .env(ENV_SOCKET, &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("--target-cmd {command:?}: cannot start: {e}"))?;
+        let stderr = child.stderr.take();
+        let tail = Arc::new(Mutex::new(Vec::<String>::new()));
+        if let Some(stderr) = stderr {
+            let tail = Arc::clone(&tail);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let mut t = lock(&tail);
+                    t.push(line);
+                    if t.len() > 5 {
+                        t.remove(0);
+                    }
+                }
+            });
+        }
+        let fail = |child: &mut Child, what: String| {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&path);
+            let said = lock(&tail).join(" | ");
+            if said.is_empty() {
+                what
+            } else {
+                format!("{what} (its stderr: {said})")
+            }
+        };
+        let end = Instant::now() + CONNECT_DEADLINE;
+        let stream = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(fail(&mut child, format!("control socket accept: {e}"))),
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(fail(
+                    &mut child,
+                    format!("--target-cmd {command:?} exited ({status}) before connecting to ${ENV_SOCKET}"),
+                ));
+            }
+            if Instant::now() >= end {
+                return Err(fail(
+                    &mut child,
+                    format!(
+                        "--target-cmd {command:?} did not connect to ${ENV_SOCKET} within {} s: does it speak the control protocol (docs/control-protocol.md)?",
+                        CONNECT_DEADLINE.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let _ = stream.set_nonblocking(false);
+        let reader = stream
+            .try_clone()
+            .map_err(|e| fail(&mut child, format!("control socket: {e}")))?;
+        let _ = reader.set_read_timeout(Some(CONNECT_DEADLINE));
+        let mut lines = BufReader::new(reader);
+        let mut first = String::new();
+        let hello = match lines.read_line(&mut first) {
+            Ok(n) if n > 0 => {
+                trace("<", first.as_bytes());
+                parse_hello(&first)
+            }
+            Ok(_) => Err("the target closed the control socket before its hello".into()),
+            Err(e) => Err(format!("reading the target's hello: {e}")),
+        };
+        let hello = match hello {
+            Ok(h) => h,
+            Err(e) => return Err(fail(&mut child, format!("--target-cmd {command:?}: {e}"))),
+        };
+        let _ = lines.get_ref().set_read_timeout(None);
+        let conn = Arc::new(Conn {
+            writer: Mutex::new(stream),
+            next_id: AtomicU64::new(1),
+            pending: Mutex::new(HashMap::new()),
+            callbacks: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+        });
+        let reader_conn = Arc::clone(&conn);
+        std::thread::Builder::new()
+            .name("remote-control".into())
+            .spawn(move || read_loop(lines, reader_conn))
+            .map_err(|e| format!("spawning the control reader: {e}"))?;
+        Ok(Process {
+            child: Mutex::new(Some(child)),
+            conn,
+            hello,
+            path,
+        })
+    }
+}
+
+fn read_loop(mut lines: BufReader<UnixStream>, conn: Arc<Conn>) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                trace("<", &line);
+                if let Ok(msg) = serde_json::from_slice::<Value>(&line) {
+                    conn.dispatch(msg);
+                }
+            }
+        }
+    }
+    // The target is gone: every waiting request fails now rather than at its deadline.
+    for (_, tx) in lock(&conn.pending).drain() {
+        let _ = tx.send(Err(proto::error_object(
+            "transport",
+            "the target closed the control socket",
+            json!({}),
+        )));
+    }
+}
+
+fn parse_hello(line: &str) -> Result<Hello, String> {
+    let v: Value =
+        serde_json::from_str(line.trim()).map_err(|e| format!("its hello is not JSON: {e}"))?;
+    if v.get("hello").and_then(Value::as_str) != Some(PROTOCOL) {
+        return Err(format!(
+            "its first line is not a {PROTOCOL} hello: {}",
+            line.trim()
+        ));
+    }
+    let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
+    if version != VERSION {
+        return Err(format!(
+            "it speaks {PROTOCOL} version {version}; this harness speaks version {VERSION}"
+        ));
+    }
+    let mut capabilities = Vec::new();
+    for c in v
+        .get("capabilities")
+        .and_then(Value::as_array)
+        .ok_or("its hello has no capabilities array")?
+    {
+        let name = c.as_str().unwrap_or("");
+        // Unknown capabilities (a newer target) are ignored.
+        if let Some(cap) = Capability::ALL.into_iter().find(|k| k.name() == name) {
+            capabilities.push(cap);
+        }
+    }
+    Ok(Hello {
+        name: v
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or("remote")
+            .to_string(),
+        capabilities,
+    })
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Closing the socket tells the target to exit; give it a moment, then kill.
+        let _ = lock(&self.conn.writer).shutdown(std::net::Shutdown::Both);
+        if let Some(mut child) = lock(&self.child).take() {
+            let end = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < end {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A running remote instance.
+struct RemoteInstance {
+    process: Process,
+    addr: SocketAddr,
+    workers: usize,
+    config: Config,
+}
+
+impl RemoteInstance {
+    fn call(&self, msg: Value) -> Result<Value, EngineError> {
+        self.process
+            .conn
+            .request(msg, None)
+            .map_err(|e| proto::engine_error_from_json(&e))
+    }
+}
+
+impl Instance for RemoteInstance {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    fn effective_config(&self) -> Option<Config> {
+        Some(self.config.clone())
+    }
+    fn num_workers(&self) -> usize {
+        self.workers
+    }
+    fn pause_accept(&self) -> Result<(), EngineError> {
+        self.call(json!({"op": "pause_accept"})).map(drop)
+    }
+    fn accept_paused(&self) -> bool {
+        self.call(json!({"op": "accept_paused"}))
+            .ok()
+            .and_then(|v| v.get("paused").and_then(Value::as_bool))
+            .unwrap_or(false)
+    }
+    fn resume_accept(&self) -> Result<(), EngineError> {
+        self.call(json!({"op": "resume_accept"})).map(drop)
+    }
+    fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
+        self.call(json!({"op": "pause_worker", "index": index}))
+            .map(drop)
+    }
+    fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
+        self.call(json!({"op": "resume_worker", "index": index}))
+            .map(drop)
+    }
+    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
+        let v = self.call(json!({"op": "worker_state", "index": index}))?;
+        proto::state_from_name(v.get("state").and_then(Value::as_str).unwrap_or("")).map_err(|e| {
+            EngineError::Io {
+                what: e,
+                source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+            }
+        })
+    }
+    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
+        let v = self.call(json!({"op": "worker_loop", "n": n})).ok()?;
+        Some(Arc::new(RemoteLoop {
+            conn: Arc::clone(&self.process.conn),
+            index: v.get("index")?.as_u64()?,
+            cpu_id: v.get("cpu_id")?.as_i64()? as i32,
+            tid: v.get("thread_id")?.as_i64()? as i32,
+        }))
+    }
+    fn metrics(&self) -> Metrics {
+        self.call(json!({"op": "metrics"}))
+            .ok()
+            .and_then(|v| proto::metrics_from_json(&v).ok())
+            .unwrap_or_default()
+    }
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        self.call(json!({"op": "shutdown", "grace_ms": grace.as_millis() as u64}))
+            .map(drop)
+    }
+    fn holds_entered(&self) -> u64 {
+        self.call(json!({"op": "holds"}))
+            .ok()
+            .and_then(|v| v.get("entered").and_then(Value::as_u64))
+            .unwrap_or(0)
+    }
+    fn release_holds(&self) {
+        let _ = self.call(json!({"op": "release_holds"}));
+    }
+    fn sigpipes(&self) -> Option<Result<u64, String>> {
+        Some(
+            self.process
+                .conn
+                .request(json!({"op": "sigpipes"}), None)
+                .map_err(|e| message(&e))
+                .and_then(|v| {
+                    v.get("count")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| format!("sigpipes: no count in {v}"))
+                }),
+        )
+    }
+}
+
+/// One worker of a remote instance.
+struct RemoteLoop {
+    conn: Arc<Conn>,
+    index: u64,
+    cpu_id: i32,
+    tid: i32,
+}
+
+impl RemoteLoop {
+    fn call(&self, msg: Value, fd: Option<RawFd>) -> Result<Value, DriverError> {
+        self.conn
+            .request(msg, fd)
+            .map_err(|e| proto::driver_error_from_json(&e))
+    }
+}
+
+impl DriverLoop for RemoteLoop {
+    fn index(&self) -> usize {
+        self.index as usize
+    }
+    fn cpu_id(&self) -> i32 {
+        self.cpu_id
+    }
+    fn thread_id(&self) -> i32 {
+        self.tid
+    }
+    fn register_boxed(
+        &self,
+        fd: RawFd,
+        on_recv: OnRecv,
+        on_close: OnClose,
+    ) -> Result<(), DriverError> {
+        let key = (self.index, fd);
+        // A second registration of a registered fd must fail and leave the first one's
+        // callbacks in place.
+        let inserted = {
+            let mut cbs = lock(&self.conn.callbacks);
+            if fd >= 0 && !cbs.contains_key(&key) {
+                cbs.insert(
+                    key,
+                    Arc::new(Mutex::new(Callbacks {
+                        on_recv,
+                        on_close: Some(on_close),
+                    })),
+                );
+                true
+            } else {
+                false
+            }
+        };
+        // A descriptor that is not open here cannot be attached: the target passes
+        // the number through, and its engine answers for it.
+        let open = fd >= 0 && engine::sys::socket::is_nonblocking(fd).is_ok();
+        let r = self.call(
+            json!({"op": "register", "worker": self.index, "fd": fd, "attached": open}),
+            open.then_some(fd),
+        );
+        if r.is_err() && inserted {
+            lock(&self.conn.callbacks).remove(&key);
+        }
+        r.map(drop)
+    }
+    fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
+        self.call(
+            json!({"op": "unregister", "worker": self.index, "fd": fd}),
+            None,
+        )
+        .map(drop)
+    }
+    fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
+        self.call(
+            json!({"op": "write", "worker": self.index, "fd": fd, "data": proto::b64(data)}),
+            None,
+        )
+        .map(drop)
+    }
+    fn register_engine_fd(
+        &self,
+        _local: SocketAddr,
+        peer: SocketAddr,
+    ) -> Option<(RawFd, Result<(), DriverError>)> {
+        match self.conn.request(
+            json!({"op": "register_engine_fd", "worker": self.index, "peer": peer.to_string()}),
+            None,
+        ) {
+            Ok(v) => Some((v.get("fd")?.as_i64()? as RawFd, Ok(()))),
+            Err(e) if e.get("kind").and_then(Value::as_str) == Some("not-found") => None,
+            Err(e) => {
+                let err = proto::driver_error_from_json(&e);
+                let fd = e.get("fd").and_then(Value::as_i64).unwrap_or(-1) as RawFd;
+                Some((fd, Err(err)))
+            }
+        }
+    }
+}
