@@ -808,6 +808,25 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
             }
         }
     }
+    // Keep the load generator off the CPUs the servers are pinned to: its client
+    // threads, created per run from this thread, inherit the restriction.
+    let server_cpus: Vec<usize> = targets
+        .iter()
+        .filter_map(|t| t.server.as_ref().and_then(|s| s.pinned_cpu))
+        .collect();
+    if !server_cpus.is_empty() {
+        let client: Vec<usize> = engine::sys::thread::allowed_cpus()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !server_cpus.contains(c))
+            .collect();
+        match engine::sys::thread::pin_current_thread_to(&client) {
+            Ok(()) => eprintln!("bench: load generator pinned to CPUs {client:?}"),
+            Err(e) => eprintln!(
+                "bench: could not keep the load generator off CPUs {server_cpus:?} ({e}): it shares them"
+            ),
+        }
+    }
     // Leave the server's CPU alone when it is pinned on this machine.
     let threads = if targets.iter().any(|t| t.server.is_some()) {
         cpus.saturating_sub(1).max(1)

@@ -30,17 +30,19 @@ pub fn affinity_of(tid: i32) -> io::Result<Vec<usize>> {
         .collect())
 }
 
-/// Pins the calling thread to exactly `cpu`. Fails with `EINVAL` when `cpu` is not
-/// available to this process (or out of range).
-pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+/// Restricts the calling thread (and the threads it creates from now on) to `cpus`.
+/// Fails with `EINVAL` when none of them is available (or one is out of range).
+pub fn pin_current_thread_to(cpus: &[usize]) -> io::Result<()> {
     let max = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    if cpu >= max {
+    if cpus.is_empty() || cpus.iter().any(|&c| c >= max) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` is below the set's capacity (checked above).
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        // SAFETY: `cpu` is below the set's capacity (checked above).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 is the calling thread.
     syscall!(sched_setaffinity(
         0,
@@ -48,6 +50,12 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
         &set
     ))?;
     Ok(())
+}
+
+/// Pins the calling thread to exactly `cpu`. Fails with `EINVAL` when `cpu` is not
+/// available to this process (or out of range).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    pin_current_thread_to(&[cpu])
 }
 
 fn clock(id: libc::clockid_t) -> std::time::Duration {
