@@ -23,33 +23,7 @@ fn readme_scenarios_table_is_generated() {
         "{table}"
     );
 
-    let readme = std::fs::read_to_string(README).unwrap();
-    let start = readme
-        .find(BEGIN)
-        .unwrap_or_else(|| panic!("README.md has no {BEGIN:?} marker under ## Scenarios"))
-        + BEGIN.len();
-    let end = start
-        + readme[start..]
-            .find(END)
-            .unwrap_or_else(|| panic!("README.md has no {END:?} marker"));
-    let current = readme[start..end].trim();
-    if current == table.trim() {
-        return;
-    }
-    if std::env::var_os("UPDATE_README").is_some() {
-        let updated = format!(
-            "{}\n{}\n\n{}",
-            &readme[..start],
-            table.trim(),
-            &readme[end..]
-        );
-        std::fs::write(README, updated).unwrap();
-        return;
-    }
-    panic!(
-        "README.md's scenarios table differs from `loadgen scenario list --markdown`; \
-         regenerate it with `{REGENERATE}` (it rewrites the table between the markers)"
-    );
+    check_section(BEGIN, END, &table, "`loadgen scenario list --markdown`");
 }
 
 const NGINX_BEGIN: &str = "<!-- nginx:begin -->\n";
@@ -92,16 +66,22 @@ fn readme_nginx_table_is_generated() {
     let expectations = std::fs::read_to_string(NGINX_EXPECT).unwrap();
     let table = nginx_table(&out.stdout, &expectations);
     assert!(table.lines().count() >= 2 + 11, "{table}");
+    check_section(NGINX_BEGIN, NGINX_END, &table, "ci/expectations-nginx.tsv");
+}
+
+/// Compares README.md between `begin` and `end` with `table` (generated from
+/// `source`); with `UPDATE_README=1`, rewrites that part instead of failing.
+fn check_section(begin: &str, end: &str, table: &str, source: &str) {
     let readme = std::fs::read_to_string(README).unwrap();
     let start = readme
-        .find(NGINX_BEGIN)
-        .unwrap_or_else(|| panic!("README.md has no {NGINX_BEGIN:?} marker"))
-        + NGINX_BEGIN.len();
-    let end = start
+        .find(begin)
+        .unwrap_or_else(|| panic!("README.md has no {begin:?} marker"))
+        + begin.len();
+    let stop = start
         + readme[start..]
-            .find(NGINX_END)
-            .unwrap_or_else(|| panic!("README.md has no {NGINX_END:?} marker"));
-    if readme[start..end].trim() == table.trim() {
+            .find(end)
+            .unwrap_or_else(|| panic!("README.md has no {end:?} marker"));
+    if readme[start..stop].trim() == table.trim() {
         return;
     }
     if std::env::var_os("UPDATE_README").is_some() {
@@ -109,12 +89,13 @@ fn readme_nginx_table_is_generated() {
             "{}\n{}\n\n{}",
             &readme[..start],
             table.trim(),
-            &readme[end..]
+            &readme[stop..]
         );
         std::fs::write(README, updated).unwrap();
         return;
     }
     panic!(
-        "README.md's nginx table differs from ci/expectations-nginx.tsv; regenerate it with `{REGENERATE}`"
+        "README.md's table between {begin:?} and {end:?} differs from {source}; \
+         regenerate it with `{REGENERATE}` (it rewrites the table between the markers)"
     );
 }

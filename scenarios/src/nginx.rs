@@ -13,9 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::{Config, EngineError, Metrics, WorkerState};
+use engine::{Config, EngineError};
 
-use crate::target::{unsupported, Capability, DriverLoop, Instance, Target};
+use crate::target::{Capability, Instance, Target};
 
 /// How long an nginx instance may take to accept connections.
 const START_DEADLINE: Duration = Duration::from_secs(5);
@@ -235,36 +235,8 @@ impl Instance for NginxInstance {
     fn num_workers(&self) -> usize {
         1
     }
-    fn pause_accept(&self) -> Result<(), EngineError> {
-        Err(unsupported("pause_accept"))
-    }
-    fn accept_paused(&self) -> bool {
-        false
-    }
-    fn resume_accept(&self) -> Result<(), EngineError> {
-        Err(unsupported("resume_accept"))
-    }
-    fn pause_worker(&self, _index: usize) -> Result<(), EngineError> {
-        Err(unsupported("pause_worker"))
-    }
-    fn resume_worker(&self, _index: usize) -> Result<(), EngineError> {
-        Err(unsupported("resume_worker"))
-    }
-    fn worker_state(&self, _index: usize) -> Result<WorkerState, EngineError> {
-        Err(unsupported("worker_state"))
-    }
-    fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
-        None
-    }
-    fn metrics(&self) -> Metrics {
-        Metrics::default()
-    }
     fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
         self.kill();
         Ok(())
     }
-    fn holds_entered(&self) -> u64 {
-        0
-    }
-    fn release_holds(&self) {}
 }

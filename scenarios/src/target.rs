@@ -20,8 +20,8 @@
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
-//! use engine::{Config, EngineError, Metrics, WorkerState};
-//! use scenarios::target::{Capability, DriverLoop, Instance, Target};
+//! use engine::{Config, EngineError};
+//! use scenarios::target::{Capability, Instance, Target};
 //!
 //! #[derive(Debug)]
 //! struct MyEngine {
@@ -44,6 +44,8 @@
 //!     addr: SocketAddr,
 //! }
 //!
+//! // Only what an HTTP-only engine has; accept and worker control, selection and
+//! // metrics keep their defaults ("unsupported"), matching the capabilities above.
 //! impl Instance for Running {
 //!     fn addr(&self) -> SocketAddr {
 //!         self.addr
@@ -54,37 +56,9 @@
 //!     fn num_workers(&self) -> usize {
 //!         1
 //!     }
-//!     fn pause_accept(&self) -> Result<(), EngineError> {
-//!         Err(EngineError::NotListening)
-//!     }
-//!     fn accept_paused(&self) -> bool {
-//!         false
-//!     }
-//!     fn resume_accept(&self) -> Result<(), EngineError> {
-//!         Err(EngineError::NotListening)
-//!     }
-//!     fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
-//!         Err(EngineError::NoSuchWorker { index, count: 1 })
-//!     }
-//!     fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
-//!         Err(EngineError::NoSuchWorker { index, count: 1 })
-//!     }
-//!     fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
-//!         Err(EngineError::NoSuchWorker { index, count: 1 })
-//!     }
-//!     fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
-//!         None
-//!     }
-//!     fn metrics(&self) -> Metrics {
-//!         Metrics::default()
-//!     }
 //!     fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
 //!         Ok(())
 //!     }
-//!     fn holds_entered(&self) -> u64 {
-//!         0
-//!     }
-//!     fn release_holds(&self) {}
 //! }
 //!
 //! let ctx = scenarios::Ctx::new(1.0, 2)
@@ -205,29 +179,50 @@ pub trait Instance: Send + Sync {
     fn effective_config(&self) -> Option<Config>;
     /// Workers.
     fn num_workers(&self) -> usize;
-    /// Closes every listen socket (drain with FIN) and returns when they are closed.
-    fn pause_accept(&self) -> Result<(), EngineError>;
-    /// Is accepting paused engine-wide?
-    fn accept_paused(&self) -> bool;
-    /// Listens again on every worker; returns when they listen.
-    fn resume_accept(&self) -> Result<(), EngineError>;
-    /// Pauses worker `index` (asynchronous).
-    fn pause_worker(&self, index: usize) -> Result<(), EngineError>;
-    /// Resumes worker `index`.
-    fn resume_worker(&self, index: usize) -> Result<(), EngineError>;
-    /// Worker `index`'s state.
-    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError>;
-    /// The worker `n` selects (modulo, mirrored), or `None` when the target has no
-    /// [`Capability::Selection`].
-    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>>;
-    /// A metrics snapshot.
-    fn metrics(&self) -> Metrics;
     /// Graceful shutdown within `grace`; returns once the instance has stopped.
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError>;
+    /// Closes every listen socket (drain with FIN) and returns when they are closed.
+    /// Default: unsupported (a target without [`Capability::AcceptControl`]).
+    fn pause_accept(&self) -> Result<(), EngineError> {
+        Err(unsupported("pause_accept"))
+    }
+    /// Is accepting paused engine-wide?
+    fn accept_paused(&self) -> bool {
+        false
+    }
+    /// Listens again on every worker; returns when they listen.
+    fn resume_accept(&self) -> Result<(), EngineError> {
+        Err(unsupported("resume_accept"))
+    }
+    /// Pauses worker `index` (asynchronous). Default: unsupported (a target without
+    /// [`Capability::WorkerControl`]), as for the two below.
+    fn pause_worker(&self, _index: usize) -> Result<(), EngineError> {
+        Err(unsupported("pause_worker"))
+    }
+    /// Resumes worker `index`.
+    fn resume_worker(&self, _index: usize) -> Result<(), EngineError> {
+        Err(unsupported("resume_worker"))
+    }
+    /// Worker `index`'s state.
+    fn worker_state(&self, _index: usize) -> Result<WorkerState, EngineError> {
+        Err(unsupported("worker_state"))
+    }
+    /// The worker `n` selects (modulo, mirrored), or `None` when the target has no
+    /// [`Capability::Selection`].
+    fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
+        None
+    }
+    /// A metrics snapshot (default: all zero, for a target without
+    /// [`Capability::Metrics`]).
+    fn metrics(&self) -> Metrics {
+        Metrics::default()
+    }
     /// How many `/hold` requests have entered the handler so far.
-    fn holds_entered(&self) -> u64;
+    fn holds_entered(&self) -> u64 {
+        0
+    }
     /// Lets every held (and future) `/hold` request through.
-    fn release_holds(&self);
+    fn release_holds(&self) {}
     /// SIGPIPEs the engine's process has received so far, when it is not this
     /// process (`None`: count them here; `Some(Err)`: the process could not be asked,
     /// e.g. because it died).
@@ -562,37 +557,9 @@ impl Instance for External {
     fn num_workers(&self) -> usize {
         self.config.as_ref().map_or(1, |c| c.workers)
     }
-    fn pause_accept(&self) -> Result<(), EngineError> {
-        Err(unsupported("pause_accept"))
-    }
-    fn accept_paused(&self) -> bool {
-        false
-    }
-    fn resume_accept(&self) -> Result<(), EngineError> {
-        Err(unsupported("resume_accept"))
-    }
-    fn pause_worker(&self, _index: usize) -> Result<(), EngineError> {
-        Err(unsupported("pause_worker"))
-    }
-    fn resume_worker(&self, _index: usize) -> Result<(), EngineError> {
-        Err(unsupported("resume_worker"))
-    }
-    fn worker_state(&self, _index: usize) -> Result<WorkerState, EngineError> {
-        Err(unsupported("worker_state"))
-    }
-    fn worker_loop(&self, _n: i64) -> Option<Arc<dyn DriverLoop>> {
-        None
-    }
-    fn metrics(&self) -> Metrics {
-        Metrics::default()
-    }
     fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
         Ok(())
     }
-    fn holds_entered(&self) -> u64 {
-        0
-    }
-    fn release_holds(&self) {}
 }
 
 /// The error an operation the target does not have returns.
