@@ -79,37 +79,50 @@ pub fn select(all: &[Scenario], selectors: &[String]) -> Result<Vec<Scenario>, S
         .collect())
 }
 
+/// What a scenario needs from its target, e.g. `config, accept-control`.
+fn needs(s: &Scenario) -> String {
+    let names: Vec<&str> = s.needs.iter().map(|c| c.name()).collect();
+    names.join(", ")
+}
+
 fn list(all: &[Scenario]) {
-    println!("{:<30} {:<6} {:<28} clause", "ID", "LEVEL", "ALIASES");
+    println!(
+        "{:<30} {:<6} {:<28} clause (needs)",
+        "ID", "LEVEL", "ALIASES"
+    );
     for s in all {
         println!(
-            "{:<30} {:<6} {:<28} {}",
+            "{:<30} {:<6} {:<28} {} ({})",
             s.clause.id,
             s.clause.level.to_string(),
             s.aliases.join(","),
-            s.clause.text
+            s.clause.text,
+            needs(s)
         );
     }
 }
 
-/// The scenarios table in Markdown (ID, level, aliases, clause): the README's table.
+/// The scenarios table in Markdown (ID, level, aliases, needs, clause): the README's
+/// table.
 pub fn markdown_table(all: &[Scenario]) -> String {
     let cell = |t: &str| t.replace('|', "\\|");
-    let mut out = String::from("| ID | Level | Aliases | Clause |\n|---|---|---|---|\n");
+    let mut out =
+        String::from("| ID | Level | Aliases | Needs | Clause |\n|---|---|---|---|---|\n");
     for s in all {
         let aliases: Vec<String> = s.aliases.iter().map(|a| format!("`{a}`")).collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             s.clause.id,
             s.clause.level,
             aliases.join(", "),
+            needs(s),
             cell(s.clause.text)
         ));
     }
     out
 }
 
-/// The target `--target` / `--target-url` name.
+/// The target `--target`, `--target-url` or `--target-cmd` names.
 fn target(args: &ScenarioArgs) -> Result<Arc<dyn Target>, String> {
     if let Some(url) = &args.target_url {
         return Ok(Arc::new(UrlTarget::parse(url)?));

@@ -19,7 +19,7 @@ fn readme_scenarios_table_is_generated() {
     assert_eq!(out.code(), 0, "{out:?}");
     let table = out.stdout;
     assert!(
-        table.starts_with("| ID | Level | Aliases | Clause |\n"),
+        table.starts_with("| ID | Level | Aliases | Needs | Clause |\n"),
         "{table}"
     );
 
