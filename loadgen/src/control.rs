@@ -22,19 +22,15 @@ use serde_json::{json, Value};
 
 use crate::EXIT_OK;
 
-/// The capabilities this target declares: everything but running in the harness's
-/// process and the Rust API lifecycle.
-const CAPABILITIES: [Capability; 9] = [
-    Capability::Http,
-    Capability::Config,
-    Capability::TestRoutes,
-    Capability::AcceptControl,
-    Capability::SharedPort,
-    Capability::WorkerControl,
-    Capability::Selection,
-    Capability::Driver,
-    Capability::Metrics,
-];
+/// The capabilities this target declares: all but the Rust API lifecycle, which only
+/// an engine in the harness's process has.
+fn capabilities() -> Vec<&'static str> {
+    Capability::ALL
+        .into_iter()
+        .filter(|c| *c != Capability::RustApi)
+        .map(Capability::name)
+        .collect()
+}
 
 /// An fd number the engine has never been given: operations on a harness fd this
 /// side does not hold go to it, so that the engine answers `UnknownFd` itself.
@@ -146,7 +142,7 @@ pub fn run() -> Result<u8, String> {
         "hello": PROTOCOL,
         "version": VERSION,
         "target": "reference engine (loadgen serve --control)",
-        "capabilities": CAPABILITIES.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "capabilities": capabilities(),
         "pid": std::process::id(),
     }));
     let mut buf = vec![0u8; 1 << 20];
@@ -206,6 +202,25 @@ pub fn run() -> Result<u8, String> {
     }
     drop(sigpipe_counter);
     Ok(EXIT_OK)
+}
+
+/// The message's `fd` (the harness's number).
+fn harness_fd(msg: &Value) -> Result<RawFd, Value> {
+    msg.get("fd")
+        .and_then(Value::as_i64)
+        .map(|fd| fd as RawFd)
+        .ok_or_else(|| bad("fd: want an integer"))
+}
+
+/// The message's `worker` and its loop (`not-listening` before `start`).
+fn worker_loop(st: &State, msg: &Value) -> Result<(u64, engine::WorkerLoop), Value> {
+    let worker = uint(msg, "worker")?;
+    let wl = st
+        .engine()?
+        .0
+        .try_worker_loop(worker as i64)
+        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+    Ok((worker, wl))
 }
 
 fn bad(message: &str) -> Value {
@@ -283,16 +298,8 @@ fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Va
                 )
             }),
         "unregister" | "write" => {
-            let hfd = msg
-                .get("fd")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| bad("fd: want an integer"))? as RawFd;
-            let worker = uint(msg, "worker")?;
-            let wl = st
-                .engine()?
-                .0
-                .try_worker_loop(worker as i64)
-                .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+            let hfd = harness_fd(msg)?;
+            let (_, wl) = worker_loop(st, msg)?;
             let local = st.local_fd(hfd);
             let r = if op == "write" {
                 let data = proto::unb64(msg.get("data").and_then(Value::as_str).unwrap_or(""))
@@ -351,16 +358,8 @@ fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
 }
 
 fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
-    let hfd = msg
-        .get("fd")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| bad("fd: want an integer"))? as RawFd;
-    let worker = uint(msg, "worker")?;
-    let wl = st
-        .engine()?
-        .0
-        .try_worker_loop(worker as i64)
-        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+    let hfd = harness_fd(msg)?;
+    let (worker, wl) = worker_loop(st, msg)?;
     let attached = msg.get("attached").and_then(Value::as_bool).unwrap_or(true);
     if hfd < 0 || !attached {
         // -1, or a number the harness does not have open: passed through as is.
@@ -403,7 +402,7 @@ fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
 /// Registers the engine's own fd of its HTTP connection from `peer` on a worker (the
 /// engine must refuse: `http-conn`). `not-found` when no such connection exists.
 fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
-    let worker = uint(msg, "worker")?;
+    let (_, wl) = worker_loop(st, msg)?;
     let peer: std::net::SocketAddr = msg
         .get("peer")
         .and_then(Value::as_str)
@@ -412,9 +411,6 @@ fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     let (engine, _) = st.engine()?;
     let local = engine
         .addr()
-        .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
-    let wl = engine
-        .try_worker_loop(worker as i64)
         .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
     let fd = scenarios::target::engine_fd_of(local, peer).ok_or_else(|| {
         proto::error_object(
