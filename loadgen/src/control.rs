@@ -11,25 +11,19 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use engine::{Engine, EngineError};
 use scenarios::harness::TestHandler;
 use scenarios::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
-use scenarios::target::Capability;
+use scenarios::target::{new_reference, panic_text, Capability, ListenThread};
 use serde_json::{json, Value};
 
 use crate::EXIT_OK;
 
-/// The capabilities this target declares: all but the Rust API lifecycle, which only
-/// an engine in the harness's process has.
+/// The capabilities this target declares: all of them.
 fn capabilities() -> Vec<&'static str> {
-    Capability::ALL
-        .into_iter()
-        .filter(|c| *c != Capability::RustApi)
-        .map(Capability::name)
-        .collect()
+    Capability::ALL.into_iter().map(Capability::name).collect()
 }
 
 /// An fd number the engine has never been given: operations on a harness fd this
@@ -40,9 +34,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The engine `new` (or `start`) built, and its `listen`.
 struct Running {
     engine: Arc<Engine>,
-    thread: Option<JoinHandle<Result<(), EngineError>>>,
+    listen: ListenThread,
     handler: TestHandler,
 }
 
@@ -95,6 +90,14 @@ impl State {
         lock(&self.fds)
             .get(&hfd)
             .map_or(UNMAPPED_FD, |(fd, _)| fd.as_raw_fd())
+    }
+
+    /// Drops the copy of `hfd` without closing it: the engine closed it.
+    fn forget_fd(&self, hfd: RawFd) {
+        use std::os::fd::IntoRawFd;
+        if let Some((fd, _)) = lock(&self.fds).remove(&hfd) {
+            let _ = fd.into_raw_fd();
+        }
     }
 
     fn release_fd(&self, hfd: RawFd) {
@@ -179,29 +182,44 @@ pub fn run() -> Result<u8, String> {
                     .and_then(Value::as_i64)
                     .is_some_and(|fd| fd >= 0);
             let fd = if wants_fd { fd_queue.pop_front() } else { None };
+            let inline = msg.get("op").and_then(Value::as_str) == Some("new");
             let st = Arc::clone(&state);
-            std::thread::spawn(move || {
+            let answer = move || {
                 let id = msg.get("id").cloned().unwrap_or(Value::Null);
                 let reply = match handle(&st, &msg, fd) {
                     Ok(ok) => json!({"id": id, "ok": ok}),
                     Err(error) => json!({"id": id, "error": error}),
                 };
                 st.send(&reply);
-            });
+            };
+            if inline {
+                // Here, not on a thread of its own: the harness counts this process's
+                // threads around `new`, which must not start any.
+                answer();
+            } else {
+                std::thread::spawn(answer);
+            }
         }
     }
     state.closed.store(true, SeqCst);
     state.acked.notify_all();
     let running = lock(&state.running).take();
-    if let Some(mut r) = running {
+    if let Some(r) = running {
         r.handler.gate.release();
         let _ = r.engine.shutdown(Duration::from_millis(100));
-        if let Some(t) = r.thread.take() {
+        if let ListenThread::Running(t) = r.listen {
             let _ = t.join();
         }
     }
     drop(sigpipe_counter);
     Ok(EXIT_OK)
+}
+
+/// Which connection fd is (its two addresses), to tell whether the number still
+/// names the same socket.
+fn identity(fd: RawFd) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+    use engine::sys::socket;
+    socket::local_addr(fd).ok().zip(socket::peer_addr(fd).ok())
 }
 
 /// The message's `fd` (the harness's number).
@@ -233,13 +251,49 @@ fn uint(msg: &Value, key: &str) -> Result<u64, Value> {
         .ok_or_else(|| bad(&format!("{key}: want a non-negative integer")))
 }
 
+/// Answers one request; a panic in the engine (e.g. `worker_loop` before `listen`)
+/// is answered as a `panic` error with its message.
 fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    catch_unwind(AssertUnwindSafe(|| dispatch(st, msg, fd)))
+        .unwrap_or_else(|p| Err(proto::error_object("panic", &panic_text(&*p), json!({}))))
+}
+
+fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
     let op = msg.get("op").and_then(Value::as_str).unwrap_or("");
     let eng = |r: Result<(), EngineError>| {
         r.map(|()| json!({}))
             .map_err(|e| proto::engine_error_to_json(&e))
     };
     match op {
+        "new" => new(st, msg).map(|_| json!({})),
+        "listen" => {
+            let mut running = lock(&st.running);
+            let r = running
+                .as_mut()
+                .ok_or_else(|| bad("listen before new: build the engine first"))?;
+            r.listen.start(&r.engine).map_err(|e| bad(&e))?;
+            Ok(json!({}))
+        }
+        "status" => {
+            let mut running = lock(&st.running);
+            let r = running
+                .as_mut()
+                .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+            let (listen, error) = match r.listen.returned() {
+                Some(Ok(())) => ("returned", None),
+                Some(Err(e)) => ("returned", Some(e)),
+                None if matches!(r.listen, ListenThread::Idle) => ("idle", None),
+                None => ("running", None),
+            };
+            Ok(json!({
+                "addr": r.engine.addr().map(|a| a.to_string()),
+                "workers": r.engine.num_workers(),
+                "engine_type": r.engine.engine_type().to_string(),
+                "listen": listen,
+                "listen_error": error,
+            }))
+        }
         "start" => start(st, msg),
         "pause_accept" => eng(st.engine()?.0.pause_accept()),
         "resume_accept" => eng(st.engine()?.0.resume_accept()),
@@ -257,11 +311,15 @@ fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Va
                 .get("n")
                 .and_then(Value::as_i64)
                 .ok_or_else(|| bad("n: want an integer"))?;
-            let wl = st
-                .engine()?
-                .0
-                .try_worker_loop(n)
-                .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
+            let engine = st.engine()?.0;
+            let wl = if msg.get("strict").and_then(Value::as_bool) == Some(true) {
+                // Panics before listen (answered as a `panic` error).
+                engine.worker_loop(n)
+            } else {
+                engine
+                    .try_worker_loop(n)
+                    .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?
+            };
             Ok(json!({"index": wl.index(), "cpu_id": wl.cpu_id(), "thread_id": wl.thread_id()}))
         }
         "metrics" => Ok(proto::metrics_to_json(&st.engine()?.0.metrics())),
@@ -272,17 +330,30 @@ fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Va
         }
         "shutdown" => {
             let grace = Duration::from_millis(uint(msg, "grace_ms")?);
-            let running = lock(&st.running).take();
-            let Some(mut r) = running else {
+            let Ok((engine, handler)) = st.engine() else {
                 return Ok(json!({}));
             };
-            r.handler.gate.release();
-            r.engine
+            handler.gate.release();
+            engine
                 .shutdown(grace)
                 .map_err(|e| proto::engine_error_to_json(&e))?;
-            match r.thread.take().map(|t| t.join()) {
-                Some(Ok(Err(e))) => Err(proto::engine_error_to_json(&e)),
-                _ => Ok(json!({})),
+            // The engine's shutdown returns once listen has; join it (a bounded wait:
+            // `status` tells the harness if it has not).
+            let end = Instant::now() + Duration::from_secs(5);
+            loop {
+                let returned = lock(&st.running).as_mut().and_then(|r| {
+                    if matches!(r.listen, ListenThread::Idle) {
+                        Some(Ok(()))
+                    } else {
+                        r.listen.returned()
+                    }
+                });
+                match returned {
+                    Some(Err(e)) => return Err(bad(&e)),
+                    Some(Ok(())) => return Ok(json!({})),
+                    None if Instant::now() >= end => return Ok(json!({})),
+                    None => std::thread::sleep(Duration::from_millis(1)),
+                }
             }
         }
         "register" => register(st, msg, fd),
@@ -301,21 +372,33 @@ fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Va
             let hfd = harness_fd(msg)?;
             let (_, wl) = worker_loop(st, msg)?;
             let local = st.local_fd(hfd);
-            let r = if op == "write" {
+            if op == "write" {
                 let data = proto::unb64(msg.get("data").and_then(Value::as_str).unwrap_or(""))
                     .map_err(|e| bad(&format!("data: {e}")))?;
-                wl.write(local, &data)
-            } else {
-                wl.unregister_conn(local)
-            };
-            r.map(|()| json!({}))
-                .map_err(|e| proto::driver_error_to_json(&e, hfd))
+                return wl
+                    .write(local, &data)
+                    .map(|()| json!({}))
+                    .map_err(|e| proto::driver_error_to_json(&e, hfd));
+            }
+            let before = identity(local);
+            wl.unregister_conn(local)
+                .map_err(|e| proto::driver_error_to_json(&e, hfd))?;
+            // The engine must not close the fd; if it closed this copy, say so (the
+            // harness then closes its own, as the engine would have in process) and
+            // forget the number, which is no longer ours.
+            let closed = before.is_some() && identity(local) != before;
+            if closed {
+                st.forget_fd(hfd);
+            }
+            Ok(json!({"closed": closed}))
         }
         other => Err(bad(&format!("unknown op {other:?}"))),
     }
 }
 
-fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
+/// `new`: builds the engine (one per process), not listening yet. A rejected config
+/// is answered with the engine's error and whether the handler was released.
+fn new(st: &Arc<State>, msg: &Value) -> Result<Arc<Engine>, Value> {
     let cfg =
         proto::config_from_json(msg.get("config").unwrap_or(&json!({}))).map_err(|e| bad(&e))?;
     let tag = msg.get("tag").and_then(Value::as_str).unwrap_or("");
@@ -324,23 +407,42 @@ fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     if running.is_some() {
         return Err(proto::engine_error_to_json(&EngineError::AlreadyListening));
     }
-    let engine =
-        Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| proto::engine_error_to_json(&e))?);
-    let runner = Arc::clone(&engine);
-    let thread = std::thread::Builder::new()
-        .name("engine-listen".into())
-        .spawn(move || runner.listen())
-        .map_err(|e| bad(&format!("spawning the listen thread: {e}")))?;
+    let (engine, released) = new_reference(&cfg, handler.clone());
+    let engine = match engine {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            let mut error = proto::engine_error_to_json(&e);
+            error["handler_released"] = released().into();
+            return Err(error);
+        }
+    };
+    *running = Some(Running {
+        engine: Arc::clone(&engine),
+        listen: ListenThread::Idle,
+        handler,
+    });
+    Ok(engine)
+}
+
+/// `start`: `new`, then `listen`, answered once every worker listens.
+fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
+    let engine = new(st, msg)?;
+    let started = lock(&st.running)
+        .as_mut()
+        .map(|r| r.listen.start(&engine))
+        .unwrap_or_else(|| Err("the engine went away".into()));
+    started.map_err(|e| bad(&e))?;
     let end = Instant::now() + Duration::from_secs(5);
     let addr = loop {
         if let Some(a) = engine.addr() {
             break a;
         }
-        if thread.is_finished() {
-            return match thread.join() {
-                Ok(Err(e)) => Err(proto::engine_error_to_json(&e)),
-                _ => Err(bad("listen returned before listening")),
-            };
+        let returned = lock(&st.running).as_mut().and_then(|r| r.listen.returned());
+        if let Some(r) = returned {
+            let what = r
+                .err()
+                .unwrap_or_else(|| "listen returned before listening".into());
+            return Err(proto::error_object("io", &what, json!({})));
         }
         if Instant::now() >= end {
             let _ = engine.shutdown(Duration::ZERO);
@@ -348,13 +450,7 @@ fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let workers = engine.num_workers();
-    *running = Some(Running {
-        engine,
-        thread: Some(thread),
-        handler,
-    });
-    Ok(json!({"addr": addr.to_string(), "workers": workers}))
+    Ok(json!({"addr": addr.to_string(), "workers": engine.num_workers()}))
 }
 
 fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {

@@ -150,7 +150,7 @@ fn a_request_the_target_does_not_know_is_a_bad_request() {
     let session = vec![
         (
             false,
-            r#"{"hello":"loadgen-control","version":1,"target":"reference engine (loadgen serve --control)","capabilities":["http","config","test-routes","accept-control","shared-port","worker-control","selection","driver","metrics"],"pid":1}"#.to_string(),
+            r#"{"hello":"loadgen-control","version":1,"target":"reference engine (loadgen serve --control)","capabilities":["http","config","test-routes","accept-control","shared-port","worker-control","selection","driver","metrics","lifecycle","process"],"pid":1}"#.to_string(),
         ),
         (true, r#"{"id":1,"op":"fly"}"#.to_string()),
         (

@@ -106,9 +106,8 @@ fn nginx_target_matches_its_expectations() {
 }
 
 /// The whole suite through `--target-cmd 'loadgen serve --control'` (the reference
-/// engine in another process, over the control protocol) gives the same verdict as in
-/// process for every scenario, except those needing the Rust API lifecycle, which are
-/// skipped out of process and must say so. In a release build only: in a debug build,
+/// engine in another process, over the control protocol) runs every scenario, none
+/// skipped, and gives the same verdict as in process for each. In a release build only: in a debug build,
 /// base64 and JSON of the 64 MiB driver writes are too slow for the timing clauses
 /// (`.ci/run` runs it with `cargo test --release ... -- --ignored`).
 #[test]
@@ -166,18 +165,13 @@ fn out_of_process_verdicts_equal_in_process_ones() {
     let (l, r) = (verdicts(&local), verdicts(&remote));
     assert_eq!(l.len(), 50, "{l:?}");
     assert_eq!(l.len(), r.len());
-    let mut ran = 0;
     let mut differences = Vec::new();
     for ((id, lv, _), (rid, rv, why)) in l.iter().zip(&r) {
         assert_eq!(id, rid);
         if rv == "skipped" {
-            // Only the Rust API lifecycle clauses may be skipped out of process.
-            if !why.ends_with("lacks rust-api") {
-                differences.push(format!("{id}: skipped out of process ({why})"));
-            }
+            differences.push(format!("{id}: skipped out of process ({why})"));
             continue;
         }
-        ran += 1;
         // The one known kernel race may go either way on any run (ci/expectations.tsv).
         let flaky = id == "accept.pause.handover-race"
             && ["pass", "non-strict"].contains(&lv.as_str())
@@ -187,5 +181,4 @@ fn out_of_process_verdicts_equal_in_process_ones() {
         }
     }
     assert!(differences.is_empty(), "{differences:#?}");
-    assert_eq!(ran, 43, "scenarios that ran out of process");
 }

@@ -5,7 +5,11 @@
 //! [`Instance`] (accept and worker control, selection, metrics, shutdown) and
 //! [`DriverLoop`] (the driver API), and observes it from the client side. A target
 //! declares the [`Capability`]s it has; a scenario that needs one it lacks is
-//! `skipped` with the reason.
+//! `skipped` with the reason. The lifecycle clauses (`engine.new.validate`,
+//! `engine.listen.*`, ...) go one step earlier: [`Target::host`] gives a [`Host`] (the
+//! process engines are built in, observed from `/proc/<pid>`) whose
+//! [`build`](Host::build) is `new` without listening, and the [`Built`] engine is
+//! queried before, while and after `listen`.
 //!
 //! The vocabulary is the contract's (`SPEC-engine.md`): [`engine::Config`] for the
 //! settings a scenario asks for, [`EngineError`], [`DriverError`], [`WorkerState`] and
@@ -76,7 +80,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use engine::{Config, DriverError, Engine, EngineError, Metrics, WorkerState};
+use engine::{Config, DriverError, Engine, EngineError, EngineType, Metrics, WorkerState};
 
 use crate::harness::{wait_until, TestHandler};
 
@@ -104,14 +108,18 @@ pub enum Capability {
     Driver,
     /// `metrics()`.
     Metrics,
-    /// The reference engine's Rust API lifecycle (`Engine::new` validation, `listen`
-    /// blocking, `addr` and `num_workers` before listening, the `faults` feature).
-    RustApi,
+    /// The engine's lifecycle ([`Target::host`]): `new` that validates without
+    /// listening, `listen` run in the background and watched until it returns, and
+    /// `addr`, `num_workers`, `engine_type` and `worker_loop` before listening.
+    Lifecycle,
+    /// The engine's process is on this machine and readable in `/proc/<pid>`
+    /// ([`Instance::pid`], [`Host::pid`]): its fds, sockets and threads.
+    Process,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 10] = [
+    pub const ALL: [Capability; 11] = [
         Capability::Http,
         Capability::Config,
         Capability::TestRoutes,
@@ -121,7 +129,8 @@ impl Capability {
         Capability::Selection,
         Capability::Driver,
         Capability::Metrics,
-        Capability::RustApi,
+        Capability::Lifecycle,
+        Capability::Process,
     ];
 
     /// Its name in messages and `scenario list`.
@@ -136,7 +145,8 @@ impl Capability {
             Capability::Selection => "selection",
             Capability::Driver => "driver",
             Capability::Metrics => "metrics",
-            Capability::RustApi => "rust-api",
+            Capability::Lifecycle => "lifecycle",
+            Capability::Process => "process",
         }
     }
 }
@@ -163,6 +173,15 @@ pub trait Target: Send + Sync + fmt::Debug {
     /// running elsewhere.
     fn can_isolate(&self) -> bool {
         true
+    }
+    /// A place to build engines in without listening ([`Capability::Lifecycle`]):
+    /// this process for an in-process engine, a fresh process for one driven from
+    /// outside. Default: unsupported.
+    fn host(&self) -> Result<Box<dyn Host>, String> {
+        Err(format!(
+            "{}: no lifecycle (new / listen) operations",
+            self.name()
+        ))
     }
     /// Does it have `cap`?
     fn has(&self, cap: Capability) -> bool {
@@ -229,6 +248,87 @@ pub trait Instance: Send + Sync {
     fn sigpipes(&self) -> Option<Result<u64, String>> {
         None
     }
+    /// The process the instance runs in, when the harness can read its `/proc`
+    /// ([`Capability::Process`]).
+    fn pid(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// Where engines are built ([`Target::host`]): one process, observed from `/proc`.
+pub trait Host: Send + Sync {
+    /// The process the engines live in.
+    fn pid(&self) -> u32;
+    /// `Engine::new`: an engine that validated `cfg` and does not listen yet (`tag` is
+    /// what it answers on `/id`), or the rejection.
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected>;
+}
+
+/// Why [`Host::build`] refused a configuration.
+#[derive(Debug)]
+pub struct Rejected {
+    /// The error, in the contract's vocabulary.
+    pub error: EngineError,
+    /// The message as the engine worded it.
+    pub message: String,
+    /// Whether the engine had released the handler it was given by the time `new`
+    /// returned (nothing spawned or kept holds it); `None` when the target cannot tell.
+    pub handler_released: Option<bool>,
+}
+
+impl Rejected {
+    /// A failure that is not the engine's answer (the host could not ask it).
+    pub fn other(message: String) -> Rejected {
+        Rejected {
+            error: EngineError::Io {
+                what: message.clone(),
+                source: io::Error::other(message.clone()),
+            },
+            message,
+            handler_released: None,
+        }
+    }
+}
+
+/// What `engine_type()` says: the variant (when the harness knows the name) and how
+/// it displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeReport {
+    /// The variant.
+    pub typed: Option<EngineType>,
+    /// Its `Display`.
+    pub shown: String,
+}
+
+/// A worker `worker_loop` selected: its index and kernel thread id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    /// The worker's index.
+    pub index: usize,
+    /// Its thread (in the engine's process).
+    pub thread_id: i32,
+}
+
+/// An engine [`Host::build`] made: not listening until [`Built::listen`]. Shut down
+/// (1 s grace) when dropped.
+pub trait Built: Send + Sync {
+    /// `addr()`: `None` until every worker listens.
+    fn addr(&self) -> Option<SocketAddr>;
+    /// `num_workers()`.
+    fn num_workers(&self) -> usize;
+    /// `engine_type()`.
+    fn engine_type(&self) -> TypeReport;
+    /// `worker_loop(n)` when `strict` (which must refuse, `Err` with the engine's
+    /// message, e.g. a Rust panic's, before listening) or `try_worker_loop(n)` (which
+    /// must return `Ok(None)` then).
+    fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String>;
+    /// Starts `listen` in the background and returns at once.
+    fn listen(&self) -> Result<(), String>;
+    /// `None` while `listen` runs (or has not been started); its result once it
+    /// returned.
+    fn listen_returned(&self) -> Option<Result<(), String>>;
+    /// `shutdown(grace)` (whether `listen` has returned is [`Built::listen_returned`]).
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError>;
 }
 
 thread_local! {
@@ -332,6 +432,174 @@ impl Target for Reference {
         let handler = TestHandler::tagged(tag);
         Ok(Arc::new(ReferenceInstance::start(cfg.clone(), handler)?))
     }
+    fn host(&self) -> Result<Box<dyn Host>, String> {
+        Ok(Box::new(ReferenceHost))
+    }
+}
+
+/// This process, as the host of reference engines.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReferenceHost;
+
+impl Host for ReferenceHost {
+    fn pid(&self) -> u32 {
+        std::process::id()
+    }
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected> {
+        let (engine, released) = new_reference(cfg, TestHandler::tagged(tag));
+        match engine {
+            Ok(engine) => Ok(Box::new(ReferenceBuilt {
+                engine: Arc::new(engine),
+                listen: Mutex::new(ListenThread::Idle),
+            })),
+            Err(error) => Err(Rejected {
+                message: error.to_string(),
+                error,
+                handler_released: Some(released()),
+            }),
+        }
+    }
+}
+
+/// `Engine::new(cfg, routes)`, and a probe that tells whether the engine still holds
+/// the handler it was given (a marker travels with it).
+pub fn new_reference(
+    cfg: &Config,
+    routes: TestHandler,
+) -> (Result<Engine, EngineError>, impl Fn() -> bool) {
+    use engine::Handler;
+    let marker = Arc::new(());
+    let held = Arc::clone(&marker);
+    let handler = move |req: &engine::Request<'_>, res: &mut engine::Response| {
+        let _ = &held;
+        routes.handle(req, res);
+    };
+    let engine = Engine::new(cfg.clone(), handler);
+    (engine, move || Arc::strong_count(&marker) == 1)
+}
+
+/// Where a built engine's `listen` is.
+#[derive(Debug)]
+pub enum ListenThread {
+    /// Not started.
+    Idle,
+    /// Running on this thread.
+    Running(JoinHandle<Result<(), EngineError>>),
+    /// Returned this.
+    Returned(Result<(), String>),
+}
+
+impl ListenThread {
+    /// Starts `engine.listen()` on a thread of its own (an error if it already ran).
+    pub fn start(&mut self, engine: &Arc<Engine>) -> Result<(), String> {
+        if !matches!(self, ListenThread::Idle) {
+            return Err("listen was already called".into());
+        }
+        let runner = Arc::clone(engine);
+        let thread = std::thread::Builder::new()
+            .name("engine-listen".into())
+            .spawn(move || runner.listen())
+            .map_err(|e| format!("spawning the listen thread: {e}"))?;
+        *self = ListenThread::Running(thread);
+        Ok(())
+    }
+
+    /// Joins the thread if it has finished: `None` while `listen` runs or before it
+    /// started.
+    pub fn returned(&mut self) -> Option<Result<(), String>> {
+        if let ListenThread::Running(t) = self {
+            if !t.is_finished() {
+                return None;
+            }
+            let ListenThread::Running(t) = std::mem::replace(self, ListenThread::Idle) else {
+                unreachable!("matched above");
+            };
+            *self = ListenThread::Returned(match t.join() {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("listen returned an error: {e}")),
+                Err(_) => Err("the listen thread panicked".into()),
+            });
+        }
+        match self {
+            ListenThread::Returned(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// A reference engine built in this process ([`ReferenceHost::build`]).
+struct ReferenceBuilt {
+    engine: Arc<Engine>,
+    listen: Mutex<ListenThread>,
+}
+
+impl Built for ReferenceBuilt {
+    fn addr(&self) -> Option<SocketAddr> {
+        self.engine.addr()
+    }
+    fn num_workers(&self) -> usize {
+        self.engine.num_workers()
+    }
+    fn engine_type(&self) -> TypeReport {
+        let t = self.engine.engine_type();
+        TypeReport {
+            typed: Some(t),
+            shown: t.to_string(),
+        }
+    }
+    fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
+        reference_select(&self.engine, n, strict)
+    }
+    fn listen(&self) -> Result<(), String> {
+        lock(&self.listen).start(&self.engine)
+    }
+    fn listen_returned(&self) -> Option<Result<(), String>> {
+        lock(&self.listen).returned()
+    }
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        self.engine.shutdown(grace)
+    }
+}
+
+impl Drop for ReferenceBuilt {
+    fn drop(&mut self) {
+        let _ = self.engine.shutdown(Duration::from_secs(1));
+        if let ListenThread::Running(t) =
+            std::mem::replace(&mut *lock(&self.listen), ListenThread::Idle)
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+/// `worker_loop(n)` (strict: a panic is caught and its message returned) or
+/// `try_worker_loop(n)` (a panic there is an error too).
+pub fn reference_select(engine: &Engine, n: i64, strict: bool) -> Result<Option<Selected>, String> {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let picked = catch_unwind(AssertUnwindSafe(|| {
+        if strict {
+            Some(engine.worker_loop(n))
+        } else {
+            engine.try_worker_loop(n)
+        }
+    }))
+    .map_err(|p| panic_text(&*p))?;
+    Ok(picked.map(|w| Selected {
+        index: w.index(),
+        thread_id: w.thread_id(),
+    }))
+}
+
+/// A caught panic's message.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A reference engine listening on its own thread; shut down (1 s grace) on drop.
@@ -451,6 +719,9 @@ impl Instance for ReferenceInstance {
     }
     fn release_holds(&self) {
         self.handler.gate.release();
+    }
+    fn pid(&self) -> Option<u32> {
+        Some(std::process::id())
     }
 }
 
@@ -617,6 +888,9 @@ impl<T: Instance + ?Sized> Instance for Arc<T> {
     }
     fn sigpipes(&self) -> Option<Result<u64, String>> {
         (**self).sigpipes()
+    }
+    fn pid(&self) -> Option<u32> {
+        (**self).pid()
     }
 }
 

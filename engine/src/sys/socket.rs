@@ -250,6 +250,17 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
+/// Closes fd number `fd`, which its owner will give up without closing: a harness
+/// mirrors on its own copy of a driver fd that the engine under test, in another
+/// process, closed its copy (`scenarios::remote`), so that the check sees what it
+/// would see in process.
+pub fn close_mirrored(fd: RawFd) -> io::Result<()> {
+    // SAFETY: closing a number cannot corrupt memory; its owner gives it up without
+    // closing it again (the contract above).
+    syscall!(close(fd))?;
+    Ok(())
+}
+
 /// Closes a borrowed fd behind its owner's back: only the `unregister-closes-fd` fault
 /// does this.
 #[cfg(feature = "faults")]

@@ -2,19 +2,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use engine::{ConfigError, Engine, EngineError, EngineType, Metrics, Request, Response};
+use engine::{ConfigError, EngineError, EngineType, Metrics};
 
 use crate::client::{self, Class, Watch};
-use crate::harness::{fd_count, wait_until, Server, TestHandler};
+use crate::harness::{wait_until, Server};
 use crate::registry::{Ctx, Outcome};
+use crate::target::{Built, Host, Rejected, TypeReport};
 
-/// What the process's fd table and sockets look like, read from `/proc`.
+/// What a process's fd table and sockets look like, read from `/proc/<pid>`.
 mod proc_fds {
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -42,14 +42,14 @@ mod proc_fds {
         }
     }
 
-    fn fdinfo(fd: i32) -> String {
-        std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap_or_default()
+    fn fdinfo(pid: u32, fd: i32) -> String {
+        std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default()
     }
 
-    /// Every open fd of the process.
-    pub fn table() -> BTreeMap<i32, FdEntry> {
+    /// Every open fd of process `pid`.
+    pub fn table(pid: u32) -> BTreeMap<i32, FdEntry> {
         let mut out = BTreeMap::new();
-        let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             return out;
         };
         for e in dir.flatten() {
@@ -61,7 +61,7 @@ mod proc_fds {
             };
             let target = target.to_string_lossy().into_owned();
             let eventfd_id = if target == "anon_inode:[eventfd]" {
-                fdinfo(fd)
+                fdinfo(pid, fd)
                     .lines()
                     .find_map(|l| l.strip_prefix("eventfd-id:"))
                     .and_then(|v| v.trim().parse().ok())
@@ -73,9 +73,25 @@ mod proc_fds {
         out
     }
 
-    /// The fds registered in epoll instance `fd`, with their event data.
-    pub fn epoll_targets(fd: i32) -> Vec<(i32, u64)> {
-        fdinfo(fd)
+    /// How many fds and threads process `pid` has.
+    pub fn counts(pid: u32) -> (usize, usize) {
+        let count = |what: &str| {
+            std::fs::read_dir(format!("/proc/{pid}/{what}"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+        (count("fd"), count("task"))
+    }
+
+    /// Does thread `tid` of process `pid` still exist?
+    pub fn thread_alive(pid: u32, tid: i32) -> bool {
+        std::path::Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
+    }
+
+    /// The fds registered in epoll instance `fd` of process `pid`, with their event
+    /// data.
+    pub fn epoll_targets(pid: u32, fd: i32) -> Vec<(i32, u64)> {
+        fdinfo(pid, fd)
             .lines()
             .filter_map(|l| {
                 let rest = l.strip_prefix("tfd:")?;
@@ -90,11 +106,12 @@ mod proc_fds {
             .collect()
     }
 
-    /// TCP sockets (IPv4 and IPv6) of the whole machine: (inode, local port, state).
-    pub fn tcp_sockets() -> Vec<(u64, u16, u8)> {
+    /// TCP sockets (IPv4 and IPv6) of process `pid`'s network namespace: (inode,
+    /// local port, state).
+    pub fn tcp_sockets(pid: u32) -> Vec<(u64, u16, u8)> {
         let mut out = Vec::new();
-        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(file) else {
+        for file in ["tcp", "tcp6"] {
+            let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{file}")) else {
                 continue;
             };
             for line in text.lines().skip(1) {
@@ -121,11 +138,14 @@ mod proc_fds {
     /// `TCP_LISTEN` in `/proc/net/tcp`.
     pub const LISTEN: u8 = 0x0A;
 
-    /// Inodes of this process's TCP sockets whose local port is `port` (in `state`, or
-    /// any state when `None`).
-    pub fn own_sockets_on(port: u16, state: Option<u8>) -> BTreeSet<u64> {
-        let own: BTreeSet<u64> = table().values().filter_map(FdEntry::socket_inode).collect();
-        tcp_sockets()
+    /// Inodes of process `pid`'s TCP sockets whose local port is `port` (in `state`,
+    /// or any state when `None`).
+    pub fn own_sockets_on(pid: u32, port: u16, state: Option<u8>) -> BTreeSet<u64> {
+        let own: BTreeSet<u64> = table(pid)
+            .values()
+            .filter_map(FdEntry::socket_inode)
+            .collect();
+        tcp_sockets(pid)
             .into_iter()
             .filter(|&(ino, p, st)| {
                 p == port && state.is_none_or(|s| s == st) && own.contains(&ino)
@@ -135,93 +155,83 @@ mod proc_fds {
     }
 
     /// Eventfds registered in no epoll instance and epoll instances watching nothing,
-    /// that are not in `before` (same number, same target, same eventfd id).
-    pub fn orphans(before: &BTreeMap<i32, FdEntry>) -> BTreeMap<i32, FdEntry> {
-        let now = table();
+    /// in process `pid`, that are not in `before` (same number, same target, same
+    /// eventfd id).
+    pub fn orphans(pid: u32, before: &BTreeMap<i32, FdEntry>) -> BTreeMap<i32, FdEntry> {
+        let now = table(pid);
         let watched: BTreeSet<i32> = now
             .iter()
             .filter(|(_, e)| e.is_epoll())
-            .flat_map(|(&fd, _)| epoll_targets(fd).into_iter().map(|(t, _)| t))
+            .flat_map(|(&fd, _)| epoll_targets(pid, fd).into_iter().map(|(t, _)| t))
             .collect();
         now.into_iter()
             .filter(|(fd, e)| before.get(fd) != Some(e))
             .filter(|(fd, e)| {
                 (e.is_eventfd() && !watched.contains(fd))
-                    || (e.is_epoll() && epoll_targets(*fd).is_empty())
+                    || (e.is_epoll() && epoll_targets(pid, *fd).is_empty())
             })
             .collect()
     }
 }
 
-/// Threads of this process (`/proc/self/task`).
-fn task_count() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0)
+/// An engine of the context's target, built (not listening) on a host of its own.
+struct Building {
+    host: Box<dyn Host>,
+    engine: Box<dyn Built>,
 }
 
-/// An engine whose `listen` runs on a thread the check owns (to watch it block and
-/// return); shut down and joined on drop.
-struct Listening {
-    engine: Arc<Engine>,
-    thread: Option<JoinHandle<Result<(), EngineError>>>,
-}
-
-impl Listening {
-    /// Builds the engine (not listening yet).
-    fn build(cfg: engine::Config) -> Result<(Arc<Engine>, TestHandler), String> {
-        let handler = TestHandler::default();
-        let engine = Engine::new(cfg, handler.clone()).map_err(|e| format!("Engine::new: {e}"))?;
-        Ok((Arc::new(engine), handler))
+impl Building {
+    /// `new` with `cfg` on a fresh host.
+    fn new(ctx: &Ctx, cfg: engine::Config) -> Result<Building, String> {
+        let host = ctx.target.host()?;
+        let engine = host
+            .build(&cfg, "")
+            .map_err(|r| format!("new: {}", r.message))?;
+        Ok(Building { host, engine })
     }
 
-    /// Calls `listen` on a new thread.
-    fn spawn(engine: &Arc<Engine>) -> Result<Listening, String> {
-        let runner = Arc::clone(engine);
-        let thread = std::thread::Builder::new()
-            .name("engine-listen".into())
-            .spawn(move || runner.listen())
-            .map_err(|e| format!("spawning the listen thread: {e}"))?;
-        Ok(Listening {
-            engine: Arc::clone(engine),
-            thread: Some(thread),
-        })
+    fn pid(&self) -> u32 {
+        self.host.pid()
     }
 
-    fn finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
-
-    /// Joins `listen` if it has returned within `within`: `None` if it has not.
-    fn join_within(&mut self, within: Duration) -> Option<Result<(), String>> {
-        if !wait_until(within, || self.finished()) {
-            return None;
-        }
-        Some(match self.thread.take().map(|t| t.join()) {
-            Some(Ok(Ok(()))) | None => Ok(()),
-            Some(Ok(Err(e))) => Err(format!("listen returned an error: {e}")),
-            Some(Err(_)) => Err("the listen thread panicked".into()),
-        })
-    }
-}
-
-impl Drop for Listening {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown(Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Starts `listen` and waits (up to `within`) until `addr()` is set; `Err` if it
+    /// is not, or `listen` returned first.
+    fn listen(&self, within: Duration) -> Result<SocketAddr, String> {
+        self.engine.listen()?;
+        let mut addr = None;
+        wait_until(within, || {
+            addr = self.engine.addr();
+            addr.is_some() || self.engine.listen_returned().is_some()
+        });
+        match (addr, self.engine.listen_returned()) {
+            (Some(a), _) => Ok(a),
+            (None, Some(r)) => Err(format!("listen returned before listening: {r:?}")),
+            (None, None) => Err(format!(
+                "the engine did not listen within {} ms",
+                within.as_millis()
+            )),
         }
     }
+
+    /// Waits (up to `within`) until `listen` has returned: `None` if it has not.
+    fn returned_within(&self, within: Duration) -> Option<Result<(), String>> {
+        let mut r = None;
+        wait_until(within, || {
+            r = self.engine.listen_returned();
+            r.is_some()
+        });
+        r
+    }
 }
 
-/// Calls `Engine::new` with each bad field in turn (on a port reserved for the check)
-/// with a handler that holds a marker: the error must be `EngineError::Config` of the
-/// right kind, its message must name the field, the handler must be dropped by the
-/// time `new` returns (a spawned thread or a kept socket would hold it), nothing may
-/// listen on the port, and the process's fd and thread counts must not grow (taken
-/// over up to 50 tries, so that other tests' activity cannot be mistaken for ours).
+/// Calls the target's `new` ([`Host::build`]) with each bad field in turn (on a port
+/// reserved for the check): the error must be `EngineError::Config` of the right
+/// kind, its message must name the field, the handler must have been released by the
+/// time `new` returns when the target can tell (a spawned thread or a kept socket
+/// would hold it), nothing may listen on the port, and the engine's process must not
+/// gain fds or threads (taken over up to 50 tries, so that other tests' activity in
+/// a shared process cannot be mistaken for the engine's).
 pub fn new_validate(ctx: &Ctx) -> Outcome {
-    let _ = ctx;
     let mut o = Outcome::new();
     o.expect("each bad config: Err(EngineError::Config(..)) of the field's kind, message naming the field; handler dropped, nothing listening on the port, fd and thread counts unchanged");
     let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
@@ -356,39 +366,44 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
             },
         ),
     ];
+    let mut host = match ctx.target.host() {
+        Ok(h) => h,
+        Err(e) => return o.error(e),
+    };
     for (field, cfg, kind) in cases {
+        let pid = host.pid();
         let mut quiet = None;
         for _ in 0..50 {
-            let marker = Arc::new(());
-            let held = Arc::clone(&marker);
-            let handler = move |_: &Request<'_>, res: &mut Response| {
-                let _ = &held;
-                res.body(b"x");
-            };
-            let (fds, tasks) = (fd_count(), task_count());
-            let result = Engine::new(cfg.clone(), handler);
-            let (fds2, tasks2) = (fd_count(), task_count());
-            let handler_dropped = Arc::strong_count(&marker) == 1;
-            let sample = (result, handler_dropped, fds, fds2, tasks, tasks2);
+            let (fds, tasks) = proc_fds::counts(pid);
+            let result = host.build(&cfg, "");
+            let (fds2, tasks2) = proc_fds::counts(pid);
             let clean = fds2 <= fds && tasks2 <= tasks;
-            quiet = Some(sample);
+            quiet = Some((result, fds, fds2, tasks, tasks2));
             if clean {
                 break;
             }
         }
-        let Some((result, handler_dropped, fds, fds2, tasks, tasks2)) = quiet else {
+        let Some((result, fds, fds2, tasks, tasks2)) = quiet else {
             continue;
         };
         match result {
             Ok(engine) => {
-                o.saw(format!("{field}: Engine::new returned Ok"));
-                o.fail(format!("a bad {field} was accepted by Engine::new"));
+                o.saw(format!("{field}: new returned Ok"));
+                o.fail(format!("a bad {field} was accepted by new"));
                 drop(engine);
+                // The host holds that engine now: the next case gets a fresh one.
+                host = match ctx.target.host() {
+                    Ok(h) => h,
+                    Err(e) => return o.error(e),
+                };
             }
-            Err(e) => {
-                let msg = e.to_string();
-                o.saw(format!("{field}: Err({e:?}) \"{msg}\"; fds {fds} -> {fds2}, threads {tasks} -> {tasks2}"));
-                match &e {
+            Err(Rejected {
+                error,
+                message: msg,
+                handler_released,
+            }) => {
+                o.saw(format!("{field}: Err({error:?}) \"{msg}\"; handler released: {handler_released:?}; fds {fds} -> {fds2}, threads {tasks} -> {tasks2}"));
+                match &error {
                     EngineError::Config(ce) => {
                         o.check(kind(ce), || {
                             format!("{field}: error {ce:?} is not the kind for this field")
@@ -401,18 +416,18 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
                 o.check(msg.contains(field), || {
                     format!("{field}: the message \"{msg}\" does not name the field")
                 });
-                o.check(handler_dropped, || {
-                    format!("{field}: the handler was still held after Engine::new failed (something was spawned or kept)")
+                o.check(handler_released != Some(false), || {
+                    format!("{field}: the handler was still held after new failed (something was spawned or kept)")
                 });
                 o.check(fds2 <= fds && tasks2 <= tasks, || {
                     format!("{field}: fd count {fds} -> {fds2}, thread count {tasks} -> {tasks2} in each of 50 tries (allowed: no growth)")
                 });
             }
         }
-        let bound = proc_fds::own_sockets_on(port, None);
+        let bound = proc_fds::own_sockets_on(pid, port, None);
         o.check(bound.is_empty(), || {
             format!(
-                "{field}: this process has {} socket(s) on port {port} after Engine::new failed",
+                "{field}: the engine's process has {} socket(s) on port {port} after new failed",
                 bound.len()
             )
         });
@@ -420,13 +435,13 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
     o
 }
 
-/// Starts a 3-worker engine on port 0 and reads `/proc/net/tcp{,6}`: this process
-/// must own 3 LISTEN sockets on the port `addr()` names (matched by inode with
-/// `/proc/self/fd`); then dials 60 connections and requires every worker to have
+/// Starts a 3-worker engine on port 0 and reads `/proc/<pid>/net/tcp{,6}`: the
+/// engine's process must own 3 LISTEN sockets on the port `addr()` names (matched by
+/// inode with `/proc/<pid>/fd`); then dials 60 connections and requires every worker to have
 /// accepted some (`metrics().workers[i].accepted`, and the `/worker` answers).
 pub fn listen_bind(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
-    o.expect("3 LISTEN sockets owned by this process on the engine's port; each of 3 workers accepts some of 60 dials");
+    o.expect("3 LISTEN sockets owned by the engine's process on its port; each of 3 workers accepts some of 60 dials");
     let n = 3;
     let server = match Server::start(
         ctx,
@@ -438,10 +453,13 @@ pub fn listen_bind(ctx: &Ctx) -> Outcome {
         Ok(s) => s,
         Err(e) => return o.error(e),
     };
+    let Some(pid) = server.engine().pid() else {
+        return o.error("the target does not say which process the engine runs in");
+    };
     let port = server.addr().port();
-    let listening = proc_fds::own_sockets_on(port, Some(proc_fds::LISTEN));
+    let listening = proc_fds::own_sockets_on(pid, port, Some(proc_fds::LISTEN));
     o.saw(format!(
-        "{} LISTEN socket(s) of this process on port {port} (inodes {listening:?})",
+        "{} LISTEN socket(s) of the engine's process on port {port} (inodes {listening:?})",
         listening.len()
     ));
     o.check(listening.len() == n, || {
@@ -485,33 +503,28 @@ pub fn listen_addr(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("addr() None before listen; then Some(127.0.0.1:p), p != 0, with 3 LISTEN sockets on p, and a GET to it answered 200");
     let n = 3;
-    let (engine, _handler) = match Listening::build(engine::Config {
-        workers: n,
-        ..ctx.config()
-    }) {
+    let b = match Building::new(
+        ctx,
+        engine::Config {
+            workers: n,
+            ..ctx.config()
+        },
+    ) {
         Ok(x) => x,
         Err(e) => return o.error(e),
     };
-    let before = engine.addr();
+    let before = b.engine.addr();
     o.saw(format!("before listen: addr() = {before:?}"));
     o.check(before.is_none(), || {
         format!("addr() is {before:?} before listen")
     });
-    let mut running = match Listening::spawn(&engine) {
-        Ok(r) => r,
+    let addr = match b.listen(ctx.ms(5000)) {
+        Ok(a) => a,
         Err(e) => return o.error(e),
     };
-    let mut addr = None;
-    wait_until(ctx.ms(5000), || {
-        addr = engine.addr();
-        addr.is_some() || running.finished()
-    });
-    let Some(addr) = addr else {
-        return o.error("the engine did not report an address within 5 s");
-    };
-    let listening = proc_fds::own_sockets_on(addr.port(), Some(proc_fds::LISTEN));
+    let listening = proc_fds::own_sockets_on(b.pid(), addr.port(), Some(proc_fds::LISTEN));
     o.saw(format!(
-        "once listening: addr() = {addr}; {} LISTEN socket(s) of this process on that port",
+        "once listening: addr() = {addr}; {} LISTEN socket(s) of the engine's process on that port",
         listening.len()
     ));
     o.check(addr.port() != 0, || "addr() reports port 0".into());
@@ -531,10 +544,10 @@ pub fn listen_addr(ctx: &Ctx) -> Outcome {
         obs.responses.first().is_some_and(|r| r.status == 200),
         || format!("a request to addr() was not served: {obs}"),
     );
-    if engine.shutdown(ctx.ms(1000)).is_ok() && running.join_within(ctx.ms(2000)).is_some() {
+    if b.engine.shutdown(ctx.ms(1000)).is_ok() && b.returned_within(ctx.ms(2000)).is_some() {
         o.saw(format!(
             "after shutdown and listen returned: addr() = {:?}",
-            engine.addr()
+            b.engine.addr()
         ));
     }
     o
@@ -562,29 +575,26 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("listen still running after 300 ms of serving; returns Ok within 2 s of shutdown; worker threads gone; engine sockets closed; no orphaned eventfd/epoll left");
     let n = 3;
-    let (engine, _handler) = match Listening::build(engine::Config {
-        workers: n,
-        ..ctx.config()
-    }) {
+    let b = match Building::new(
+        ctx,
+        engine::Config {
+            workers: n,
+            ..ctx.config()
+        },
+    ) {
         Ok(x) => x,
         Err(e) => return o.error(e),
     };
-    let before = proc_fds::table();
+    let pid = b.pid();
+    let before = proc_fds::table(pid);
     let count_before = before.len();
-    let mut running = match Listening::spawn(&engine) {
-        Ok(r) => r,
+    let addr = match b.listen(ctx.ms(5000)) {
+        Ok(a) => a,
         Err(e) => return o.error(e),
     };
-    if !wait_until(ctx.ms(5000), || {
-        engine.addr().is_some() || running.finished()
-    }) {
-        return o.error("the engine did not listen within 5 s");
-    }
-    let Some(addr) = engine.addr() else {
-        return o.error("listen returned before listening");
-    };
     let tids: Vec<i32> = (0..n)
-        .filter_map(|i| engine.try_worker_loop(i as i64).map(|w| w.thread_id()))
+        .filter_map(|i| b.engine.select(i as i64, false).ok().flatten())
+        .map(|w| w.thread_id)
         .collect();
     let mut conn = match client::connect(addr, ctx.ms(2000)) {
         Ok(s) => s,
@@ -604,8 +614,8 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The engine's own sockets, by inode: listen sockets and accepted connections.
-    let engine_sockets = proc_fds::own_sockets_on(addr.port(), None);
-    let during = proc_fds::table();
+    let engine_sockets = proc_fds::own_sockets_on(pid, addr.port(), None);
+    let during = proc_fds::table(pid);
     let engine_fds: BTreeSet<i32> = during
         .iter()
         .filter(|(_, e)| {
@@ -614,7 +624,7 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         })
         .map(|(&fd, _)| fd)
         .collect();
-    let still_running = !running.finished();
+    let still_running = b.engine.listen_returned().is_none();
     o.saw(format!(
         "listening on {addr}: {served} requests served over 300 ms; listen still running: {still_running}; worker tids {tids:?}; engine sockets: {}",
         engine_fd_summary(&during, &engine_fds)
@@ -624,10 +634,10 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
     });
     drop(conn);
     let t0 = Instant::now();
-    if let Err(e) = engine.shutdown(ctx.ms(1000)) {
+    if let Err(e) = b.engine.shutdown(ctx.ms(1000)) {
         o.fail(format!("shutdown failed: {e}"));
     }
-    match running.join_within(ctx.ms(2000)) {
+    match b.returned_within(ctx.ms(2000)) {
         None => {
             o.fail("listen did not return within 2 s of shutdown");
             return o;
@@ -645,12 +655,12 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
     let alive: Vec<i32> = tids
         .iter()
         .copied()
-        .filter(|t| std::path::Path::new(&format!("/proc/self/task/{t}")).exists())
+        .filter(|&t| proc_fds::thread_alive(pid, t))
         .collect();
     o.check(tids.len() == n && alive.is_empty(), || {
         format!("worker threads {alive:?} of {tids:?} still exist after listen returned")
     });
-    let after = proc_fds::table();
+    let after = proc_fds::table(pid);
     let open_sockets: Vec<String> = after
         .iter()
         .filter(|(_, e)| {
@@ -663,15 +673,15 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         format!("engine sockets still open after listen returned: {open_sockets:?}")
     });
     // Orphans that stay orphans for the whole window are leaks.
-    let mut leaked = proc_fds::orphans(&before);
+    let mut leaked = proc_fds::orphans(pid, &before);
     let window_end = Instant::now() + ctx.ms(300);
     while !leaked.is_empty() && Instant::now() < window_end {
         std::thread::sleep(Duration::from_millis(10));
-        let now = proc_fds::orphans(&before);
+        let now = proc_fds::orphans(pid, &before);
         leaked.retain(|fd, e| now.get(fd) == Some(e));
     }
     o.saw(format!(
-        "fd count: {count_before} before listen, {} after listen returned (other tests' fds included); orphaned eventfd/epoll fds left: {}",
+        "fd count: {count_before} before listen, {} after listen returned (other tests' fds included when the engine shares this process); orphaned eventfd/epoll fds left: {}",
         after.len(),
         engine_fd_summary(&after, &leaked.keys().copied().collect())
     ));
@@ -692,66 +702,65 @@ pub fn engine_type(ctx: &Ctx) -> Outcome {
     o.expect(
         "engine_type() == EngineType::Epoll, to_string() == \"epoll\", before and while listening",
     );
-    let (engine, _handler) = match Listening::build(engine::Config {
-        workers: 1,
-        ..ctx.config()
-    }) {
+    let b = match Building::new(
+        ctx,
+        engine::Config {
+            workers: 1,
+            ..ctx.config()
+        },
+    ) {
         Ok(x) => x,
         Err(e) => return o.error(e),
     };
-    let check = |o: &mut Outcome, when: &str, t: EngineType| {
-        let shown = t.to_string();
+    let check = |o: &mut Outcome, when: &str, t: TypeReport| {
+        let TypeReport { typed, shown } = t;
         o.saw(format!(
-            "{when}: engine_type() = {t:?}, displayed {shown:?}"
+            "{when}: engine_type() = {typed:?}, displayed {shown:?}"
         ));
-        o.check(t == EngineType::Epoll, || {
-            format!("{when}: engine_type() is {t:?}")
+        o.check(typed == Some(EngineType::Epoll), || {
+            format!("{when}: engine_type() is {typed:?} (displayed {shown:?})")
         });
         o.check(shown == "epoll", || {
             format!("{when}: engine_type() displays {shown:?}")
         });
     };
-    check(&mut o, "before listen", engine.engine_type());
-    let running = match Listening::spawn(&engine) {
-        Ok(r) => r,
-        Err(e) => return o.error(e),
-    };
-    if !wait_until(ctx.ms(5000), || {
-        engine.addr().is_some() || running.finished()
-    }) {
-        return o.error("the engine did not listen within 5 s");
+    check(&mut o, "before listen", b.engine.engine_type());
+    if let Err(e) = b.listen(ctx.ms(5000)) {
+        return o.error(e);
     }
-    check(&mut o, "listening", engine.engine_type());
+    check(&mut o, "listening", b.engine.engine_type());
     o
 }
 
-/// For N = 1 and 3: `num_workers()` is 0 after `Engine::new`, only ever 0 or N while
-/// `listen` starts (sampled every millisecond), and N once `addr()` is set.
+/// For N = 1 and 3: `num_workers()` is 0 after `new`, only ever 0 or N while `listen`
+/// starts (sampled as fast as the target answers), and N once `addr()` is set.
 pub fn workers_count(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("num_workers() == 0 before listen, never other than 0 or N while starting, N once listening (N = 1, 3)");
     for n in [1usize, 3] {
-        let (engine, _handler) = match Listening::build(engine::Config {
-            workers: n,
-            ..ctx.config()
-        }) {
+        let b = match Building::new(
+            ctx,
+            engine::Config {
+                workers: n,
+                ..ctx.config()
+            },
+        ) {
             Ok(x) => x,
             Err(e) => return o.error(e),
         };
-        let before = engine.num_workers();
-        let running = match Listening::spawn(&engine) {
-            Ok(r) => r,
-            Err(e) => return o.error(e),
-        };
+        let before = b.engine.num_workers();
+        if let Err(e) = b.engine.listen() {
+            return o.error(e);
+        }
         let mut seen = BTreeSet::new();
         let up = wait_until(ctx.ms(5000), || {
-            seen.insert(engine.num_workers());
-            engine.addr().is_some() || running.finished()
+            seen.insert(b.engine.num_workers());
+            b.engine.addr().is_some() || b.engine.listen_returned().is_some()
         });
-        if !up || engine.addr().is_none() {
+        if !up || b.engine.addr().is_none() {
             return o.error(format!("the {n}-worker engine did not listen within 5 s"));
         }
-        let once = engine.num_workers();
+        let once = b.engine.num_workers();
         o.saw(format!(
             "N = {n}: before listen {before}; while starting {seen:?}; once listening {once}"
         ));
@@ -764,7 +773,6 @@ pub fn workers_count(ctx: &Ctx) -> Outcome {
         o.check(once == n, || {
             format!("N = {n}: num_workers() is {once} once listening")
         });
-        drop(running);
     }
     o
 }

@@ -15,8 +15,8 @@ const fn clause(id: &'static str, level: Level, text: &'static str) -> Clause {
 }
 
 use Capability::{
-    AcceptControl, Config, Driver, Http, Metrics, RustApi, Selection, SharedPort, TestRoutes,
-    WorkerControl,
+    AcceptControl, Config, Driver, Http, Lifecycle, Metrics, Process, Selection, SharedPort,
+    TestRoutes, WorkerControl,
 };
 use Level::{Must, Should};
 
@@ -33,12 +33,12 @@ pub fn all() -> Vec<Scenario> {
     };
     vec![
         // 1. Engine
-        s(clause("engine.new.validate", Must, "Engine::new validates the config and returns a typed error naming the bad field; nothing is bound or spawned on error."), &["engine"], &[RustApi], engine_api::new_validate),
-        s(clause("engine.listen.bind", Must, "One SO_REUSEPORT listen socket per worker, all on one port; with port 0 every worker binds the port the first bind picked."), &["engine"], &[RustApi], engine_api::listen_bind),
-        s(clause("engine.listen.addr", Must, "addr() is None before the engine listens and the bound address (real port) once every worker listens."), &["engine"], &[RustApi], engine_api::listen_addr),
-        s(clause("engine.listen.blocks", Must, "listen blocks until shutdown and returns once every worker thread has exited and every fd the engine opened is closed."), &["engine"], &[RustApi], engine_api::listen_blocks),
-        s(clause("engine.type", Must, "engine_type() is EngineType::Epoll, displayed as epoll."), &["engine"], &[RustApi], engine_api::engine_type),
-        s(clause("engine.workers.count", Must, "num_workers() is 0 before listening and N once listening."), &["engine"], &[RustApi], engine_api::workers_count),
+        s(clause("engine.new.validate", Must, "Engine::new validates the config and returns a typed error naming the bad field; nothing is bound or spawned on error."), &["engine"], &[Lifecycle, Process], engine_api::new_validate),
+        s(clause("engine.listen.bind", Must, "One SO_REUSEPORT listen socket per worker, all on one port; with port 0 every worker binds the port the first bind picked."), &["engine"], &[Config, TestRoutes, Metrics, Process], engine_api::listen_bind),
+        s(clause("engine.listen.addr", Must, "addr() is None before the engine listens and the bound address (real port) once every worker listens."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_addr),
+        s(clause("engine.listen.blocks", Must, "listen blocks until shutdown and returns once every worker thread has exited and every fd the engine opened is closed."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_blocks),
+        s(clause("engine.type", Must, "engine_type() is EngineType::Epoll, displayed as epoll."), &["engine"], &[Lifecycle], engine_api::engine_type),
+        s(clause("engine.workers.count", Must, "num_workers() is 0 before listening and N once listening."), &["engine"], &[Config, Lifecycle], engine_api::workers_count),
         s(clause("engine.metrics", Must, "metrics() is a monotonic snapshot (requests, connections, bytes, per-worker state and accepted); a served response is visible within 50 ms."), &["engine"], &[Config, TestRoutes, Metrics], engine_api::metrics),
         s(clause("engine.shutdown.graceful", Must, "shutdown(deadline) stops accepting, lets in-flight requests finish and flush, closes idle keep-alive connections with FIN, then listen returns."), &["engine"], &[Config, TestRoutes], engine_api::shutdown_graceful),
         // 2. Accept control
@@ -62,7 +62,7 @@ pub fn all() -> Vec<Scenario> {
         // 4. Worker selection
         s(clause("select.modulo", Must, "worker_loop(n) for n >= 0 is worker n mod N, for n in 0..10N and i64::MAX."), &["modulo"], &[Config, Selection], select::modulo),
         s(clause("select.mirror", Must, "Negative n is mirrored: worker_loop(-n) is worker_loop(n); i64::MIN maps to 2^63 mod N."), &["modulo"], &[Config, Selection], select::mirror),
-        s(clause("select.before-listen", Must, "Before listen, worker_loop(n) panics saying the engine is not listening; try_worker_loop(n) returns None."), &["modulo"], &[RustApi], select::before_listen),
+        s(clause("select.before-listen", Must, "Before listen, worker_loop(n) panics saying the engine is not listening; try_worker_loop(n) returns None."), &["modulo"], &[Config, Lifecycle], select::before_listen),
         s(clause("select.stable", Must, "The same n returns the same worker for the life of the engine; worker_loop(n).index() tells which."), &["modulo"], &[Config, Selection], select::stable),
         // 5. Worker loop and driver connections
         s(clause("loop.cpuid", Must, "With pinning, cpu_id() is the pinned CPU and the thread's affinity is exactly it; without pinning, or when pinning failed, -1."), &["driver"], &[Config, Selection], driver::cpuid),

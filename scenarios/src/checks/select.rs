@@ -1,14 +1,13 @@
 //! Section 4: worker selection.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use engine::{Engine, WorkerState};
+use engine::WorkerState;
 
 use crate::target::Instance;
 
 use crate::client;
-use crate::harness::{wait_until, Server, TestHandler};
+use crate::harness::{wait_until, Server};
 use crate::registry::{Ctx, Outcome};
 
 fn start(ctx: &Ctx, workers: usize) -> Result<Server, String> {
@@ -27,13 +26,6 @@ fn select(engine: &dyn Instance, n: i64) -> Result<usize, String> {
         .worker_loop(n)
         .map(|w| w.index())
         .ok_or_else(|| "the target has no worker_loop".to_string())
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// For N = 1, 2 and 3 workers: `worker_loop(n).index()` must be `n % N` for every n
@@ -113,44 +105,46 @@ pub fn mirror(ctx: &Ctx) -> Outcome {
     o
 }
 
-/// On an engine that has not listened yet: `worker_loop(5)` must panic (caught) with
-/// a message saying the engine is not listening, and `try_worker_loop(5)` must return
-/// `None` without panicking.
+/// On an engine that has not listened yet (`new` only): `worker_loop(5)` must refuse
+/// (in Rust: panic, caught) with a message saying the engine is not listening, and
+/// `try_worker_loop(5)` must return `None` without refusing.
 pub fn before_listen(ctx: &Ctx) -> Outcome {
     let mut o = Outcome::new();
     o.expect("before listen: worker_loop(5) panics with a message containing \"not listening\"; try_worker_loop(5) returns None");
-    let engine = match Engine::new(
-        engine::Config {
+    let host = match ctx.target.host() {
+        Ok(h) => h,
+        Err(e) => return o.error(e),
+    };
+    let engine = match host.build(
+        &engine::Config {
             workers: 2,
             ..ctx.config()
         },
-        TestHandler::default(),
+        "",
     ) {
         Ok(e) => e,
-        Err(e) => return o.error(format!("Engine::new: {e}")),
+        Err(r) => return o.error(format!("new: {}", r.message)),
     };
-    match catch_unwind(AssertUnwindSafe(|| engine.worker_loop(5))) {
+    match engine.select(5, true) {
         Ok(w) => {
             o.saw(format!("worker_loop(5) returned {w:?}"));
             o.fail("worker_loop(5) returned a worker before the engine listens");
         }
-        Err(p) => {
-            let msg = panic_text(&*p);
+        Err(msg) => {
             o.saw(format!("worker_loop(5) panicked: {msg:?}"));
             o.check(msg.contains("not listening"), || {
                 format!("the panic message {msg:?} does not say the engine is not listening")
             });
         }
     }
-    match catch_unwind(AssertUnwindSafe(|| engine.try_worker_loop(5))) {
+    match engine.select(5, false) {
         Ok(w) => {
             o.saw(format!("try_worker_loop(5) returned {w:?}"));
             o.check(w.is_none(), || {
                 format!("try_worker_loop(5) returned {w:?} before listen")
             });
         }
-        Err(p) => {
-            let msg = panic_text(&*p);
+        Err(msg) => {
             o.saw(format!("try_worker_loop(5) panicked: {msg:?}"));
             o.fail("try_worker_loop(5) panicked before listen (expected None)");
         }

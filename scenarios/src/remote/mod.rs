@@ -24,7 +24,8 @@ use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
 use serde_json::{json, Value};
 
 use crate::target::{
-    set_callback_thread, Capability, DriverLoop, Instance, OnClose, OnRecv, Target,
+    set_callback_thread, Built, Capability, DriverLoop, Host, Instance, OnClose, OnRecv, Rejected,
+    Selected, Target, TypeReport,
 };
 use proto::{ENV_SOCKET, PROTOCOL, VERSION};
 
@@ -42,6 +43,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Hello {
     name: String,
     capabilities: Vec<Capability>,
+    /// The target's process (0 if it did not say).
+    pid: u32,
 }
 
 /// A target started from a command line, one process per instance.
@@ -96,6 +99,128 @@ impl Target for RemoteTarget {
             workers,
             config: cfg.clone(),
         }))
+    }
+    fn host(&self) -> Result<Box<dyn Host>, String> {
+        Ok(Box::new(RemoteHost {
+            process: Arc::new(Process::spawn(&self.command)?),
+        }))
+    }
+}
+
+/// A fresh target process, before `new`.
+struct RemoteHost {
+    process: Arc<Process>,
+}
+
+impl Host for RemoteHost {
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected> {
+        let msg = json!({"op": "new", "config": proto::config_to_json(cfg), "tag": tag});
+        match self.process.conn.request(msg, None) {
+            Ok(_) => Ok(Box::new(RemoteBuilt {
+                process: Arc::clone(&self.process),
+            })),
+            Err(e) if e.get("kind").and_then(Value::as_str) == Some("transport") => {
+                Err(Rejected::other(format!("new: {}", message(&e))))
+            }
+            Err(e) => Err(Rejected {
+                error: proto::engine_error_from_json(&e),
+                message: message(&e),
+                handler_released: e.get("handler_released").and_then(Value::as_bool),
+            }),
+        }
+    }
+}
+
+/// An engine the target built with `new` (its process stops when this and the host
+/// are dropped).
+struct RemoteBuilt {
+    process: Arc<Process>,
+}
+
+impl RemoteBuilt {
+    fn status(&self) -> Value {
+        self.process
+            .conn
+            .request(json!({"op": "status"}), None)
+            .unwrap_or(Value::Null)
+    }
+}
+
+impl Built for RemoteBuilt {
+    fn addr(&self) -> Option<SocketAddr> {
+        self.status()
+            .get("addr")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse().ok())
+    }
+    fn num_workers(&self) -> usize {
+        self.status()
+            .get("workers")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize
+    }
+    fn engine_type(&self) -> TypeReport {
+        let shown = self
+            .status()
+            .get("engine_type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        TypeReport {
+            typed: proto::engine_type_from_name(&shown),
+            shown,
+        }
+    }
+    fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
+        let msg = json!({"op": "worker_loop", "n": n, "strict": strict});
+        match self.process.conn.request(msg, None) {
+            Ok(v) => {
+                let index = v.get("index").and_then(Value::as_u64);
+                let tid = v.get("thread_id").and_then(Value::as_i64);
+                match (index, tid) {
+                    (Some(index), Some(tid)) => Ok(Some(Selected {
+                        index: index as usize,
+                        thread_id: tid as i32,
+                    })),
+                    _ => Err(format!(
+                        "worker_loop: an answer without index and thread_id: {v}"
+                    )),
+                }
+            }
+            Err(e) if !strict && e.get("kind").and_then(Value::as_str) == Some("not-listening") => {
+                Ok(None)
+            }
+            Err(e) => Err(message(&e)),
+        }
+    }
+    fn listen(&self) -> Result<(), String> {
+        self.process
+            .conn
+            .request(json!({"op": "listen"}), None)
+            .map(drop)
+            .map_err(|e| format!("listen: {}", message(&e)))
+    }
+    fn listen_returned(&self) -> Option<Result<(), String>> {
+        let v = self.status();
+        (v.get("listen").and_then(Value::as_str) == Some("returned")).then(|| {
+            match v.get("listen_error").and_then(Value::as_str) {
+                Some(e) => Err(format!("listen returned an error: {e}")),
+                None => Ok(()),
+            }
+        })
+    }
+    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        self.process
+            .conn
+            .request(
+                json!({"op": "shutdown", "grace_ms": grace.as_millis() as u64}),
+                None,
+            )
+            .map(drop)
+            .map_err(|e| proto::engine_error_from_json(&e))
     }
 }
 
@@ -439,7 +564,19 @@ fn parse_hello(line: &str) -> Result<Hello, String> {
             .unwrap_or("remote")
             .to_string(),
         capabilities,
+        pid: v.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32,
     })
+}
+
+impl Process {
+    /// The engine's process: the one the hello names, else the command's (which
+    /// `exec` made the target itself).
+    fn pid(&self) -> u32 {
+        if self.hello.pid != 0 {
+            return self.hello.pid;
+        }
+        lock(&self.child).as_ref().map_or(0, Child::id)
+    }
 }
 
 impl Drop for Process {
@@ -487,6 +624,9 @@ impl Instance for RemoteInstance {
     }
     fn num_workers(&self) -> usize {
         self.workers
+    }
+    fn pid(&self) -> Option<u32> {
+        Some(self.process.pid())
     }
     fn pause_accept(&self) -> Result<(), EngineError> {
         self.call(json!({"op": "pause_accept"})).map(drop)
@@ -623,11 +763,16 @@ impl DriverLoop for RemoteLoop {
         r.map(drop)
     }
     fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
-        self.call(
+        let ok = self.call(
             json!({"op": "unregister", "worker": self.index, "fd": fd}),
             None,
-        )
-        .map(drop)
+        )?;
+        if ok.get("closed").and_then(Value::as_bool) == Some(true) {
+            // The engine closed its copy (which it must not): close ours too, so the
+            // check sees in this process what the engine did in its own.
+            let _ = engine::sys::socket::close_mirrored(fd);
+        }
+        Ok(())
     }
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
         self.call(

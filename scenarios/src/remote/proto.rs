@@ -6,7 +6,9 @@ use std::io;
 use std::time::Duration;
 
 use base64::Engine as _;
-use engine::{Config, DriverError, EngineError, Metrics, WorkerMetrics, WorkerState};
+use engine::{
+    Config, ConfigError, DriverError, EngineError, EngineType, Metrics, WorkerMetrics, WorkerState,
+};
 use serde_json::{json, Map, Value};
 
 /// The protocol's name, in the target's `hello`.
@@ -203,7 +205,7 @@ pub fn metrics_from_json(v: &Value) -> Result<Metrics, String> {
 /// An engine error as an `error` object.
 pub fn engine_error_to_json(e: &EngineError) -> Value {
     let (kind, extra) = match e {
-        EngineError::Config(_) => ("config", json!({})),
+        EngineError::Config(ce) => ("config", config_error_fields(ce)),
         EngineError::AlreadyListening => ("already-listening", json!({})),
         EngineError::NotListening => ("not-listening", json!({})),
         EngineError::NoSuchWorker { index, count } => {
@@ -217,6 +219,78 @@ pub fn engine_error_to_json(e: &EngineError) -> Value {
         _ => ("other", json!({})),
     };
     error_object(kind, &e.to_string(), extra)
+}
+
+/// The sizes and timeouts a config error can name (the harness's `&'static str`s).
+const SIZE_FIELDS: [&str; 4] = [
+    "read_buffer_size",
+    "max_header_bytes",
+    "max_body_bytes",
+    "driver_write_cap",
+];
+const TIMEOUT_FIELDS: [&str; 4] = [
+    "idle_timeout",
+    "header_timeout",
+    "write_timeout",
+    "drain_linger",
+];
+
+/// A config error's `field`, `reason` and `value` (see the protocol document).
+fn config_error_fields(e: &ConfigError) -> Value {
+    match e {
+        ConfigError::ZeroWorkers => json!({"field": "workers", "reason": "zero"}),
+        ConfigError::TooManyWorkers(n) => {
+            json!({"field": "workers", "reason": "too-many", "value": n})
+        }
+        ConfigError::BadAddress(a) => {
+            json!({"field": "address", "reason": "bad-address", "value": a})
+        }
+        ConfigError::ZeroSize(f) => json!({"field": f, "reason": "zero"}),
+        ConfigError::BadTimeout { field, value } => {
+            json!({"field": field, "reason": "bad-timeout", "value": us(*value)})
+        }
+        ConfigError::BadBacklog(n) => {
+            json!({"field": "listen_backlog", "reason": "out-of-range", "value": n})
+        }
+        ConfigError::BadCpu(c) => json!({"field": "cpus", "reason": "out-of-range", "value": c}),
+        #[allow(unreachable_patterns)]
+        _ => json!({"reason": "other"}),
+    }
+}
+
+/// A `config` error object back into the [`ConfigError`] it names (`None`: a field or
+/// reason the harness does not know).
+fn config_error_from_json(v: &Value) -> Option<ConfigError> {
+    let field = v.get("field").and_then(Value::as_str)?;
+    let reason = v.get("reason").and_then(Value::as_str)?;
+    let value = v.get("value");
+    let num = || value.and_then(Value::as_u64);
+    Some(match (field, reason) {
+        ("workers", "zero") => ConfigError::ZeroWorkers,
+        ("workers", "too-many") => ConfigError::TooManyWorkers(num()? as usize),
+        ("address", "bad-address") => {
+            ConfigError::BadAddress(value.and_then(Value::as_str)?.to_string())
+        }
+        (f, "zero") => ConfigError::ZeroSize(SIZE_FIELDS.into_iter().find(|&k| k == f)?),
+        (f, "bad-timeout") => ConfigError::BadTimeout {
+            field: TIMEOUT_FIELDS.into_iter().find(|&k| k == f)?,
+            value: Duration::from_micros(num()?),
+        },
+        ("listen_backlog", "out-of-range") => ConfigError::BadBacklog(num()? as u32),
+        ("cpus", "out-of-range") => ConfigError::BadCpu(num()? as usize),
+        _ => return None,
+    })
+}
+
+/// The [`EngineType`] an `engine_type` name displays as (`None`: a name the harness
+/// does not know).
+pub fn engine_type_from_name(name: &str) -> Option<EngineType> {
+    match name {
+        "epoll" => Some(EngineType::Epoll),
+        #[cfg(feature = "faults")]
+        "unknown" => Some(EngineType::Unknown),
+        _ => None,
+    }
 }
 
 /// The same driver error, naming `fd` instead of the engine's own number.
@@ -305,6 +379,18 @@ fn errno_error(v: &Value) -> io::Error {
 pub fn engine_error_from_json(v: &Value) -> EngineError {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("");
     match kind {
+        "config" => match config_error_from_json(v) {
+            Some(ce) => EngineError::Config(ce),
+            None => EngineError::Io {
+                what: format!(
+                    "config error the harness cannot map (field {:?}, reason {:?}): {}",
+                    v.get("field"),
+                    v.get("reason"),
+                    v.get("message").and_then(Value::as_str).unwrap_or("")
+                ),
+                source: io::Error::other("unmapped config error"),
+            },
+        },
         "already-listening" => EngineError::AlreadyListening,
         "not-listening" => EngineError::NotListening,
         "no-such-worker" => EngineError::NoSuchWorker {
@@ -361,6 +447,31 @@ mod tests {
         };
         let back = config_from_json(&config_to_json(&cfg)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{cfg:?}"));
+        // Every config error the engine can return survives the trip.
+        for ce in [
+            ConfigError::ZeroWorkers,
+            ConfigError::TooManyWorkers(2000),
+            ConfigError::BadAddress("x".into()),
+            ConfigError::ZeroSize("max_body_bytes"),
+            ConfigError::BadTimeout {
+                field: "drain_linger",
+                value: Duration::from_secs(90_000),
+            },
+            ConfigError::BadBacklog(0),
+            ConfigError::BadCpu(5000),
+        ] {
+            let shown = ce.to_string();
+            let back = engine_error_from_json(&engine_error_to_json(&EngineError::Config(ce)));
+            assert!(
+                matches!(&back, EngineError::Config(b) if b.to_string() == shown),
+                "{shown} came back as {back:?}"
+            );
+        }
+        let unknown = json!({"kind": "config", "message": "m", "field": "frobs", "reason": "zero"});
+        assert!(matches!(
+            engine_error_from_json(&unknown),
+            EngineError::Io { .. }
+        ));
         let err = config_from_json(&json!({"max_headers": 1})).unwrap_err();
         assert!(err.contains("config.max_headers: unknown setting"), "{err}");
     }
