@@ -13,10 +13,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::sys::socket;
 use engine::{Engine, EngineError};
 use scenarios::harness::TestHandler;
 use scenarios::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
-use scenarios::target::{new_reference, panic_text, Capability, ListenThread};
+use scenarios::target::{new_reference, panic_text, Capability, ListenState, ListenThread};
 use serde_json::{json, Value};
 
 use crate::EXIT_OK;
@@ -90,6 +91,13 @@ impl State {
         lock(&self.fds)
             .get(&hfd)
             .map_or(UNMAPPED_FD, |(fd, _)| fd.as_raw_fd())
+    }
+
+    /// One more user of the copy of `hfd` (released with [`State::release_fd`]).
+    fn hold_fd(&self, hfd: RawFd) {
+        if let Some((_, n)) = lock(&self.fds).get_mut(&hfd) {
+            *n += 1;
+        }
     }
 
     /// Drops the copy of `hfd` without closing it: the engine closed it.
@@ -215,13 +223,6 @@ pub fn run() -> Result<u8, String> {
     Ok(EXIT_OK)
 }
 
-/// Which connection fd is (its two addresses), to tell whether the number still
-/// names the same socket.
-fn identity(fd: RawFd) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
-    use engine::sys::socket;
-    socket::local_addr(fd).ok().zip(socket::peer_addr(fd).ok())
-}
-
 /// The message's `fd` (the harness's number).
 fn harness_fd(msg: &Value) -> Result<RawFd, Value> {
     msg.get("fd")
@@ -272,19 +273,17 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
             let r = running
                 .as_mut()
                 .ok_or_else(|| bad("listen before new: build the engine first"))?;
-            r.listen.start(&r.engine).map_err(|e| bad(&e))?;
-            Ok(json!({}))
+            eng(r.listen.start(&r.engine))
         }
         "status" => {
             let mut running = lock(&st.running);
             let r = running
                 .as_mut()
                 .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
-            let (listen, error) = match r.listen.returned() {
-                Some(Ok(())) => ("returned", None),
-                Some(Err(e)) => ("returned", Some(e)),
-                None if matches!(r.listen, ListenThread::Idle) => ("idle", None),
-                None => ("running", None),
+            let (listen, error) = match r.listen.state() {
+                ListenState::Idle => ("idle", None),
+                ListenState::Running => ("running", None),
+                ListenState::Returned(r) => ("returned", r.err()),
             };
             Ok(json!({
                 "addr": r.engine.addr().map(|a| a.to_string()),
@@ -338,7 +337,7 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                 .shutdown(grace)
                 .map_err(|e| proto::engine_error_to_json(&e))?;
             // The engine's shutdown returns once listen has; join it (a bounded wait:
-            // `status` tells the harness if it has not).
+            // `status` tells the harness if it has not), and answer listen's error.
             let end = Instant::now() + Duration::from_secs(5);
             loop {
                 let returned = lock(&st.running).as_mut().and_then(|r| {
@@ -349,7 +348,7 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                     }
                 });
                 match returned {
-                    Some(Err(e)) => return Err(bad(&e)),
+                    Some(Err(e)) => return Err(proto::engine_error_to_json(&e)),
                     Some(Ok(())) => return Ok(json!({})),
                     None if Instant::now() >= end => return Ok(json!({})),
                     None => std::thread::sleep(Duration::from_millis(1)),
@@ -380,16 +379,22 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                     .map(|()| json!({}))
                     .map_err(|e| proto::driver_error_to_json(&e, hfd));
             }
-            let before = identity(local);
-            wl.unregister_conn(local)
-                .map_err(|e| proto::driver_error_to_json(&e, hfd))?;
+            // Our copy is held across the call (its close callback may run meanwhile
+            // and release the registration's hold): the number cannot be closed by us
+            // or reused before the look after.
+            st.hold_fd(hfd);
+            let before = socket::identity(local).ok();
+            let r = wl.unregister_conn(local);
             // The engine must not close the fd; if it closed this copy, say so (the
-            // harness then closes its own, as the engine would have in process) and
-            // forget the number, which is no longer ours.
-            let closed = before.is_some() && identity(local) != before;
+            // harness then makes its peer see the end, as in process) and forget the
+            // number, which is no longer ours.
+            let closed = before.is_some() && socket::identity(local).ok() != before;
             if closed {
                 st.forget_fd(hfd);
+            } else {
+                st.release_fd(hfd);
             }
+            r.map_err(|e| proto::driver_error_to_json(&e, hfd))?;
             Ok(json!({"closed": closed}))
         }
         other => Err(bad(&format!("unknown op {other:?}"))),
@@ -424,31 +429,38 @@ fn new(st: &Arc<State>, msg: &Value) -> Result<Arc<Engine>, Value> {
     Ok(engine)
 }
 
-/// `start`: `new`, then `listen`, answered once every worker listens.
+/// `start`: `new`, then `listen`, answered once every worker listens. On failure the
+/// engine is dropped (a later `start` or `new` may try again).
 fn start(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     let engine = new(st, msg)?;
-    let started = lock(&st.running)
+    let r = listening(st, &engine);
+    if r.is_err() {
+        let _ = engine.shutdown(Duration::ZERO);
+        lock(&st.running).take();
+    }
+    r
+}
+
+/// Starts the built engine's `listen` and waits (5 s at most) until it listens.
+fn listening(st: &Arc<State>, engine: &Arc<Engine>) -> Result<Value, Value> {
+    lock(&st.running)
         .as_mut()
-        .map(|r| r.listen.start(&engine))
-        .unwrap_or_else(|| Err("the engine went away".into()));
-    started.map_err(|e| bad(&e))?;
+        .map_or(Err(EngineError::NotListening), |r| r.listen.start(engine))
+        .map_err(|e| proto::engine_error_to_json(&e))?;
     let end = Instant::now() + Duration::from_secs(5);
     let addr = loop {
         if let Some(a) = engine.addr() {
             break a;
         }
         let returned = lock(&st.running).as_mut().and_then(|r| r.listen.returned());
-        if let Some(r) = returned {
-            let what = r
-                .err()
-                .unwrap_or_else(|| "listen returned before listening".into());
-            return Err(proto::error_object("io", &what, json!({})));
+        match returned {
+            Some(Err(e)) => return Err(proto::engine_error_to_json(&e)),
+            Some(Ok(())) => return Err(bad("listen returned before listening")),
+            None if Instant::now() >= end => {
+                return Err(bad("the engine did not listen within 5 s"))
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
         }
-        if Instant::now() >= end {
-            let _ = engine.shutdown(Duration::ZERO);
-            return Err(bad("the engine did not listen within 5 s"));
-        }
-        std::thread::sleep(Duration::from_millis(1));
     };
     Ok(json!({"addr": addr.to_string(), "workers": engine.num_workers()}))
 }

@@ -260,11 +260,30 @@ pub trait Host: Send + Sync {
     /// The process the engines live in.
     fn pid(&self) -> u32;
     /// `Engine::new`: an engine that validated `cfg` and does not listen yet (`tag` is
-    /// what it answers on `/id`), or the rejection.
-    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected>;
+    /// what it answers on `/id`), or why not.
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, BuildError>;
 }
 
-/// Why [`Host::build`] refused a configuration.
+/// Why [`Host::build`] gave no engine.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The engine refused the configuration (its answer).
+    Rejected(Rejected),
+    /// The host could not ask the engine (the target went away, does not know `new`,
+    /// ...): not the engine's verdict on the configuration.
+    Host(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Rejected(r) => write!(f, "new: {}", r.message),
+            BuildError::Host(e) => write!(f, "new: {e}"),
+        }
+    }
+}
+
+/// The engine's refusal of a configuration.
 #[derive(Debug)]
 pub struct Rejected {
     /// The error, in the contract's vocabulary.
@@ -274,20 +293,6 @@ pub struct Rejected {
     /// Whether the engine had released the handler it was given by the time `new`
     /// returned (nothing spawned or kept holds it); `None` when the target cannot tell.
     pub handler_released: Option<bool>,
-}
-
-impl Rejected {
-    /// A failure that is not the engine's answer (the host could not ask it).
-    pub fn other(message: String) -> Rejected {
-        Rejected {
-            error: EngineError::Io {
-                what: message.clone(),
-                source: io::Error::other(message.clone()),
-            },
-            message,
-            handler_released: None,
-        }
-    }
 }
 
 /// What `engine_type()` says: the variant (when the harness knows the name) and how
@@ -300,6 +305,31 @@ pub struct TypeReport {
     pub shown: String,
 }
 
+/// Where a built engine's `listen` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenState {
+    /// Not called yet.
+    Idle,
+    /// Running.
+    Running,
+    /// Returned this (the error as the engine worded it).
+    Returned(Result<(), String>),
+}
+
+/// One look at a built engine: `addr()`, `num_workers()`, `engine_type()` and its
+/// `listen`, taken together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// `addr()`: `None` until every worker listens.
+    pub addr: Option<SocketAddr>,
+    /// `num_workers()`.
+    pub workers: usize,
+    /// `engine_type()`.
+    pub engine_type: TypeReport,
+    /// Where `listen` is.
+    pub listen: ListenState,
+}
+
 /// A worker `worker_loop` selected: its index and kernel thread id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Selected {
@@ -309,25 +339,18 @@ pub struct Selected {
     pub thread_id: i32,
 }
 
-/// An engine [`Host::build`] made: not listening until [`Built::listen`]. Shut down
-/// (1 s grace) when dropped.
+/// An engine [`Host::build`] made: not listening until [`Built::listen`]. Stopped when
+/// dropped (with its process, for a target in another one).
 pub trait Built: Send + Sync {
-    /// `addr()`: `None` until every worker listens.
-    fn addr(&self) -> Option<SocketAddr>;
-    /// `num_workers()`.
-    fn num_workers(&self) -> usize;
-    /// `engine_type()`.
-    fn engine_type(&self) -> TypeReport;
-    /// `worker_loop(n)` when `strict` (which must refuse, `Err` with the engine's
-    /// message, e.g. a Rust panic's, before listening) or `try_worker_loop(n)` (which
-    /// must return `Ok(None)` then).
+    /// Its status now (`Err`: the target could not be asked).
+    fn status(&self) -> Result<Status, String>;
+    /// `worker_loop(n)` when `strict` (which must refuse before listening: `Err` with
+    /// the engine's message, e.g. a Rust panic's) or `try_worker_loop(n)` (which must
+    /// return `Ok(None)` then).
     fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String>;
     /// Starts `listen` in the background and returns at once.
     fn listen(&self) -> Result<(), String>;
-    /// `None` while `listen` runs (or has not been started); its result once it
-    /// returned.
-    fn listen_returned(&self) -> Option<Result<(), String>>;
-    /// `shutdown(grace)` (whether `listen` has returned is [`Built::listen_returned`]).
+    /// `shutdown(grace)` (whether `listen` has returned is in [`Built::status`]).
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError>;
 }
 
@@ -445,18 +468,18 @@ impl Host for ReferenceHost {
     fn pid(&self) -> u32 {
         std::process::id()
     }
-    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected> {
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, BuildError> {
         let (engine, released) = new_reference(cfg, TestHandler::tagged(tag));
         match engine {
             Ok(engine) => Ok(Box::new(ReferenceBuilt {
                 engine: Arc::new(engine),
                 listen: Mutex::new(ListenThread::Idle),
             })),
-            Err(error) => Err(Rejected {
+            Err(error) => Err(BuildError::Rejected(Rejected {
                 message: error.to_string(),
                 error,
                 handler_released: Some(released()),
-            }),
+            })),
         }
     }
 }
@@ -478,7 +501,7 @@ pub fn new_reference(
     (engine, move || Arc::strong_count(&marker) == 1)
 }
 
-/// Where a built engine's `listen` is.
+/// A reference engine's `listen`, on a thread of its own.
 #[derive(Debug)]
 pub enum ListenThread {
     /// Not started.
@@ -486,27 +509,31 @@ pub enum ListenThread {
     /// Running on this thread.
     Running(JoinHandle<Result<(), EngineError>>),
     /// Returned this.
-    Returned(Result<(), String>),
+    Returned(Result<(), Arc<EngineError>>),
 }
 
 impl ListenThread {
-    /// Starts `engine.listen()` on a thread of its own (an error if it already ran).
-    pub fn start(&mut self, engine: &Arc<Engine>) -> Result<(), String> {
+    /// Starts `engine.listen()` on a thread of its own (`AlreadyListening` if it was
+    /// started before).
+    pub fn start(&mut self, engine: &Arc<Engine>) -> Result<(), EngineError> {
         if !matches!(self, ListenThread::Idle) {
-            return Err("listen was already called".into());
+            return Err(EngineError::AlreadyListening);
         }
         let runner = Arc::clone(engine);
         let thread = std::thread::Builder::new()
             .name("engine-listen".into())
             .spawn(move || runner.listen())
-            .map_err(|e| format!("spawning the listen thread: {e}"))?;
+            .map_err(|source| EngineError::Io {
+                what: "spawning the listen thread".into(),
+                source,
+            })?;
         *self = ListenThread::Running(thread);
         Ok(())
     }
 
     /// Joins the thread if it has finished: `None` while `listen` runs or before it
     /// started.
-    pub fn returned(&mut self) -> Option<Result<(), String>> {
+    pub fn returned(&mut self) -> Option<Result<(), Arc<EngineError>>> {
         if let ListenThread::Running(t) = self {
             if !t.is_finished() {
                 return None;
@@ -515,14 +542,25 @@ impl ListenThread {
                 unreachable!("matched above");
             };
             *self = ListenThread::Returned(match t.join() {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(format!("listen returned an error: {e}")),
-                Err(_) => Err("the listen thread panicked".into()),
+                Ok(r) => r.map_err(Arc::new),
+                Err(_) => Err(Arc::new(EngineError::Io {
+                    what: "the listen thread panicked".into(),
+                    source: io::Error::other("panic"),
+                })),
             });
         }
         match self {
             ListenThread::Returned(r) => Some(r.clone()),
             _ => None,
+        }
+    }
+
+    /// Where `listen` is, for [`Status`].
+    pub fn state(&mut self) -> ListenState {
+        match self.returned() {
+            Some(r) => ListenState::Returned(r.map_err(|e| e.to_string())),
+            None if matches!(self, ListenThread::Idle) => ListenState::Idle,
+            None => ListenState::Running,
         }
     }
 }
@@ -534,27 +572,25 @@ struct ReferenceBuilt {
 }
 
 impl Built for ReferenceBuilt {
-    fn addr(&self) -> Option<SocketAddr> {
-        self.engine.addr()
-    }
-    fn num_workers(&self) -> usize {
-        self.engine.num_workers()
-    }
-    fn engine_type(&self) -> TypeReport {
+    fn status(&self) -> Result<Status, String> {
         let t = self.engine.engine_type();
-        TypeReport {
-            typed: Some(t),
-            shown: t.to_string(),
-        }
+        Ok(Status {
+            addr: self.engine.addr(),
+            workers: self.engine.num_workers(),
+            engine_type: TypeReport {
+                typed: Some(t),
+                shown: t.to_string(),
+            },
+            listen: lock(&self.listen).state(),
+        })
     }
     fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
         reference_select(&self.engine, n, strict)
     }
     fn listen(&self) -> Result<(), String> {
-        lock(&self.listen).start(&self.engine)
-    }
-    fn listen_returned(&self) -> Option<Result<(), String>> {
-        lock(&self.listen).returned()
+        lock(&self.listen)
+            .start(&self.engine)
+            .map_err(|e| e.to_string())
     }
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
         self.engine.shutdown(grace)

@@ -250,15 +250,14 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Closes fd number `fd`, which its owner will give up without closing: a harness
-/// mirrors on its own copy of a driver fd that the engine under test, in another
-/// process, closed its copy (`scenarios::remote`), so that the check sees what it
-/// would see in process.
-pub fn close_mirrored(fd: RawFd) -> io::Result<()> {
-    // SAFETY: closing a number cannot corrupt memory; its owner gives it up without
-    // closing it again (the contract above).
-    syscall!(close(fd))?;
-    Ok(())
+/// What `fd` refers to: its device and inode (`fstat`). Two numbers name the same open
+/// file iff these are equal; a number that was closed and reused names another.
+pub fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: passes a writable stat; the kernel validates fd.
+    syscall!(fstat(fd, &mut st))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Closes a borrowed fd behind its owner's back: only the `unregister-closes-fd` fault

@@ -1,6 +1,7 @@
 //! Passing file descriptors over a Unix stream socket (`SCM_RIGHTS`), for the
 //! scenarios' out-of-process control protocol: the harness hands a socket it owns to
-//! the engine under test, which registers its copy as a driver connection.
+//! the engine under test, which registers its copy as a driver connection. And the
+//! peer's process id (`SO_PEERCRED`): which process the harness is talking to.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -126,10 +127,33 @@ pub fn recv_with_fds(
     }
 }
 
+/// The process id of the peer of `sock` (`SO_PEERCRED`: the process that connected,
+/// as of the connect).
+pub fn peer_pid(sock: &UnixStream) -> io::Result<u32> {
+    // SAFETY: ucred is plain data; all-zero is a valid value.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: passes a writable ucred and its size; the kernel validates fd and option.
+    syscall!(getsockopt(
+        sock.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_PEERCRED,
+        (&mut cred as *mut libc::ucred).cast(),
+        &mut len
+    ))?;
+    Ok(cred.pid as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Write};
+
+    #[test]
+    fn the_peer_of_a_pair_is_this_process() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        assert_eq!(peer_pid(&a).unwrap(), std::process::id());
+    }
 
     #[test]
     fn an_fd_crosses_and_stays_usable() {

@@ -12,7 +12,7 @@ use engine::{ConfigError, EngineError, EngineType, Metrics};
 use crate::client::{self, Class, Watch};
 use crate::harness::{wait_until, Server};
 use crate::registry::{Ctx, Outcome};
-use crate::target::{Built, Host, Rejected, TypeReport};
+use crate::target::{BuildError, Built, Host, ListenState, Rejected, Status, TypeReport};
 
 /// What a process's fd table and sockets look like, read from `/proc/<pid>`.
 mod proc_fds {
@@ -71,6 +71,23 @@ mod proc_fds {
             out.insert(fd, FdEntry { target, eventfd_id });
         }
         out
+    }
+
+    /// `Ok` if process `pid`'s fds, threads and sockets can be read: the checks that
+    /// look there must not pass by seeing nothing.
+    pub fn readable(pid: u32) -> Result<(), String> {
+        for what in ["fd", "task", "net/tcp"] {
+            let path = format!("/proc/{pid}/{what}");
+            let ok = if what == "net/tcp" {
+                std::fs::read_to_string(&path).map(drop)
+            } else {
+                std::fs::read_dir(&path).map(drop)
+            };
+            ok.map_err(|e| {
+                format!("cannot read {path}: {e} (the engine's process must be on this machine and readable: run as its user or root)")
+            })?;
+        }
+        Ok(())
     }
 
     /// How many fds and threads process `pid` has.
@@ -181,12 +198,11 @@ struct Building {
 }
 
 impl Building {
-    /// `new` with `cfg` on a fresh host.
+    /// `new` with `cfg` on a fresh host whose `/proc` can be read.
     fn new(ctx: &Ctx, cfg: engine::Config) -> Result<Building, String> {
         let host = ctx.target.host()?;
-        let engine = host
-            .build(&cfg, "")
-            .map_err(|r| format!("new: {}", r.message))?;
+        proc_fds::readable(host.pid())?;
+        let engine = host.build(&cfg, "").map_err(|e| e.to_string())?;
         Ok(Building { host, engine })
     }
 
@@ -194,33 +210,62 @@ impl Building {
         self.host.pid()
     }
 
+    fn status(&self) -> Result<Status, String> {
+        self.engine.status()
+    }
+
+    /// Polls the status (up to `within`) until `done` says so; the last status seen,
+    /// and whether `done` was reached.
+    fn poll(
+        &self,
+        within: Duration,
+        mut done: impl FnMut(&Status) -> bool,
+    ) -> Result<(Status, bool), String> {
+        let mut last = self.status()?;
+        let mut failed = None;
+        let reached = wait_until(within, || match self.status() {
+            Ok(s) => {
+                let d = done(&s);
+                last = s;
+                d
+            }
+            Err(e) => {
+                failed = Some(e);
+                true
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok((last, reached)),
+        }
+    }
+
     /// Starts `listen` and waits (up to `within`) until `addr()` is set; `Err` if it
     /// is not, or `listen` returned first.
     fn listen(&self, within: Duration) -> Result<SocketAddr, String> {
         self.engine.listen()?;
-        let mut addr = None;
-        wait_until(within, || {
-            addr = self.engine.addr();
-            addr.is_some() || self.engine.listen_returned().is_some()
-        });
-        match (addr, self.engine.listen_returned()) {
+        let (s, _) = self.poll(within, |s| {
+            s.addr.is_some() || matches!(s.listen, ListenState::Returned(_))
+        })?;
+        match (s.addr, s.listen) {
             (Some(a), _) => Ok(a),
-            (None, Some(r)) => Err(format!("listen returned before listening: {r:?}")),
-            (None, None) => Err(format!(
+            (None, ListenState::Returned(r)) => {
+                Err(format!("listen returned before listening: {r:?}"))
+            }
+            (None, _) => Err(format!(
                 "the engine did not listen within {} ms",
                 within.as_millis()
             )),
         }
     }
 
-    /// Waits (up to `within`) until `listen` has returned: `None` if it has not.
-    fn returned_within(&self, within: Duration) -> Option<Result<(), String>> {
-        let mut r = None;
-        wait_until(within, || {
-            r = self.engine.listen_returned();
-            r.is_some()
-        });
-        r
+    /// Waits (up to `within`) until `listen` has returned: `Ok(None)` if it has not.
+    fn returned_within(&self, within: Duration) -> Result<Option<Result<(), String>>, String> {
+        let (s, _) = self.poll(within, |s| matches!(s.listen, ListenState::Returned(_)))?;
+        Ok(match s.listen {
+            ListenState::Returned(r) => Some(r),
+            _ => None,
+        })
     }
 }
 
@@ -366,7 +411,12 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
             },
         ),
     ];
-    let mut host = match ctx.target.host() {
+    let fresh_host = || -> Result<Box<dyn Host>, String> {
+        let host = ctx.target.host()?;
+        proc_fds::readable(host.pid())?;
+        Ok(host)
+    };
+    let mut host = match fresh_host() {
         Ok(h) => h,
         Err(e) => return o.error(e),
     };
@@ -377,9 +427,11 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
             let (fds, tasks) = proc_fds::counts(pid);
             let result = host.build(&cfg, "");
             let (fds2, tasks2) = proc_fds::counts(pid);
-            let clean = fds2 <= fds && tasks2 <= tasks;
+            // An accepted config is the answer; a rejection is retried until the
+            // counts are quiet.
+            let done = result.is_ok() || (fds2 <= fds && tasks2 <= tasks);
             quiet = Some((result, fds, fds2, tasks, tasks2));
-            if clean {
+            if done {
                 break;
             }
         }
@@ -392,16 +444,19 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
                 o.fail(format!("a bad {field} was accepted by new"));
                 drop(engine);
                 // The host holds that engine now: the next case gets a fresh one.
-                host = match ctx.target.host() {
+                host = match fresh_host() {
                     Ok(h) => h,
                     Err(e) => return o.error(e),
                 };
             }
-            Err(Rejected {
+            Err(BuildError::Host(e)) => {
+                return o.error(format!("{field}: the target could not be asked: {e}"))
+            }
+            Err(BuildError::Rejected(Rejected {
                 error,
                 message: msg,
                 handler_released,
-            }) => {
+            })) => {
                 o.saw(format!("{field}: Err({error:?}) \"{msg}\"; handler released: {handler_released:?}; fds {fds} -> {fds2}, threads {tasks} -> {tasks2}"));
                 match &error {
                     EngineError::Config(ce) => {
@@ -513,7 +568,10 @@ pub fn listen_addr(ctx: &Ctx) -> Outcome {
         Ok(x) => x,
         Err(e) => return o.error(e),
     };
-    let before = b.engine.addr();
+    let before = match b.status() {
+        Ok(st) => st.addr,
+        Err(e) => return o.error(e),
+    };
     o.saw(format!("before listen: addr() = {before:?}"));
     o.check(before.is_none(), || {
         format!("addr() is {before:?} before listen")
@@ -544,11 +602,15 @@ pub fn listen_addr(ctx: &Ctx) -> Outcome {
         obs.responses.first().is_some_and(|r| r.status == 200),
         || format!("a request to addr() was not served: {obs}"),
     );
-    if b.engine.shutdown(ctx.ms(1000)).is_ok() && b.returned_within(ctx.ms(2000)).is_some() {
-        o.saw(format!(
-            "after shutdown and listen returned: addr() = {:?}",
-            b.engine.addr()
-        ));
+    if b.engine.shutdown(ctx.ms(1000)).is_ok() {
+        if let Ok((st, true)) = b.poll(ctx.ms(2000), |s| {
+            matches!(s.listen, ListenState::Returned(_))
+        }) {
+            o.saw(format!(
+                "after shutdown and listen returned: addr() = {:?}",
+                st.addr
+            ));
+        }
     }
     o
 }
@@ -624,7 +686,19 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         })
         .map(|(&fd, _)| fd)
         .collect();
-    let still_running = b.engine.listen_returned().is_none();
+    let still_running = match b.status() {
+        Ok(st) => !matches!(st.listen, ListenState::Returned(_)),
+        Err(e) => return o.error(e),
+    };
+    // What is looked for afterwards must be seen now: the listen sockets and the
+    // worker threads (else reading /proc tells nothing, and the check must not pass).
+    let threads_seen = tids.iter().all(|&t| proc_fds::thread_alive(pid, t));
+    if engine_fds.len() < n || tids.len() != n || !threads_seen {
+        return o.error(format!(
+            "cannot see the engine in /proc/{pid}: {} of its sockets (at least {n} expected), worker tids {tids:?} (alive: {threads_seen})",
+            engine_fds.len()
+        ));
+    }
     o.saw(format!(
         "listening on {addr}: {served} requests served over 300 ms; listen still running: {still_running}; worker tids {tids:?}; engine sockets: {}",
         engine_fd_summary(&during, &engine_fds)
@@ -638,11 +712,12 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         o.fail(format!("shutdown failed: {e}"));
     }
     match b.returned_within(ctx.ms(2000)) {
-        None => {
+        Err(e) => return o.error(e),
+        Ok(None) => {
             o.fail("listen did not return within 2 s of shutdown");
             return o;
         }
-        Some(r) => {
+        Ok(Some(r)) => {
             o.saw(format!(
                 "listen returned {r:?} {} ms after shutdown was called",
                 t0.elapsed().as_millis()
@@ -724,11 +799,17 @@ pub fn engine_type(ctx: &Ctx) -> Outcome {
             format!("{when}: engine_type() displays {shown:?}")
         });
     };
-    check(&mut o, "before listen", b.engine.engine_type());
+    match b.status() {
+        Ok(st) => check(&mut o, "before listen", st.engine_type),
+        Err(e) => return o.error(e),
+    }
     if let Err(e) = b.listen(ctx.ms(5000)) {
         return o.error(e);
     }
-    check(&mut o, "listening", b.engine.engine_type());
+    match b.status() {
+        Ok(st) => check(&mut o, "listening", st.engine_type),
+        Err(e) => return o.error(e),
+    }
     o
 }
 
@@ -748,19 +829,23 @@ pub fn workers_count(ctx: &Ctx) -> Outcome {
             Ok(x) => x,
             Err(e) => return o.error(e),
         };
-        let before = b.engine.num_workers();
+        let before = match b.status() {
+            Ok(st) => st.workers,
+            Err(e) => return o.error(e),
+        };
         if let Err(e) = b.engine.listen() {
             return o.error(e);
         }
         let mut seen = BTreeSet::new();
-        let up = wait_until(ctx.ms(5000), || {
-            seen.insert(b.engine.num_workers());
-            b.engine.addr().is_some() || b.engine.listen_returned().is_some()
+        let polled = b.poll(ctx.ms(5000), |s| {
+            seen.insert(s.workers);
+            s.addr.is_some() || matches!(s.listen, ListenState::Returned(_))
         });
-        if !up || b.engine.addr().is_none() {
-            return o.error(format!("the {n}-worker engine did not listen within 5 s"));
-        }
-        let once = b.engine.num_workers();
+        let once = match polled {
+            Ok((st, true)) if st.addr.is_some() => st.workers,
+            Ok(_) => return o.error(format!("the {n}-worker engine did not listen within 5 s")),
+            Err(e) => return o.error(e),
+        };
         o.saw(format!(
             "N = {n}: before listen {before}; while starting {seen:?}; once listening {once}"
         ));
@@ -1195,4 +1280,17 @@ pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
         o.fail(format!("after shutdown: {e}"));
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proc_fds;
+
+    #[test]
+    fn an_unreadable_process_is_an_error_not_an_empty_table() {
+        assert_eq!(proc_fds::readable(std::process::id()), Ok(()));
+        // Above pid_max (4194304 at most): no such process.
+        let e = proc_fds::readable(9_999_999).unwrap_err();
+        assert!(e.contains("/proc/9999999/fd"), "{e}");
+    }
 }

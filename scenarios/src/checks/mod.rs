@@ -33,11 +33,11 @@ pub fn all() -> Vec<Scenario> {
     };
     vec![
         // 1. Engine
-        s(clause("engine.new.validate", Must, "Engine::new validates the config and returns a typed error naming the bad field; nothing is bound or spawned on error."), &["engine"], &[Lifecycle, Process], engine_api::new_validate),
+        s(clause("engine.new.validate", Must, "Engine::new validates the config and returns a typed error naming the bad field; nothing is bound or spawned on error."), &["engine"], &[Config, Lifecycle, Process], engine_api::new_validate),
         s(clause("engine.listen.bind", Must, "One SO_REUSEPORT listen socket per worker, all on one port; with port 0 every worker binds the port the first bind picked."), &["engine"], &[Config, TestRoutes, Metrics, Process], engine_api::listen_bind),
         s(clause("engine.listen.addr", Must, "addr() is None before the engine listens and the bound address (real port) once every worker listens."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_addr),
         s(clause("engine.listen.blocks", Must, "listen blocks until shutdown and returns once every worker thread has exited and every fd the engine opened is closed."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_blocks),
-        s(clause("engine.type", Must, "engine_type() is EngineType::Epoll, displayed as epoll."), &["engine"], &[Lifecycle], engine_api::engine_type),
+        s(clause("engine.type", Must, "engine_type() is EngineType::Epoll, displayed as epoll."), &["engine"], &[Config, Lifecycle], engine_api::engine_type),
         s(clause("engine.workers.count", Must, "num_workers() is 0 before listening and N once listening."), &["engine"], &[Config, Lifecycle], engine_api::workers_count),
         s(clause("engine.metrics", Must, "metrics() is a monotonic snapshot (requests, connections, bytes, per-worker state and accepted); a served response is visible within 50 ms."), &["engine"], &[Config, TestRoutes, Metrics], engine_api::metrics),
         s(clause("engine.shutdown.graceful", Must, "shutdown(deadline) stops accepting, lets in-flight requests finish and flush, closes idle keep-alive connections with FIN, then listen returns."), &["engine"], &[Config, TestRoutes], engine_api::shutdown_graceful),

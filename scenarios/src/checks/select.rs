@@ -123,7 +123,7 @@ pub fn before_listen(ctx: &Ctx) -> Outcome {
         "",
     ) {
         Ok(e) => e,
-        Err(r) => return o.error(format!("new: {}", r.message)),
+        Err(e) => return o.error(e.to_string()),
     };
     match engine.select(5, true) {
         Ok(w) => {

@@ -24,8 +24,8 @@ use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
 use serde_json::{json, Value};
 
 use crate::target::{
-    set_callback_thread, Built, Capability, DriverLoop, Host, Instance, OnClose, OnRecv, Rejected,
-    Selected, Target, TypeReport,
+    set_callback_thread, BuildError, Built, Capability, DriverLoop, Host, Instance, ListenState,
+    OnClose, OnRecv, Rejected, Selected, Status, Target, TypeReport,
 };
 use proto::{ENV_SOCKET, PROTOCOL, VERSION};
 
@@ -114,22 +114,33 @@ struct RemoteHost {
 
 impl Host for RemoteHost {
     fn pid(&self) -> u32 {
-        self.process.pid()
+        self.process.pid
     }
-    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, Rejected> {
+    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, BuildError> {
         let msg = json!({"op": "new", "config": proto::config_to_json(cfg), "tag": tag});
         match self.process.conn.request(msg, None) {
             Ok(_) => Ok(Box::new(RemoteBuilt {
                 process: Arc::clone(&self.process),
             })),
-            Err(e) if e.get("kind").and_then(Value::as_str) == Some("transport") => {
-                Err(Rejected::other(format!("new: {}", message(&e))))
+            // Not the engine's answer: the target could not be asked.
+            Err(e)
+                if matches!(
+                    e.get("kind").and_then(Value::as_str),
+                    Some("transport" | "bad-request" | "unsupported") | None
+                ) =>
+            {
+                Err(BuildError::Host(format!(
+                    "{}: {}",
+                    e.get("kind").and_then(Value::as_str).unwrap_or("error"),
+                    message(&e)
+                )))
             }
-            Err(e) => Err(Rejected {
+            // The engine's answer (right or wrong: the check judges it).
+            Err(e) => Err(BuildError::Rejected(Rejected {
                 error: proto::engine_error_from_json(&e),
                 message: message(&e),
                 handler_released: e.get("handler_released").and_then(Value::as_bool),
-            }),
+            })),
         }
     }
 }
@@ -140,39 +151,53 @@ struct RemoteBuilt {
     process: Arc<Process>,
 }
 
-impl RemoteBuilt {
-    fn status(&self) -> Value {
-        self.process
+impl Built for RemoteBuilt {
+    fn status(&self) -> Result<Status, String> {
+        let v = self
+            .process
             .conn
             .request(json!({"op": "status"}), None)
-            .unwrap_or(Value::Null)
-    }
-}
-
-impl Built for RemoteBuilt {
-    fn addr(&self) -> Option<SocketAddr> {
-        self.status()
-            .get("addr")
-            .and_then(Value::as_str)
-            .and_then(|a| a.parse().ok())
-    }
-    fn num_workers(&self) -> usize {
-        self.status()
-            .get("workers")
-            .and_then(Value::as_u64)
-            .unwrap_or(0) as usize
-    }
-    fn engine_type(&self) -> TypeReport {
-        let shown = self
-            .status()
+            .map_err(|e| format!("status: {}", message(&e)))?;
+        let addr = match v.get("addr") {
+            None | Some(Value::Null) => None,
+            Some(a) => Some(
+                a.as_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| format!("status: addr {a} is not host:port"))?,
+            ),
+        };
+        let shown = v
             .get("engine_type")
             .and_then(Value::as_str)
-            .unwrap_or("")
+            .ok_or_else(|| format!("status: no engine_type in {v}"))?
             .to_string();
-        TypeReport {
-            typed: proto::engine_type_from_name(&shown),
-            shown,
-        }
+        let listen = match v.get("listen").and_then(Value::as_str) {
+            Some("idle") => ListenState::Idle,
+            Some("running") => ListenState::Running,
+            Some("returned") => {
+                ListenState::Returned(match v.get("listen_error").and_then(Value::as_str) {
+                    Some(e) => Err(e.to_string()),
+                    None => Ok(()),
+                })
+            }
+            _ => {
+                return Err(format!(
+                    "status: listen is not idle, running or returned: {v}"
+                ))
+            }
+        };
+        Ok(Status {
+            addr,
+            workers: v
+                .get("workers")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| format!("status: no workers in {v}"))? as usize,
+            engine_type: TypeReport {
+                typed: proto::engine_type_from_name(&shown),
+                shown,
+            },
+            listen,
+        })
     }
     fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
         let msg = json!({"op": "worker_loop", "n": n, "strict": strict});
@@ -190,10 +215,17 @@ impl Built for RemoteBuilt {
                     )),
                 }
             }
-            Err(e) if !strict && e.get("kind").and_then(Value::as_str) == Some("not-listening") => {
-                Ok(None)
-            }
-            Err(e) => Err(message(&e)),
+            Err(e) => match e.get("kind").and_then(Value::as_str) {
+                // try_worker_loop's None.
+                Some("not-listening") if !strict => Ok(None),
+                // worker_loop's refusal: the engine's own words.
+                Some("panic" | "not-listening") => Err(message(&e)),
+                kind => Err(format!(
+                    "worker_loop: not a refusal but a {} error: {}",
+                    kind.unwrap_or("malformed"),
+                    message(&e)
+                )),
+            },
         }
     }
     fn listen(&self) -> Result<(), String> {
@@ -202,15 +234,6 @@ impl Built for RemoteBuilt {
             .request(json!({"op": "listen"}), None)
             .map(drop)
             .map_err(|e| format!("listen: {}", message(&e)))
-    }
-    fn listen_returned(&self) -> Option<Result<(), String>> {
-        let v = self.status();
-        (v.get("listen").and_then(Value::as_str) == Some("returned")).then(|| {
-            match v.get("listen_error").and_then(Value::as_str) {
-                Some(e) => Err(format!("listen returned an error: {e}")),
-                None => Ok(()),
-            }
-        })
     }
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
         self.process
@@ -388,6 +411,9 @@ struct Process {
     child: Mutex<Option<Child>>,
     conn: Arc<Conn>,
     hello: Hello,
+    /// The process at the other end of the control socket (`SO_PEERCRED`): the one
+    /// whose `/proc` the lifecycle checks read.
+    pid: u32,
     path: PathBuf,
 }
 
@@ -484,6 +510,11 @@ impl Process {
             Ok(h) => h,
             Err(e) => return Err(fail(&mut child, format!("--target-cmd {command:?}: {e}"))),
         };
+        let peer = engine::sys::unix::peer_pid(lines.get_ref()).ok();
+        let pid = match engine_pid(hello.pid, peer) {
+            Ok(p) => p,
+            Err(e) => return Err(fail(&mut child, format!("--target-cmd {command:?}: {e}"))),
+        };
         let _ = lines.get_ref().set_read_timeout(None);
         let conn = Arc::new(Conn {
             writer: Mutex::new(stream),
@@ -501,8 +532,23 @@ impl Process {
             child: Mutex::new(Some(child)),
             conn,
             hello,
+            pid,
             path,
         })
+    }
+}
+
+/// The engine's process: the one at the other end of the control socket, which the
+/// hello's `pid` (if given) must name; the harness reads its `/proc`, so it must not
+/// take a target's word for it.
+fn engine_pid(hello: u32, peer: Option<u32>) -> Result<u32, String> {
+    match peer {
+        Some(p) if hello == 0 || hello == p => Ok(p),
+        Some(p) => Err(format!(
+            "its hello names pid {hello}, but the process connected to ${ENV_SOCKET} is {p}: the engine must speak the protocol from its own process"
+        )),
+        None if hello != 0 => Ok(hello),
+        None => Err("cannot tell which process it is (no SO_PEERCRED, no pid in its hello)".into()),
     }
 }
 
@@ -568,17 +614,6 @@ fn parse_hello(line: &str) -> Result<Hello, String> {
     })
 }
 
-impl Process {
-    /// The engine's process: the one the hello names, else the command's (which
-    /// `exec` made the target itself).
-    fn pid(&self) -> u32 {
-        if self.hello.pid != 0 {
-            return self.hello.pid;
-        }
-        lock(&self.child).as_ref().map_or(0, Child::id)
-    }
-}
-
 impl Drop for Process {
     fn drop(&mut self) {
         // Closing the socket tells the target to exit; give it a moment, then kill.
@@ -626,7 +661,7 @@ impl Instance for RemoteInstance {
         self.workers
     }
     fn pid(&self) -> Option<u32> {
-        Some(self.process.pid())
+        Some(self.process.pid)
     }
     fn pause_accept(&self) -> Result<(), EngineError> {
         self.call(json!({"op": "pause_accept"})).map(drop)
@@ -768,9 +803,10 @@ impl DriverLoop for RemoteLoop {
             None,
         )?;
         if ok.get("closed").and_then(Value::as_bool) == Some(true) {
-            // The engine closed its copy (which it must not): close ours too, so the
-            // check sees in this process what the engine did in its own.
-            let _ = engine::sys::socket::close_mirrored(fd);
+            // The engine closed its copy (which it must not). In process, the peer
+            // would read EOF: make it so here, without closing a number the caller
+            // still owns.
+            let _ = engine::sys::socket::shutdown(fd, engine::sys::socket::Shutdown::Both);
         }
         Ok(())
     }
@@ -798,5 +834,20 @@ impl DriverLoop for RemoteLoop {
                 Some((fd, Err(err)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_pid;
+
+    #[test]
+    fn the_engine_pid_is_the_connected_process() {
+        assert_eq!(engine_pid(0, Some(42)), Ok(42));
+        assert_eq!(engine_pid(42, Some(42)), Ok(42));
+        assert_eq!(engine_pid(42, None), Ok(42));
+        let e = engine_pid(7, Some(42)).unwrap_err();
+        assert!(e.contains("names pid 7") && e.contains("is 42"), "{e}");
+        assert!(engine_pid(0, None).is_err());
     }
 }
