@@ -2,13 +2,14 @@
 //! targets interleaved, into one results file (or, for an A/B, one file per side).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reports::{RunResult, Warning};
+use scenarios::harness::on_free_port;
 
 use crate::cli::BenchArgs;
 use crate::run::config::{parse_duration, Target};
@@ -213,7 +214,10 @@ impl Server {
     /// A user's command with `{addr}` / `{port}` replaced by a free loopback port, run
     /// as `sh -c 'exec CMD'` so that the child's pid is the server's.
     fn command(template: &str, deadline: Duration) -> Result<Server, String> {
-        let addr = free_addr()?;
+        on_free_port(|addr| Server::command_on(template, deadline, addr))
+    }
+
+    fn command_on(template: &str, deadline: Duration, addr: SocketAddr) -> Result<Server, String> {
         let cmd = template
             .replace("{addr}", &addr.to_string())
             .replace("{port}", &addr.port().to_string());
@@ -231,7 +235,15 @@ impl Server {
         let nginx = find_on_path("nginx").ok_or(
             "--target nginx: nginx is not on PATH: install nginx-light (apt-get install nginx-light)",
         )?;
-        let addr = free_addr()?;
+        on_free_port(|addr| Server::nginx_on(&nginx, idle, deadline, addr))
+    }
+
+    fn nginx_on(
+        nginx: &Path,
+        idle: usize,
+        deadline: Duration,
+        addr: SocketAddr,
+    ) -> Result<Server, String> {
         let dir = nginx_dir(addr, idle)?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
         let args = vec![
@@ -242,7 +254,7 @@ impl Server {
             "-e".into(),
             s(&dir.join("error.log")),
         ];
-        let spawned = spawn_pinned(&nginx, &args);
+        let spawned = spawn_pinned(nginx, &args);
         let (child, cpu) = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -253,7 +265,25 @@ impl Server {
         let mut server = Server::new(child, addr, cpu);
         server.dir = Some(dir);
         drain_stderr(&mut server.child, &server.tail);
-        server.wait_listening("nginx", deadline)?;
+        if let Err(e) = server.wait_listening("nginx", deadline) {
+            // nginx writes why to its error log, not to stderr.
+            let log = server
+                .dir
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join("error.log")).ok())
+                .unwrap_or_default();
+            let why = log
+                .lines()
+                .rev()
+                .find(|l| l.contains("Address already in use"))
+                .or_else(|| log.lines().rev().find(|l| l.contains("[emerg]")))
+                .unwrap_or("");
+            return Err(if why.is_empty() {
+                e
+            } else {
+                format!("{e}; its error log: {why}")
+            });
+        }
         Ok(server)
     }
 
@@ -310,13 +340,6 @@ impl Drop for Server {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
-}
-
-/// A loopback address that was free a moment ago (the server binds it next).
-fn free_addr() -> Result<SocketAddr, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("bench: cannot find a free port on 127.0.0.1: {e}"))
 }
 
 fn find_on_path(program: &str) -> Option<PathBuf> {

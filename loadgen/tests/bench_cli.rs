@@ -283,6 +283,48 @@ fn a_command_that_never_listens_fails_within_the_deadline_and_is_killed() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// bench picks the port a command binds just before starting it; a server that lost
+/// it to another process meanwhile ("Address already in use") is started again on
+/// another port.
+#[test]
+fn a_command_that_lost_its_port_is_started_again_on_another() {
+    let flag = tmp("lost-port-flag");
+    let script = tmp("lost-port.sh");
+    let _ = std::fs::remove_file(&flag);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ -e {flag} ] && exec {exe} serve --addr \"$1\" --workers 1\ntouch {flag}; echo 'bind: Address already in use' >&2; exit 1\n",
+            flag = flag.display(),
+            exe = env!("CARGO_BIN_EXE_loadgen")
+        ),
+    )
+    .unwrap();
+    let cmd = format!("sh {} {{addr}}", script.display());
+    let json = tmp("lost-port.json");
+    let out = loadgen(
+        &[
+            "bench",
+            "--target",
+            &cmd,
+            "--workload",
+            "plaintext",
+            "-d",
+            "300ms",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert!(flag.exists(), "the first start never ran");
+    assert_eq!(started_pids(&out.stderr).len(), 1, "{out:?}");
+    assert!(read(&json).runs.iter().all(|r| r.requests > 0));
+    for p in [&flag, &script, &json] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 #[test]
 fn idle_active_holds_idle_connections_while_active_ones_run() {
     let json = tmp("idle.json");

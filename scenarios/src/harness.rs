@@ -23,6 +23,25 @@ pub fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Runs `start` with a loopback address whose port was free a moment before (for a
+/// server in another process, which binds it next). Another process may take the port
+/// in between: when `start`'s error says so ("Address already in use"), it runs again
+/// on a new port, 3 times in all.
+pub fn on_free_port<T>(
+    mut start: impl FnMut(SocketAddr) -> Result<T, String>,
+) -> Result<T, String> {
+    let mut tries = 1;
+    loop {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("cannot find a free port on 127.0.0.1: {e}"))?;
+        match start(addr) {
+            Err(e) if e.contains("Address already in use") && tries < 3 => tries += 1,
+            r => return r,
+        }
+    }
+}
+
 /// Open fds of this process (`/proc/self/fd`).
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -327,5 +346,39 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.gate.release();
+    }
+}
+
+#[cfg(test)]
+mod free_port_tests {
+    use super::on_free_port;
+
+    #[test]
+    fn a_lost_port_is_retried_on_a_new_one_three_times_in_all() {
+        let mut ports = Vec::new();
+        let r = on_free_port(|a| {
+            ports.push(a.port());
+            if ports.len() < 3 {
+                Err("bind() failed (98: Address already in use)".to_string())
+            } else {
+                Ok(a.port())
+            }
+        });
+        assert_eq!(r, Ok(ports[2]));
+        assert!(ports.iter().all(|&p| p != 0), "{ports:?}");
+        let mut tries = 0;
+        let r: Result<(), String> = on_free_port(|_| {
+            tries += 1;
+            Err("Address already in use".into())
+        });
+        assert!(r.is_err());
+        assert_eq!(tries, 3);
+        // Any other failure is the answer at once.
+        let mut tries = 0;
+        let r: Result<(), String> = on_free_port(|_| {
+            tries += 1;
+            Err("no such command".into())
+        });
+        assert_eq!((r, tries), (Err("no such command".into()), 1));
     }
 }

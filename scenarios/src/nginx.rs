@@ -7,7 +7,7 @@
 //! `/id`; it has none of the other test routes, no accept or worker control and no
 //! driver API, so the scenarios needing them are skipped.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use engine::{Config, EngineError};
 
+use crate::harness::on_free_port;
 use crate::target::{Capability, Instance, Target};
 
 /// How long an nginx instance may take to accept connections.
@@ -64,14 +65,6 @@ impl Target for Nginx {
     fn start(&self, cfg: &Config, tag: &str) -> Result<Arc<dyn Instance>, String> {
         Ok(Arc::new(NginxInstance::start(&self.binary, cfg, tag)?))
     }
-}
-
-/// A free port on 127.0.0.1 (bound, read, released: nginx binds it next).
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("finding a free port: {e}"))
 }
 
 /// Seconds (rounded up, at least 1) for an nginx time directive.
@@ -147,11 +140,22 @@ impl NginxInstance {
             .address
             .parse()
             .map_err(|e| format!("nginx: address {:?}: {e}", cfg.address))?;
-        let addr = if requested.port() == 0 {
-            SocketAddr::new(requested.ip(), free_port()?)
-        } else {
-            requested
-        };
+        if requested.port() != 0 {
+            return NginxInstance::start_on(binary, cfg, tag, requested);
+        }
+        on_free_port(|free| {
+            let addr = SocketAddr::new(requested.ip(), free.port());
+            NginxInstance::start_on(binary, cfg, tag, addr)
+        })
+    }
+
+    /// Starts nginx listening on `addr`.
+    fn start_on(
+        binary: &Path,
+        cfg: &Config,
+        tag: &str,
+        addr: SocketAddr,
+    ) -> Result<NginxInstance, String> {
         let dir = std::env::temp_dir().join(format!(
             "loadgen-nginx-{}-{}",
             std::process::id(),
@@ -200,7 +204,15 @@ impl NginxInstance {
                 .unwrap_or(true);
             if exited || Instant::now() >= end {
                 let log = std::fs::read_to_string(inst.dir.join("error.log")).unwrap_or_default();
-                let last = log.lines().last().unwrap_or("no error log").to_string();
+                // nginx retries a failed bind, then says "still could not bind()":
+                // the line that says why is the one to show.
+                let last = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("Address already in use"))
+                    .or(log.lines().last())
+                    .unwrap_or("no error log")
+                    .to_string();
                 return Err(format!(
                     "nginx did not accept connections on {addr} within {}s: {last}",
                     START_DEADLINE.as_secs()
