@@ -212,12 +212,10 @@ pub fn run() -> Result<u8, String> {
     state.closed.store(true, SeqCst);
     state.acked.notify_all();
     let running = lock(&state.running).take();
-    if let Some(r) = running {
+    if let Some(mut r) = running {
         r.handler.gate.release();
         let _ = r.engine.shutdown(Duration::from_millis(100));
-        if let ListenThread::Running(t) = r.listen {
-            let _ = t.join();
-        }
+        let _ = r.listen.join();
     }
     drop(sigpipe_counter);
     Ok(EXIT_OK)

@@ -534,10 +534,17 @@ impl ListenThread {
     /// Joins the thread if it has finished: `None` while `listen` runs or before it
     /// started.
     pub fn returned(&mut self) -> Option<Result<(), Arc<EngineError>>> {
-        if let ListenThread::Running(t) = self {
-            if !t.is_finished() {
-                return None;
-            }
+        match self {
+            ListenThread::Idle => None,
+            ListenThread::Running(t) if !t.is_finished() => None,
+            _ => Some(self.join()),
+        }
+    }
+
+    /// Waits until `listen` has returned, and what it returned (`Ok` if it was never
+    /// started).
+    pub fn join(&mut self) -> Result<(), Arc<EngineError>> {
+        if matches!(self, ListenThread::Running(_)) {
             let ListenThread::Running(t) = std::mem::replace(self, ListenThread::Idle) else {
                 unreachable!("matched above");
             };
@@ -550,8 +557,8 @@ impl ListenThread {
             });
         }
         match self {
-            ListenThread::Returned(r) => Some(r.clone()),
-            _ => None,
+            ListenThread::Returned(r) => r.clone(),
+            _ => Ok(()),
         }
     }
 
@@ -600,11 +607,7 @@ impl Built for ReferenceBuilt {
 impl Drop for ReferenceBuilt {
     fn drop(&mut self) {
         let _ = self.engine.shutdown(Duration::from_secs(1));
-        if let ListenThread::Running(t) =
-            std::mem::replace(&mut *lock(&self.listen), ListenThread::Idle)
-        {
-            let _ = t.join();
-        }
+        let _ = lock(&self.listen).join();
     }
 }
 
@@ -641,7 +644,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A reference engine listening on its own thread; shut down (1 s grace) on drop.
 pub struct ReferenceInstance {
     engine: Arc<Engine>,
-    thread: Mutex<Option<JoinHandle<Result<(), EngineError>>>>,
+    listen: Mutex<ListenThread>,
     addr: SocketAddr,
     handler: TestHandler,
 }
@@ -659,28 +662,25 @@ impl ReferenceInstance {
     pub fn start(cfg: Config, handler: TestHandler) -> Result<ReferenceInstance, String> {
         let engine =
             Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| format!("Engine::new: {e}"))?);
-        let runner = Arc::clone(&engine);
-        let thread = std::thread::Builder::new()
-            .name("engine-listen".into())
-            .spawn(move || runner.listen())
-            .map_err(|e| format!("spawning the listen thread: {e}"))?;
+        let mut listen = ListenThread::Idle;
+        listen.start(&engine).map_err(|e| e.to_string())?;
         let mut addr = None;
-        let ok = wait_until(Duration::from_secs(5), || {
+        wait_until(Duration::from_secs(5), || {
             addr = engine.addr();
-            addr.is_some() || thread.is_finished()
+            addr.is_some() || listen.returned().is_some()
         });
         match addr {
-            Some(addr) if ok => Ok(ReferenceInstance {
+            Some(addr) => Ok(ReferenceInstance {
                 engine,
-                thread: Mutex::new(Some(thread)),
+                listen: Mutex::new(listen),
                 addr,
                 handler,
             }),
-            _ => {
+            None => {
                 let _ = engine.shutdown(Duration::ZERO);
-                match thread.join() {
-                    Ok(Err(e)) => Err(format!("listen failed: {e}")),
-                    _ => Err("the engine did not listen within 5 s".into()),
+                match listen.join() {
+                    Err(e) => Err(format!("listen failed: {e}")),
+                    Ok(()) => Err("the engine did not listen within 5 s".into()),
                 }
             }
         }
@@ -691,13 +691,15 @@ impl ReferenceInstance {
         &self.engine
     }
 
+    /// Waits for `listen` to return; its error, as the engine's own when nothing else
+    /// holds it.
     fn join(&self) -> Result<(), EngineError> {
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match thread.map(|t| t.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(EngineError::WorkerGone(usize::MAX)),
-            None => Ok(()),
-        }
+        lock(&self.listen).join().map_err(|e| {
+            Arc::try_unwrap(e).unwrap_or_else(|e| EngineError::Io {
+                what: format!("listen: {e}"),
+                source: io::Error::other(e.to_string()),
+            })
+        })
     }
 }
 
@@ -960,5 +962,44 @@ impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
         peer: SocketAddr,
     ) -> Option<(RawFd, Result<(), DriverError>)> {
         (**self).register_engine_fd(local, peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_returned_listen_stays_returned() {
+        let engine = Arc::new(
+            Engine::new(
+                Config {
+                    workers: 1,
+                    address: "127.0.0.1:0".into(),
+                    ..Config::default()
+                },
+                TestHandler::default(),
+            )
+            .unwrap(),
+        );
+        let mut listen = ListenThread::Idle;
+        assert!(listen.returned().is_none());
+        assert_eq!(listen.state(), ListenState::Idle);
+        listen.start(&engine).unwrap();
+        assert!(matches!(
+            listen.start(&engine),
+            Err(EngineError::AlreadyListening)
+        ));
+        assert!(wait_until(Duration::from_secs(5), || engine
+            .addr()
+            .is_some()));
+        assert_eq!(listen.state(), ListenState::Running);
+        engine.shutdown(Duration::from_secs(1)).unwrap();
+        assert!(listen.join().is_ok());
+        // Asked again and again, it keeps its answer.
+        for _ in 0..3 {
+            assert!(matches!(listen.returned(), Some(Ok(()))));
+            assert_eq!(listen.state(), ListenState::Returned(Ok(())));
+        }
     }
 }
