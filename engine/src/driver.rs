@@ -7,9 +7,10 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::engine::{lock, EngineShared};
+use crate::engine::EngineShared;
 use crate::error::DriverError;
 use crate::metrics::WorkerCounters;
+use crate::sync::lock;
 use crate::sys::socket;
 use crate::sys::{Epoll, Interest};
 use crate::worker::{driver_token, WorkerShared};

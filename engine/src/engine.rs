@@ -12,6 +12,7 @@ use crate::driver::WorkerLoop;
 use crate::error::EngineError;
 use crate::http::handler::Handler;
 use crate::metrics::{Metrics, WorkerCounters, WorkerMetrics, WorkerState};
+use crate::sync::{lock, read_lock, write_lock};
 use crate::sys::socket::{self, ListenOptions};
 use crate::worker::{Command, WorkerShared};
 
@@ -496,18 +497,6 @@ fn select_index(n: i64, count: u64, cfg: &Config) -> usize {
         return ((n.unsigned_abs() + ROTATE.fetch_add(1, SeqCst)) % count) as usize;
     }
     (n.unsigned_abs() % count) as usize
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ macro_rules! fault {
     }};
 }
 
+pub mod sync;
 pub mod sys;
 
 mod config;

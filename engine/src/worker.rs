@@ -23,13 +23,14 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::driver::DriverConn;
-use crate::engine::{lock, EngineShared};
+use crate::engine::EngineShared;
 use crate::error::EngineError;
 use crate::http::date::DateCache;
 use crate::http::handler::{Handler, Request, Response};
 use crate::http::parse::{decode_chunked, parse_head, BodyKind, HeaderSpan, Limits, ParseError};
 use crate::http::response::{write_error, write_response};
 use crate::metrics::{LocalCounts, WorkerCounters, WorkerState};
+use crate::sync::lock;
 use crate::sys::socket::{self, Shutdown};
 use crate::sys::{Epoll, EventFd, Events, Interest};
 

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::sys::socket;
 use engine::{Engine, EngineError};
 use scenarios::harness::TestHandler;
@@ -30,10 +31,6 @@ fn capabilities() -> Vec<&'static str> {
 /// An fd number the engine has never been given: operations on a harness fd this
 /// side does not hold go to it, so that the engine answers `UnknownFd` itself.
 const UNMAPPED_FD: RawFd = i32::MAX - 1;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// The engine `new` (or `start`) built, and its `listen`.
 struct Running {

@@ -80,6 +80,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use engine::sync::lock;
 use engine::{Config, DriverError, Engine, EngineError, EngineType, Metrics, WorkerState};
 
 use crate::harness::{wait_until, TestHandler};
@@ -635,10 +636,6 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic without a message".into())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A reference engine listening on its own thread; shut down (1 s grace) on drop.

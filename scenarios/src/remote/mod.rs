@@ -20,6 +20,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
 use serde_json::{json, Value};
 
@@ -33,10 +34,6 @@ use proto::{ENV_SOCKET, PROTOCOL, VERSION};
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// How long one request may take (a 64 MiB write included).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What the target said in its `hello`.
 #[derive(Debug, Clone)]
