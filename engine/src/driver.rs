@@ -13,7 +13,8 @@ use crate::metrics::WorkerCounters;
 use crate::sync::lock;
 use crate::sys::socket;
 use crate::sys::{Epoll, Interest};
-use crate::worker::{driver_token, WorkerShared};
+use crate::token::Token;
+use crate::worker::WorkerShared;
 
 type OnRecv = Box<dyn FnMut(&[u8]) + Send>;
 type OnClose = Box<dyn FnOnce(Option<io::Error>) + Send>;
@@ -93,7 +94,7 @@ impl DriverConn {
             }
         }
         if q.armed && self.is_registered() {
-            epoll.modify(self.fd, driver_token(self.fd), Interest::READ)?;
+            epoll.modify(self.fd, Token::Driver(self.fd).to_u64(), Interest::READ)?;
             q.armed = false;
         }
         Ok(())
@@ -177,7 +178,7 @@ impl WorkerLoop {
             Ok(false) => return Err(DriverError::Blocking(fd)),
             Err(source) => return Err(DriverError::Io { fd, source }),
         }
-        match w.epoll.add(fd, driver_token(fd), Interest::READ) {
+        match w.epoll.add(fd, Token::Driver(fd).to_u64(), Interest::READ) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 return Err(DriverError::HttpConn(fd))
@@ -300,7 +301,7 @@ impl WorkerLoop {
         }
         if !q.armed {
             w.epoll
-                .modify(fd, driver_token(fd), Interest::READ_WRITE)
+                .modify(fd, Token::Driver(fd).to_u64(), Interest::READ_WRITE)
                 .map_err(|source| DriverError::Io { fd, source })?;
             q.armed = true;
         }

@@ -48,6 +48,7 @@ mod error;
 pub mod faults;
 pub mod http;
 mod metrics;
+mod token;
 mod worker;
 
 pub use config::{Config, ConfigError, ValidConfig, DRIVER_WRITE_CAP, MAX_TIMEOUT};

@@ -33,14 +33,7 @@ use crate::metrics::{LocalCounts, WorkerCounters, WorkerState};
 use crate::sync::lock;
 use crate::sys::socket::{self, Shutdown};
 use crate::sys::{Epoll, EventFd, Events, Interest};
-
-pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
-pub(crate) const LISTEN_TOKEN: u64 = u64::MAX - 1;
-pub(crate) const DRIVER_BIT: u64 = 1 << 32;
-
-pub(crate) fn driver_token(fd: RawFd) -> u64 {
-    DRIVER_BIT | u64::from(fd as u32)
-}
+use crate::token::Token;
 
 /// A request to a worker, sent with [`WorkerShared::send`].
 pub(crate) enum Command {
@@ -223,14 +216,15 @@ pub(crate) fn run(
     ws.cpu_id.store(cpu, SeqCst);
     let setup = ws
         .epoll
-        .add(ws.wake.as_raw_fd(), WAKE_TOKEN, Interest::READ)
+        .add(ws.wake.as_raw_fd(), Token::Wake.to_u64(), Interest::READ)
         .and_then(|()| {
             let interest = if fault!(cfg, StrandBacklog) {
                 Interest::READ.with(Interest::EDGE)
             } else {
                 Interest::READ
             };
-            ws.epoll.add(listener.as_raw_fd(), LISTEN_TOKEN, interest)
+            ws.epoll
+                .add(listener.as_raw_fd(), Token::Listener.to_u64(), interest)
         });
     if let Err(e) = setup {
         ws.alive.store(false, SeqCst);
@@ -309,8 +303,11 @@ impl Worker {
             }
             self.now = Instant::now();
             // Commands first: a pause that arrived with a ready listener drains it.
-            let woke = (0..self.events.len())
-                .any(|i| self.events.get(i).is_some_and(|e| e.token == WAKE_TOKEN));
+            let woke = (0..self.events.len()).any(|i| {
+                self.events
+                    .get(i)
+                    .is_some_and(|e| Token::from_u64(e.token) == Token::Wake)
+            });
             if woke {
                 let _ = self.ws.wake.drain();
                 self.process_commands();
@@ -318,11 +315,11 @@ impl Worker {
             }
             for i in 0..self.events.len() {
                 let Some(ev) = self.events.get(i) else { break };
-                match ev.token {
-                    WAKE_TOKEN => {}
-                    LISTEN_TOKEN => self.accept_ready(),
-                    t if t & DRIVER_BIT != 0 => self.driver_event(t as u32 as RawFd, ev),
-                    t => self.conn_event(t as RawFd, ev),
+                match Token::from_u64(ev.token) {
+                    Token::Wake => {}
+                    Token::Listener => self.accept_ready(),
+                    Token::Driver(fd) => self.driver_event(fd, ev),
+                    Token::Conn(fd) => self.conn_event(fd, ev),
                 }
             }
             if self.now >= self.next_sweep {
@@ -436,7 +433,7 @@ impl Worker {
         let l = socket::tcp_listen(self.ws.addr, self.engine.listen_options())?;
         self.ws
             .epoll
-            .add(l.as_raw_fd(), LISTEN_TOKEN, Interest::READ)?;
+            .add(l.as_raw_fd(), Token::Listener.to_u64(), Interest::READ)?;
         self.listener = Some(l);
         self.ws.listening.store(true, SeqCst);
         Ok(())
@@ -555,7 +552,8 @@ impl Worker {
     fn add_conn(&mut self, fd: OwnedFd) -> Option<RawFd> {
         let raw = fd.as_raw_fd();
         let _ = socket::set_nodelay(raw, true);
-        if self.ws.epoll.add(raw, raw as u64, Interest::READ).is_err() {
+        let token = Token::Conn(raw).to_u64();
+        if self.ws.epoll.add(raw, token, Interest::READ).is_err() {
             self.ws.counters.errors.fetch_add(1, SeqCst);
             return None;
         }
@@ -624,7 +622,12 @@ impl Worker {
     fn set_interest(&self, c: &mut Conn, want: Interest) {
         if c.interest != want {
             let raw = c.fd.as_raw_fd();
-            if self.ws.epoll.modify(raw, raw as u64, want).is_ok() {
+            if self
+                .ws
+                .epoll
+                .modify(raw, Token::Conn(raw).to_u64(), want)
+                .is_ok()
+            {
                 c.interest = want;
             }
         }
