@@ -48,12 +48,14 @@ mod error;
 pub mod faults;
 pub mod http;
 mod metrics;
+mod shared;
 mod token;
 mod worker;
+mod worker_loop;
 
 pub use config::{Config, ConfigError, ValidConfig, DRIVER_WRITE_CAP, MAX_TIMEOUT};
-pub use driver::WorkerLoop;
 pub use engine::{Engine, EngineType};
 pub use error::{DriverError, EngineError};
 pub use http::handler::{BodySource, Handler, Request, Response};
 pub use metrics::{Metrics, WorkerMetrics, WorkerState};
+pub use worker_loop::WorkerLoop;

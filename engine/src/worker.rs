@@ -13,101 +13,25 @@
 //! passes. `close()` with unread input (which makes the kernel send RST) is never the
 //! plan, only the outcome of a peer that keeps sending past the linger deadline.
 
-use std::collections::HashMap;
 use std::io;
 use std::mem;
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::driver::DriverConn;
-use crate::engine::EngineShared;
 use crate::error::EngineError;
 use crate::http::date::DateCache;
 use crate::http::handler::{Handler, Request, Response};
 use crate::http::parse::{decode_chunked, parse_head, BodyKind, HeaderSpan, Limits, ParseError};
 use crate::http::response::{write_error, write_response};
-use crate::metrics::{LocalCounts, WorkerCounters, WorkerState};
+use crate::metrics::LocalCounts;
+use crate::shared::{Command, EngineShared, WorkerShared};
 use crate::sync::lock;
 use crate::sys::socket::{self, Shutdown};
-use crate::sys::{Epoll, EventFd, Events, Interest};
+use crate::sys::{EventFd, Events, Interest};
 use crate::token::Token;
-
-/// A request to a worker, sent with [`WorkerShared::send`].
-pub(crate) enum Command {
-    /// Bring the listen socket and shutdown state in line with the flags (engine
-    /// accept pause, worker pause, shutdown); answer on the channel when done.
-    Reconcile(Option<mpsc::Sender<io::Result<()>>>),
-}
-
-/// The part of a worker other threads see.
-pub(crate) struct WorkerShared {
-    pub index: usize,
-    pub addr: SocketAddr,
-    pub epoll: Epoll,
-    wake: EventFd,
-    pub counters: Arc<WorkerCounters>,
-    pub paused: AtomicBool,
-    pub listening: AtomicBool,
-    http_conns: AtomicU64,
-    alive: AtomicBool,
-    pub tid: AtomicI32,
-    pub cpu_id: AtomicI32,
-    commands: Mutex<Vec<Command>>,
-    pub drivers: Mutex<HashMap<RawFd, Arc<DriverConn>>>,
-    pub driver_closes: Mutex<Vec<Arc<DriverConn>>>,
-}
-
-impl WorkerShared {
-    pub fn new(index: usize, addr: SocketAddr, counters: Arc<WorkerCounters>) -> io::Result<Self> {
-        Ok(WorkerShared {
-            index,
-            addr,
-            epoll: Epoll::new()?,
-            wake: EventFd::new()?,
-            counters,
-            paused: AtomicBool::new(false),
-            listening: AtomicBool::new(false),
-            http_conns: AtomicU64::new(0),
-            alive: AtomicBool::new(true),
-            tid: AtomicI32::new(0),
-            cpu_id: AtomicI32::new(-1),
-            commands: Mutex::new(Vec::new()),
-            drivers: Mutex::new(HashMap::new()),
-            driver_closes: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub fn send(&self, cmd: Command) {
-        lock(&self.commands).push(cmd);
-        self.wake();
-    }
-
-    pub fn wake(&self) {
-        // Fails only if the eventfd is gone, i.e. the worker has exited.
-        let _ = self.wake.wake();
-    }
-
-    pub fn alive(&self) -> bool {
-        self.alive.load(SeqCst)
-    }
-
-    pub fn active_connections(&self) -> u64 {
-        self.http_conns.load(SeqCst) + lock(&self.drivers).len() as u64
-    }
-
-    pub fn state(&self) -> WorkerState {
-        if self.listening.load(SeqCst) {
-            WorkerState::Active
-        } else if self.active_connections() > 0 {
-            WorkerState::Draining
-        } else {
-            WorkerState::Suspended
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -216,7 +140,7 @@ pub(crate) fn run(
     ws.cpu_id.store(cpu, SeqCst);
     let setup = ws
         .epoll
-        .add(ws.wake.as_raw_fd(), Token::Wake.to_u64(), Interest::READ)
+        .add(ws.wake_fd(), Token::Wake.to_u64(), Interest::READ)
         .and_then(|()| {
             let interest = if fault!(cfg, StrandBacklog) {
                 Interest::READ.with(Interest::EDGE)
@@ -227,7 +151,7 @@ pub(crate) fn run(
                 .add(listener.as_raw_fd(), Token::Listener.to_u64(), interest)
         });
     if let Err(e) = setup {
-        ws.alive.store(false, SeqCst);
+        ws.mark_exited();
         let _ = ready.send(Err(EngineError::io("registering the listen socket", e)));
         return;
     }
@@ -309,7 +233,7 @@ impl Worker {
                     .is_some_and(|e| Token::from_u64(e.token) == Token::Wake)
             });
             if woke {
-                let _ = self.ws.wake.drain();
+                self.ws.clear_wake();
                 self.process_commands();
                 self.run_driver_closes();
             }
@@ -372,14 +296,13 @@ impl Worker {
 
     fn publish(&mut self) {
         self.ws.counters.publish(&mut self.local);
-        self.ws.http_conns.store(self.n_conns as u64, SeqCst);
+        self.ws.set_http_conns(self.n_conns);
     }
 
     // ---- control ----
 
     fn process_commands(&mut self) {
-        let cmds = mem::take(&mut *lock(&self.ws.commands));
-        for cmd in cmds {
+        for cmd in self.ws.take_commands() {
             match cmd {
                 Command::Reconcile(ack) => self.reconcile(ack),
             }
@@ -520,7 +443,7 @@ impl Worker {
         self.run_driver_closes();
         self.publish();
         self.ws.listening.store(false, SeqCst);
-        self.ws.alive.store(false, SeqCst);
+        self.ws.mark_exited();
     }
 
     fn close_listener_quietly(&mut self) {
