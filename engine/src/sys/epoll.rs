@@ -1,6 +1,6 @@
 //! An owned epoll instance.
 //!
-//! Rules the engine relies on (see `worker.rs` for the drain rule): events may be
+//! Rules the engine relies on (see `worker/mod.rs` for the drain rule): events may be
 //! spurious; `EPOLLHUP`/`EPOLLRDHUP` are hints and the read result is the truth; an fd
 //! closed while registered silently leaves the interest set.
 
