@@ -13,7 +13,7 @@ use crate::error::EngineError;
 use crate::http::handler::Handler;
 use crate::metrics::{Metrics, WorkerCounters, WorkerMetrics, WorkerState};
 use crate::shared::{Command, EngineShared, WorkerShared};
-use crate::sync::{lock, read_lock, write_lock};
+use crate::sync::{lock, read_lock, wait_timeout, write_lock};
 use crate::sys::socket;
 use crate::worker_loop::WorkerLoop;
 
@@ -292,11 +292,7 @@ impl Engine {
                     ),
                 ));
             }
-            lc = self
-                .lifecycle_changed
-                .wait_timeout(lc, limit - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            lc = wait_timeout(&self.lifecycle_changed, lc, limit - now);
         }
         Ok(())
     }

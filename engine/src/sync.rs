@@ -5,7 +5,8 @@
 //! (each critical section is a push, a take or a swap), so the poison carries no
 //! information worth failing on: these helpers take the guard either way.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 /// Locks `m`, ignoring poison.
 pub fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -20,6 +21,18 @@ pub fn read_lock<T: ?Sized>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 /// Takes a write lock on `m`, ignoring poison.
 pub fn write_lock<T: ?Sized>(m: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits on `cv` for at most `timeout` and takes the lock back, ignoring poison.
+/// Whether it timed out is for the caller to tell from the guarded state.
+pub fn wait_timeout<'a, T>(
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    timeout: Duration,
+) -> MutexGuard<'a, T> {
+    cv.wait_timeout(guard, timeout)
+        .map(|(g, _)| g)
+        .unwrap_or_else(|e| e.into_inner().0)
 }
 
 #[cfg(test)]
