@@ -75,7 +75,7 @@ impl Worker {
         let _ = socket::set_nodelay(raw, true);
         let token = Token::Conn(raw).to_u64();
         if self.ws.epoll.add(raw, token, Interest::READ).is_err() {
-            self.ws.counters.errors.fetch_add(1, SeqCst);
+            self.ws.counters.count_error();
             return None;
         }
         let idx = raw as usize;
@@ -175,7 +175,7 @@ impl Worker {
             }
             Err(_) => {
                 self.rbuf = rbuf;
-                self.ws.counters.errors.fetch_add(1, SeqCst);
+                self.ws.counters.count_error();
                 return false;
             }
         };
@@ -236,7 +236,7 @@ impl Worker {
                     }
                     Err(_) => {
                         self.wbuf.clear();
-                        self.ws.counters.errors.fetch_add(1, SeqCst);
+                        self.ws.counters.count_error();
                         return false;
                     }
                 }
@@ -294,7 +294,7 @@ impl Worker {
         (s.source)(&mut c.output);
         let got = (c.output.len() as u64).min(s.remaining);
         if got == 0 {
-            self.ws.counters.errors.fetch_add(1, SeqCst);
+            self.ws.counters.count_error();
             return false;
         }
         c.output.truncate(got as usize);
@@ -319,7 +319,7 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    self.ws.counters.errors.fetch_add(1, SeqCst);
+                    self.ws.counters.count_error();
                     return Err(e);
                 }
             }

@@ -143,7 +143,7 @@ impl Worker {
                 }
                 Ok(None) => break,
                 Err(_) => {
-                    self.ws.counters.errors.fetch_add(1, SeqCst);
+                    self.ws.counters.count_error();
                     break;
                 }
             }

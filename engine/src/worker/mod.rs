@@ -106,7 +106,7 @@ impl Worker {
                 self.poll_timeout()
             };
             if self.ws.epoll.wait(&mut self.events, timeout).is_err() {
-                self.ws.counters.errors.fetch_add(1, SeqCst);
+                self.ws.counters.count_error();
                 break;
             }
             self.now = Instant::now();

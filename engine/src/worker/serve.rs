@@ -2,7 +2,6 @@
 //! handed to the handler and its response framed into the worker's write buffer.
 //! No I/O here: `conn.rs` reads the input and sends what this produced.
 
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::Instant;
 
 use crate::http::handler::Request;
@@ -149,7 +148,7 @@ impl Worker {
             status = 400;
         }
         write_error(&mut self.wbuf, status, date);
-        self.ws.counters.errors.fetch_add(1, SeqCst);
+        self.ws.counters.count_error();
         c.phase = Phase::Closing;
         c.abort_after_write = fault!(self.cfg(), ErrorCloseWithoutDrain);
     }
