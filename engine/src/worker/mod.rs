@@ -15,8 +15,8 @@
 //!
 //! The loop is in this file; the rest of the worker, by concern:
 //!
-//! - `state.rs`: what the thread owns ([`Worker`](state::Worker): epoll events, listen
-//!   socket, connection table, reusable buffers, clock) and per connection (`Conn`).
+//! - `state.rs`: what the thread owns (`Worker`: epoll events, listen socket,
+//!   connection table, reusable buffers, clock) and per connection (`Conn`).
 //! - `listen.rs`: the listen socket: reconciling it with the pause and shutdown flags,
 //!   accepting, and the drain when it closes.
 //! - `conn.rs`: HTTP connection I/O: read, write, flush, linger, timeouts, close.
