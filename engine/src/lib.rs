@@ -39,6 +39,23 @@ macro_rules! fault {
     }};
 }
 
+// Code map, top down (each module imports only the ones below it; checked by
+// tests/architecture.rs):
+//
+//   engine       the `Engine` handle: lifecycle, accept and worker control, selection
+//   worker/      one event-loop thread (drain rule and triggering in worker/mod.rs)
+//   worker_loop  the public `WorkerLoop` handle and its driver API
+//   shared       what the handle, the workers and the `WorkerLoop`s share
+//   driver       one registered driver fd: callbacks and capped write queue
+//   token        the epoll token of a worker's events
+//   http/        parsing, response framing, the `Handler` interface
+//   config, error, metrics, faults
+//   sys          syscalls, and the only `unsafe` of the crate
+//   sync         poison-tolerant locking
+//
+// Architecture invariant: nothing outside `sys` is `unsafe`, and no public item
+// outside `sys` takes or returns a `sys` type.
+
 pub mod sync;
 // Public for the harness crates (`loadgen`, `scenarios`), hidden from the engine's
 // documented API: see the module's own documentation.
