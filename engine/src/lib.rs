@@ -39,8 +39,8 @@ macro_rules! fault {
     }};
 }
 
-// Code map, top down (each module imports only the ones below it; checked by
-// tests/architecture.rs):
+// Code map, top down: each module imports only modules on its line or below it, and
+// there is no import cycle (both checked by tests/architecture.rs).
 //
 //   engine       the `Engine` handle: lifecycle, accept and worker control, selection
 //   worker/      one event-loop thread (drain rule and triggering in worker/mod.rs)

@@ -511,6 +511,44 @@ fn the_module_import_graph_has_no_cycle() {
     }
 }
 
+/// The code map of `lib.rs`, top down: a module may import its own line and below.
+const LAYERS: &[&[&str]] = &[
+    &["engine"],
+    &["worker"],
+    &["worker_loop"],
+    &["shared"],
+    &["driver"],
+    &["token"],
+    &["http"],
+    &["config", "error", "metrics", "faults"],
+    &["sys"],
+    &["sync"],
+];
+
+#[test]
+fn top_level_modules_import_downward_as_the_code_map_says() {
+    let krate = Crate::load();
+    let layer = |m: &ModPath| {
+        LAYERS
+            .iter()
+            .position(|l| l.contains(&m[0].as_str()))
+            .unwrap_or_else(|| panic!("{} is not in the code map (lib.rs, LAYERS)", show(m)))
+    };
+    for (a, bs) in graph_under(&krate, &[]) {
+        for b in bs {
+            assert!(
+                layer(&a) <= layer(&b),
+                "{} imports {}, which the code map puts above it",
+                show(&a),
+                show(&b)
+            );
+        }
+    }
+    for m in krate.modules.iter().filter(|m| m.len() == 1) {
+        layer(m);
+    }
+}
+
 #[test]
 fn the_graph_reader_sees_edges_and_cycles() {
     // The checker itself: a use tree expands, comments and strings are no edges.
