@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p engine --bench parse -- --warm-up-time 1 --measurement-time 2`
 
+// Unsafe code is for engine::sys alone, tests included.
+#![deny(unsafe_code)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

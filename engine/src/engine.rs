@@ -1,20 +1,21 @@
 //! The engine: lifecycle (`listen`, `shutdown`), accept control, worker control and
-//! worker selection. The event loop itself is in `worker.rs`.
+//! worker selection. The event loop itself is in `worker/`; what the handle shares
+//! with the workers is in `shared.rs`.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Condvar, Mutex, RwLock};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::{Config, ValidConfig};
-use crate::driver::WorkerLoop;
 use crate::error::EngineError;
 use crate::http::handler::Handler;
 use crate::metrics::{Metrics, WorkerCounters, WorkerMetrics, WorkerState};
-use crate::sync::{lock, read_lock, write_lock};
-use crate::sys::socket::{self, ListenOptions};
-use crate::worker::{Command, WorkerShared};
+use crate::shared::{Command, EngineShared, WorkerShared};
+use crate::sync::{lock, read_lock, wait_timeout, write_lock};
+use crate::sys::socket;
+use crate::worker_loop::WorkerLoop;
 
 /// Which kind of engine this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,57 +46,25 @@ enum Lifecycle {
     Stopped,
 }
 
-/// State shared by the engine handle and its workers.
-pub(crate) struct EngineShared {
-    pub cfg: ValidConfig,
-    pub handler: Arc<dyn Handler>,
-    pub accept_paused: AtomicBool,
-    pub shutting_down: AtomicBool,
-    pub shutdown_deadline: Mutex<Option<Instant>>,
+/// The engine. Share it with `Arc`: one thread blocks in [`Engine::listen`], others
+/// control it.
+pub struct Engine {
+    /// What the workers and the [`WorkerLoop`] handles see too.
+    shared: Arc<EngineShared>,
     lifecycle: Mutex<Lifecycle>,
     lifecycle_changed: Condvar,
-    workers: RwLock<Vec<Arc<WorkerShared>>>,
     counters: Mutex<Vec<Arc<WorkerCounters>>>,
     addr: Mutex<Option<SocketAddr>>,
     /// Serialises pause/resume of accept so that each call sees the previous one done.
     accept_control: Mutex<()>,
 }
 
-impl std::fmt::Debug for EngineShared {
+impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineShared")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("shared", &self.shared)
+            .finish()
     }
-}
-
-impl EngineShared {
-    #[cfg(feature = "faults")]
-    pub fn all_workers(&self) -> Vec<Arc<WorkerShared>> {
-        read_lock(&self.workers).clone()
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.cfg.config
-    }
-
-    /// Listen options for a worker's socket.
-    pub fn listen_options(&self) -> ListenOptions {
-        let cfg = self.config();
-        let defer = cfg.tcp_defer_accept || fault!(cfg, DeferAccept);
-        ListenOptions {
-            backlog: cfg.listen_backlog as i32,
-            reuse_port: true,
-            defer_accept_secs: if defer { 5 } else { 0 },
-        }
-    }
-}
-
-/// The engine. Share it with `Arc`: one thread blocks in [`Engine::listen`], others
-/// control it.
-#[derive(Debug)]
-pub struct Engine {
-    shared: Arc<EngineShared>,
 }
 
 impl Engine {
@@ -111,19 +80,12 @@ impl Engine {
             config.validate()?
         };
         Ok(Engine {
-            shared: Arc::new(EngineShared {
-                cfg,
-                handler: Arc::new(handler),
-                accept_paused: AtomicBool::new(false),
-                shutting_down: AtomicBool::new(false),
-                shutdown_deadline: Mutex::new(None),
-                lifecycle: Mutex::new(Lifecycle::New),
-                lifecycle_changed: Condvar::new(),
-                workers: RwLock::new(Vec::new()),
-                counters: Mutex::new(Vec::new()),
-                addr: Mutex::new(None),
-                accept_control: Mutex::new(()),
-            }),
+            shared: Arc::new(EngineShared::new(cfg, Arc::new(handler))),
+            lifecycle: Mutex::new(Lifecycle::New),
+            lifecycle_changed: Condvar::new(),
+            counters: Mutex::new(Vec::new()),
+            addr: Mutex::new(None),
+            accept_control: Mutex::new(()),
         })
     }
 
@@ -137,17 +99,17 @@ impl Engine {
     /// exited and every fd the engine opened is closed.
     pub fn listen(&self) -> Result<(), EngineError> {
         {
-            let mut lc = lock(&self.shared.lifecycle);
+            let mut lc = lock(&self.lifecycle);
             if *lc != Lifecycle::New {
                 return Err(EngineError::AlreadyListening);
             }
             *lc = Lifecycle::Listening;
         }
         let result = self.run();
-        *lock(&self.shared.addr) = None;
+        *lock(&self.addr) = None;
         write_lock(&self.shared.workers).clear();
-        *lock(&self.shared.lifecycle) = Lifecycle::Stopped;
-        self.shared.lifecycle_changed.notify_all();
+        *lock(&self.lifecycle) = Lifecycle::Stopped;
+        self.lifecycle_changed.notify_all();
         result
     }
 
@@ -212,7 +174,7 @@ impl Engine {
                     break;
                 }
             }
-            lock(&self.shared.counters).push(counters);
+            lock(&self.counters).push(counters);
             shared_workers.push(ws);
         }
         drop(ready_tx);
@@ -231,7 +193,7 @@ impl Engine {
             self.shared.shutting_down.store(true, SeqCst);
         } else {
             *write_lock(&self.shared.workers) = shared_workers.clone();
-            *lock(&self.shared.addr) = Some(addr);
+            *lock(&self.addr) = Some(addr);
         }
         // A shutdown requested while we were starting: make sure every worker sees it.
         if self.shared.shutting_down.load(SeqCst) {
@@ -253,7 +215,7 @@ impl Engine {
 
     /// The bound address: `None` before every worker listens (and after shutdown).
     pub fn addr(&self) -> Option<SocketAddr> {
-        *lock(&self.shared.addr)
+        *lock(&self.addr)
     }
 
     /// Number of workers: 0 before listening, N once listening.
@@ -277,7 +239,7 @@ impl Engine {
     pub fn metrics(&self) -> Metrics {
         let mut m = Metrics::default();
         let workers = read_lock(&self.shared.workers).clone();
-        for c in lock(&self.shared.counters).iter() {
+        for c in lock(&self.counters).iter() {
             m.requests_served += c.requests.load(SeqCst);
             m.accepted += c.accepted.load(SeqCst);
             m.closed += c.closed.load(SeqCst);
@@ -307,7 +269,7 @@ impl Engine {
         *lock(&self.shared.shutdown_deadline) = Some(deadline);
         self.shared.shutting_down.store(true, SeqCst);
         {
-            let mut lc = lock(&self.shared.lifecycle);
+            let mut lc = lock(&self.lifecycle);
             if *lc == Lifecycle::New {
                 *lc = Lifecycle::Stopped;
                 return Ok(());
@@ -318,7 +280,7 @@ impl Engine {
         }
         // Workers close what is left at the deadline; allow them a moment past it.
         let limit = deadline + Duration::from_secs(5);
-        let mut lc = lock(&self.shared.lifecycle);
+        let mut lc = lock(&self.lifecycle);
         while *lc != Lifecycle::Stopped {
             let now = Instant::now();
             if now >= limit {
@@ -330,12 +292,7 @@ impl Engine {
                     ),
                 ));
             }
-            lc = self
-                .shared
-                .lifecycle_changed
-                .wait_timeout(lc, limit - now)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            lc = wait_timeout(&self.lifecycle_changed, lc, limit - now);
         }
         Ok(())
     }
@@ -383,7 +340,7 @@ impl Engine {
     /// already accepted keep being served. Idempotent.
     pub fn pause_accept(&self) -> Result<(), EngineError> {
         let workers = self.workers()?;
-        let _serial = lock(&self.shared.accept_control);
+        let _serial = lock(&self.accept_control);
         if self.shared.accept_paused.swap(true, SeqCst)
             && !fault!(self.config(), PauseNotIdempotent)
         {
@@ -405,7 +362,7 @@ impl Engine {
     /// again (suspended workers are woken and re-create their sockets).
     pub fn resume_accept(&self) -> Result<(), EngineError> {
         let workers = self.workers()?;
-        let _serial = lock(&self.shared.accept_control);
+        let _serial = lock(&self.accept_control);
         self.shared.accept_paused.store(false, SeqCst);
         self.reconcile_all(&workers)
     }

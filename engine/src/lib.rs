@@ -21,6 +21,8 @@
 //! ```
 
 #![warn(missing_docs)]
+// Every `unsafe` of the crate is in `sys`, the one module allowed it (below).
+#![deny(unsafe_code)]
 
 /// Whether a named fault is injected; constant `false` without the `faults` feature.
 macro_rules! fault {
@@ -37,7 +39,28 @@ macro_rules! fault {
     }};
 }
 
+// Code map, top down: each module imports only modules on its line or below it, and
+// there is no import cycle (both checked by tests/architecture.rs).
+//
+//   engine       the `Engine` handle: lifecycle, accept and worker control, selection
+//   worker/      one event-loop thread (drain rule and triggering in worker/mod.rs)
+//   worker_loop  the public `WorkerLoop` handle and its driver API
+//   shared       what the handle, the workers and the `WorkerLoop`s share
+//   driver       one registered driver fd: callbacks and capped write queue
+//   token        the epoll token of a worker's events
+//   http/        parsing, response framing, the `Handler` interface
+//   config, error, metrics, faults
+//   sys          syscalls, and the only `unsafe` of the crate
+//   sync         poison-tolerant locking
+//
+// Architecture invariant: nothing outside `sys` is `unsafe`, and no public item
+// outside `sys` takes or returns a `sys` type.
+
 pub mod sync;
+// Public for the harness crates (`loadgen`, `scenarios`), hidden from the engine's
+// documented API: see the module's own documentation.
+#[allow(unsafe_code)]
+#[doc(hidden)]
 pub mod sys;
 
 mod config;
@@ -48,11 +71,14 @@ mod error;
 pub mod faults;
 pub mod http;
 mod metrics;
+mod shared;
+mod token;
 mod worker;
+mod worker_loop;
 
 pub use config::{Config, ConfigError, ValidConfig, DRIVER_WRITE_CAP, MAX_TIMEOUT};
-pub use driver::WorkerLoop;
 pub use engine::{Engine, EngineType};
 pub use error::{DriverError, EngineError};
 pub use http::handler::{BodySource, Handler, Request, Response};
 pub use metrics::{Metrics, WorkerMetrics, WorkerState};
+pub use worker_loop::WorkerLoop;

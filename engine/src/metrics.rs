@@ -1,6 +1,6 @@
 //! Engine counters: per-worker atomics written by their worker, summed on read.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 /// Counters of one worker. Each is written by the worker thread (driver writes from
 /// other threads add to `bytes_written` too), read by `Engine::metrics`.
@@ -25,6 +25,11 @@ pub(crate) struct LocalCounts {
 }
 
 impl WorkerCounters {
+    /// One more error (a refused request, a failed syscall on a connection).
+    pub fn count_error(&self) {
+        self.errors.fetch_add(1, SeqCst);
+    }
+
     pub fn publish(&self, local: &mut LocalCounts) {
         if local.requests != 0 {
             self.requests.fetch_add(local.requests, Relaxed);

@@ -1,6 +1,9 @@
 //! perf.alloc-free: serving keep-alive plaintext requests in steady state makes zero
 //! heap allocations, counted by a global allocator over 10,000 requests.
 
+// Unsafe code is for engine::sys alone, tests included.
+#![deny(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;

@@ -6,6 +6,9 @@
 //!
 //! `cargo test -p engine --test engine_fuzz -- --nocapture` prints the execution count.
 
+// Unsafe code is for engine::sys alone, tests included.
+#![deny(unsafe_code)]
+
 mod request_gen;
 
 use std::io::{ErrorKind, Read, Write};

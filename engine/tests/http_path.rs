@@ -1,5 +1,8 @@
 //! The minimal HTTP/1.1 path the accept and worker clauses are observed through.
 
+// Unsafe code is for engine::sys alone, tests included.
+#![deny(unsafe_code)]
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;

@@ -6,6 +6,9 @@
 //!
 //! `cargo test -p engine --test parser_props -- --nocapture` prints the execution count.
 
+// Unsafe code is for engine::sys alone, tests included.
+#![deny(unsafe_code)]
+
 mod request_gen;
 
 use request_gen::{gen_request, mutate, Expected, Generated, Rng};

@@ -1,6 +1,6 @@
 //! An owned epoll instance.
 //!
-//! Rules the engine relies on (see `worker.rs` for the drain rule): events may be
+//! Rules the engine relies on (see `worker/mod.rs` for the drain rule): events may be
 //! spurious; `EPOLLHUP`/`EPOLLRDHUP` are hints and the read result is the truth; an fd
 //! closed while registered silently leaves the interest set.
 
@@ -38,6 +38,14 @@ pub struct Event {
 }
 
 impl Event {
+    #[inline]
+    fn from_raw(e: &libc::epoll_event) -> Event {
+        Event {
+            token: e.u64,
+            flags: e.events,
+        }
+    }
+
     /// Data may be read (or EOF / error is pending: reading tells).
     pub fn is_readable(&self) -> bool {
         self.flags & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32
@@ -71,17 +79,11 @@ impl Events {
     }
     /// The events of the last wait.
     pub fn iter(&self) -> impl Iterator<Item = Event> + '_ {
-        self.buf[..self.len].iter().map(|e| Event {
-            token: e.u64,
-            flags: e.events,
-        })
+        self.buf[..self.len].iter().map(Event::from_raw)
     }
     /// Event `i` of the last wait.
     pub fn get(&self, i: usize) -> Option<Event> {
-        self.buf[..self.len].get(i).map(|e| Event {
-            token: e.u64,
-            flags: e.events,
-        })
+        self.buf[..self.len].get(i).map(Event::from_raw)
     }
     /// Records a wait's result: `n` events, or none after `EINTR`.
     fn settle(&mut self, res: io::Result<libc::c_int>) -> io::Result<()> {

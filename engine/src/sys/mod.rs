@@ -1,12 +1,23 @@
-//! The thin syscall layer. Every `unsafe` block of the workspace lives in this module.
+//! The workspace's syscall layer for the harness crates, not the engine's API.
+//!
+//! Every `unsafe` block of the workspace lives in this module: the crate denies
+//! `unsafe_code` everywhere else (`lib.rs`), and the `syscall!` macro is visible only
+//! in here.
 //!
 //! Each wrapper turns `-1` into [`std::io::Error::last_os_error`] (the `syscall!`
 //! macro), creates descriptors with `NONBLOCK | CLOEXEC` and returns them as
 //! [`OwnedFd`](std::os::fd::OwnedFd) from the line that creates them. Descriptors passed
 //! in are borrowed (`BorrowedFd` or a raw fd the caller vouches for) and never closed.
 //!
-//! The module is public because the load generator and the conformance scenarios use
-//! the same layer (one syscall layer for the whole workspace, not a second one).
+//! The module is public, and hidden from the documentation, because the load generator
+//! and the conformance scenarios use the same layer (one syscall layer for the whole
+//! workspace, not a second one). Some of it is there only because the harness needs
+//! unsafe code and this is where unsafe code lives: the counting allocator
+//! ([`alloc`]), per-thread syscall counters ([`count`]), network namespaces
+//! ([`netns`]), resource limits ([`rlimit`]), SIGPIPE counting ([`signal`]), fd passing
+//! ([`unix`]), thread CPU time and placement ([`thread`]) and the client-side socket
+//! options of [`socket`]. None of it is part of the engine's API, which never takes or
+//! returns a type from here. The harness crates rely on its paths: they stay put.
 
 /// Calls a libc function and turns a `-1` result into the thread's last OS error.
 /// Every call is counted on the calling thread ([`count`]), by function name.

@@ -38,7 +38,7 @@ impl std::fmt::Debug for SigpipeCounter {
 impl SigpipeCounter {
     /// Installs the counting handler (waits while another counter is installed).
     pub fn install() -> io::Result<SigpipeCounter> {
-        let one = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+        let one = crate::sync::lock(&INSTALLED);
         // SAFETY: sigaction is plain data; all-zero is a valid value (empty mask, no flags).
         let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
         new.sa_sigaction = count_sigpipe as extern "C" fn(libc::c_int) as libc::sighandler_t;
