@@ -11,7 +11,7 @@ mod common;
 
 use common::EngineServer;
 use engine::{Request, Response};
-use loadgen::run::{run, RunConfig};
+use loadgen::load::{run, RunConfig};
 use reports::histogram::decode;
 
 #[test]

@@ -7,8 +7,8 @@ use reports::scenarios::{
     ExpectationCheck, ScenarioResult, ScenarioResults, ScenarioRun, Totals, SCENARIOS_SCHEMA,
 };
 
-use super::{kind, reason, Record};
-use crate::run::output::{host, rfc3339};
+use super::results::{host, rfc3339, tool, unix_ms};
+use crate::suite::{kind, reason, Record};
 
 /// How the scenarios were run, and the outcome of the whole run.
 #[derive(Debug, Clone)]
@@ -68,10 +68,10 @@ fn scenario(r: &Record) -> ScenarioResult {
 
 /// The results file.
 pub fn document(records: &[Record], totals: Totals, meta: Meta) -> ScenarioResults {
-    let unix_ms = crate::run::output::unix_ms(meta.started_at);
+    let unix_ms = unix_ms(meta.started_at);
     ScenarioResults {
         schema: SCENARIOS_SCHEMA.into(),
-        tool: crate::run::output::tool(),
+        tool: tool(),
         host: host(),
         started_at: rfc3339(unix_ms),
         started_unix_ms: unix_ms,

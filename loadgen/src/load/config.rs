@@ -1,11 +1,9 @@
 //! The validated configuration of one load run (built from CLI flags by
-//! [`RunConfig::from_args`]; tests build it directly).
+//! `cli::run`, `cli::sweep` and the bench matrix; tests build it directly).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::cli::RunArgs;
 
 /// How requests arrive in the open model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +12,38 @@ pub enum Arrivals {
     Fixed,
     /// Exponential gaps with the same mean (seeded, reproducible).
     Poisson,
+}
+
+impl Arrivals {
+    /// Parses `--arrivals`: `fixed` or `poisson`.
+    pub fn parse(s: &str) -> Result<Arrivals, String> {
+        match s {
+            "fixed" => Ok(Arrivals::Fixed),
+            "poisson" => Ok(Arrivals::Poisson),
+            other => Err(format!("--arrivals {other:?}: use fixed or poisson")),
+        }
+    }
+
+    /// The name in results files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Fixed => "fixed",
+            Arrivals::Poisson => "poisson",
+        }
+    }
+}
+
+/// Parses a `--header` value, `Name: value`.
+pub fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (n, v) = h
+        .split_once(':')
+        .ok_or_else(|| format!("--header {h:?}: use 'Name: value'"))?;
+    Ok((n.trim().to_string(), v.trim().to_string()))
+}
+
+/// Parses the duration given to `--FLAG`; the error names the flag and the value.
+pub fn parse_duration_flag(flag: &str, s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"))
 }
 
 /// A parsed `http://host[:port][/path]`.
@@ -142,57 +172,6 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Converts and validates CLI flags.
-    pub fn from_args(a: &RunArgs) -> Result<RunConfig, String> {
-        let target = Target::parse(&a.url)?;
-        let parse_dur =
-            |flag: &str, s: &str| parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"));
-        let duration = match (&a.duration, a.requests) {
-            (Some(_), Some(_)) => {
-                return Err("--duration and --requests both given: use one of them".into())
-            }
-            (Some(d), None) => Some(parse_dur("duration", d)?),
-            (None, Some(_)) => None,
-            (None, None) => Some(Duration::from_secs(10)),
-        };
-        let mut headers = Vec::new();
-        for h in &a.header {
-            let (n, v) = h
-                .split_once(':')
-                .ok_or_else(|| format!("--header {h:?}: use 'Name: value'"))?;
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-        let arrivals = match a.arrivals.as_str() {
-            "fixed" => Arrivals::Fixed,
-            "poisson" => Arrivals::Poisson,
-            other => return Err(format!("--arrivals {other:?}: use fixed or poisson")),
-        };
-        let cfg = RunConfig {
-            target,
-            threads: a.threads.min(a.connections.max(1)),
-            connections: a.connections,
-            duration,
-            requests: a.requests,
-            warmup: parse_dur("warmup", &a.warmup)?,
-            timeout: parse_dur("timeout", &a.timeout)?,
-            pipeline: a.pipeline,
-            rate: a.rate,
-            arrivals,
-            seed: a.seed,
-            method: a.method.to_ascii_uppercase(),
-            headers,
-            body: a.body.clone().unwrap_or_default().into_bytes(),
-            expect_status: a.expect_status,
-            expect_body: a.expect_body.clone().map(String::into_bytes),
-            requests_per_conn: a.requests_per_conn,
-            hdr_log: a.hdr_log.clone(),
-            progress: !a.quiet,
-            json: a.json.clone(),
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Checks the combination of settings.
     pub fn validate(&self) -> Result<(), String> {
         if self.connections == 0 {
@@ -269,14 +248,7 @@ impl RunConfig {
         m.insert("timeout_ms".into(), ms(self.timeout));
         m.insert("pipeline".into(), json!(self.pipeline));
         m.insert("rate_per_s".into(), json!(self.rate));
-        m.insert(
-            "arrivals".into(),
-            json!(if self.arrivals == Arrivals::Poisson {
-                "poisson"
-            } else {
-                "fixed"
-            }),
-        );
+        m.insert("arrivals".into(), json!(self.arrivals.name()));
         m.insert("seed".into(), json!(self.seed));
         m.insert("method".into(), json!(self.method));
         m.insert(

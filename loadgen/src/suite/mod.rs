@@ -1,27 +1,21 @@
-//! `loadgen scenario`: select scenarios, run them, print verdicts with Requirement /
-//! Expected / Actual for failures, and map the results to an exit code.
+//! The conformance runner behind `loadgen scenario`: selects scenarios, runs them on a
+//! bounded pool (results in registry order), checks the verdicts against an
+//! expectations file and maps them to an exit code. Printing and the JSON and JUnit
+//! documents are in `export`.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use reports::scenarios::{ExpectationCheck, ExpectationDifference, Totals, VerdictKind};
+use reports::scenarios::{ExpectationDifference, Expectations, Totals, VerdictKind};
 use scenarios::nginx::Nginx;
 use scenarios::remote::RemoteTarget;
 use scenarios::target::{Reference, Target, UrlTarget};
-use scenarios::{registry, Ctx, Level, Outcome, Scenario, Verdict};
+use scenarios::{Ctx, Level, Outcome, Scenario, Verdict};
 
-use crate::cli::ScenarioArgs;
 use crate::{EXIT_CONFORMANCE, EXIT_OK, EXIT_USAGE};
 
-mod expectations;
-mod junit;
-mod pool;
-mod results_json;
-
-use expectations::Expectations;
+pub mod pool;
 
 /// Scenarios run at the same time unless `--serial` or `--parallel N` says otherwise.
 pub const DEFAULT_PARALLEL: usize = 2;
@@ -79,93 +73,78 @@ pub fn select(all: &[Scenario], selectors: &[String]) -> Result<Vec<Scenario>, S
         .collect())
 }
 
-/// What a scenario needs from its target, e.g. `config, accept-control`.
-fn needs(s: &Scenario) -> String {
-    let names: Vec<&str> = s.needs.iter().map(|c| c.name()).collect();
-    names.join(", ")
+/// The engine under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// `--target NAME`: `reference` or `nginx`.
+    Named(String),
+    /// `--target-url URL`.
+    Url(String),
+    /// `--target-cmd COMMAND`.
+    Command(String),
 }
 
-fn list(all: &[Scenario]) {
-    println!(
-        "{:<30} {:<6} {:<28} clause (needs)",
-        "ID", "LEVEL", "ALIASES"
-    );
-    for s in all {
-        println!(
-            "{:<30} {:<6} {:<28} {} ({})",
-            s.clause.id,
-            s.clause.level.to_string(),
-            s.aliases.join(","),
-            s.clause.text,
-            needs(s)
-        );
-    }
+/// How the scenarios run, as given (validated by [`context`]).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Tolerance and deadline factor.
+    pub slack: f64,
+    /// Workers of the engines scenarios start.
+    pub workers: usize,
+    /// Runs of each scenario.
+    pub repeat: u32,
+    /// A fault to inject into the reference engine.
+    pub fault: Option<String>,
+    /// The engine under test.
+    pub target: TargetSpec,
 }
 
-/// The scenarios table in Markdown (ID, level, aliases, needs, clause): the README's
-/// table.
-pub fn markdown_table(all: &[Scenario]) -> String {
-    let cell = |t: &str| t.replace('|', "\\|");
-    let mut out =
-        String::from("| ID | Level | Aliases | Needs | Clause |\n|---|---|---|---|---|\n");
-    for s in all {
-        let aliases: Vec<String> = s.aliases.iter().map(|a| format!("`{a}`")).collect();
-        out.push_str(&format!(
-            "| `{}` | {} | {} | {} | {} |\n",
-            s.clause.id,
-            s.clause.level,
-            aliases.join(", "),
-            needs(s),
-            cell(s.clause.text)
-        ));
-    }
-    out
-}
-
-/// The target `--target`, `--target-url` or `--target-cmd` names.
-fn target(args: &ScenarioArgs) -> Result<Arc<dyn Target>, String> {
-    if let Some(url) = &args.target_url {
-        return Ok(Arc::new(UrlTarget::parse(url)?));
-    }
-    if let Some(cmd) = &args.target_cmd {
-        return Ok(Arc::new(RemoteTarget::new(cmd)?));
-    }
-    match args.target.as_str() {
-        "reference" => Ok(Arc::new(Reference)),
-        "nginx" => Ok(Arc::new(Nginx::find(None)?)),
-        other => Err(format!(
-            "--target {other:?} is not a known target: use reference or nginx (or --target-url URL)"
-        )),
+fn target(spec: &TargetSpec) -> Result<Arc<dyn Target>, String> {
+    match spec {
+        TargetSpec::Url(url) => Ok(Arc::new(UrlTarget::parse(url)?)),
+        TargetSpec::Command(cmd) => Ok(Arc::new(RemoteTarget::new(cmd)?)),
+        TargetSpec::Named(name) => match name.as_str() {
+            "reference" => Ok(Arc::new(Reference)),
+            "nginx" => Ok(Arc::new(Nginx::find(None)?)),
+            other => Err(format!(
+                "--target {other:?} is not a known target: use reference or nginx (or --target-url URL)"
+            )),
+        },
     }
 }
 
-fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
-    if !(args.slack.is_finite() && args.slack > 0.0 && args.slack <= 100.0) {
+/// The scenarios' context for `o`, or a one-line error naming the flag.
+pub fn context(o: &Options) -> Result<Ctx, String> {
+    if !(o.slack.is_finite() && o.slack > 0.0 && o.slack <= 100.0) {
         return Err(format!(
             "--slack {} is out of range: use a factor in (0, 100]",
-            args.slack
+            o.slack
         ));
     }
-    if args.workers == 0 || args.workers > 64 {
+    if o.workers == 0 || o.workers > 64 {
         return Err(format!(
             "--workers {} is out of range: use 1 to 64",
-            args.workers
+            o.workers
         ));
     }
-    if args.repeat == 0 {
+    if o.repeat == 0 {
         return Err("--repeat 0 runs nothing: use 1 or more".into());
     }
     #[allow(unused_mut)]
-    let mut ctx = Ctx::new(args.slack, args.workers).with_target(target(args)?);
+    let mut ctx = Ctx::new(o.slack, o.workers).with_target(target(&o.target)?);
     // A command target gets the fault in its configuration (it must be a faults build).
-    let faultable = args.target_url.is_none() && args.target == "reference";
-    if args.fault.is_some() && !faultable {
+    let faultable = match &o.target {
+        TargetSpec::Named(n) => n == "reference",
+        TargetSpec::Command(_) => true,
+        TargetSpec::Url(_) => false,
+    };
+    if o.fault.is_some() && !faultable {
         return Err(format!(
             "--fault applies to the reference engine only, not to target {}: drop --fault or --target",
             ctx.target.name()
         ));
     }
-    if let Some(name) = &args.fault {
+    if let Some(name) = &o.fault {
         #[cfg(feature = "faults")]
         {
             let f = engine::faults::Fault::from_name(name).ok_or_else(|| {
@@ -183,6 +162,88 @@ fn context(args: &ScenarioArgs) -> Result<Ctx, String> {
         ));
     }
     Ok(ctx)
+}
+
+/// Reads `--expect FILE`: every ID must name a scenario of `all`.
+pub fn load_expectations(path: &Path, all: &[Scenario]) -> Result<Expectations, String> {
+    let file = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("--expect {file}: cannot read: {e}"))?;
+    Expectations::parse(&file, &text, |id| all.iter().any(|s| s.clause.id == id))
+}
+
+/// What to run.
+#[derive(Debug)]
+pub struct Plan {
+    /// The scenarios, in registry order.
+    pub chosen: Vec<Scenario>,
+    /// Their context.
+    pub ctx: Ctx,
+    /// Runs of each.
+    pub repeat: u32,
+    /// Scenarios at the same time.
+    pub parallel: usize,
+    /// The expectations to check the verdicts against.
+    pub expectations: Option<Expectations>,
+}
+
+/// What a run of the suite found.
+#[derive(Debug)]
+pub struct SuiteRun {
+    /// When it started.
+    pub started_at: SystemTime,
+    /// Its wall time.
+    pub wall: Duration,
+    /// Every scenario's runs, in registry order.
+    pub records: Vec<Record>,
+    /// Scenarios by final verdict.
+    pub totals: Totals,
+    /// Verdicts the expectations do not allow.
+    pub differences: Vec<ExpectationDifference>,
+    /// The exit code.
+    pub exit_code: u8,
+}
+
+/// Runs the plan; `done` sees each record as soon as it and every one before it are
+/// done (the console streams them).
+pub fn run(plan: &Plan, mut done: impl FnMut(&Record)) -> SuiteRun {
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let mut records: Vec<Record> = Vec::with_capacity(plan.chosen.len());
+    pool::run_in_order(
+        &plan.chosen,
+        plan.parallel,
+        |s| Record::run(s, &plan.ctx, plan.repeat),
+        |_, r| {
+            done(&r);
+            records.push(r);
+        },
+    );
+    let wall = started.elapsed();
+    let totals = totals(&records);
+    let differences: Vec<ExpectationDifference> = plan
+        .expectations
+        .as_ref()
+        .map(|e| {
+            records
+                .iter()
+                .filter_map(|r| e.check(r.scenario.clause.id, &r.verdicts()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let exit_code = if plan.expectations.is_some() {
+        exit_code_expecting(&differences)
+    } else {
+        exit_code(&records)
+    };
+    SuiteRun {
+        started_at,
+        wall,
+        records,
+        totals,
+        differences,
+        exit_code,
+    }
 }
 
 /// Requirement / Expected / Actual / Mismatch lines of a failure (console and JUnit).
@@ -276,186 +337,6 @@ impl Record {
     }
 }
 
-fn print_record(r: &Record) {
-    let s = &r.scenario;
-    let worst = r.worst();
-    let label = match &worst.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::NonStrict => "NON-STRICT",
-        Verdict::Skipped(_) => "SKIP",
-        Verdict::Error(_) => "ERROR",
-    };
-    let repeat_note = if r.runs.len() > 1 {
-        format!(
-            "  {}/{} passed{}",
-            r.passes(),
-            r.runs.len(),
-            if r.flaky() { " (FLAKY)" } else { "" }
-        )
-    } else {
-        String::new()
-    };
-    println!(
-        "{label:<10} {:<30} {:<6} {:>7.0} ms{repeat_note}",
-        s.clause.id,
-        s.clause.level.to_string(),
-        r.duration().as_secs_f64() * 1000.0 / r.runs.len() as f64
-    );
-    if let Some(why) = reason(&worst.verdict) {
-        println!("    Reason:      {why}");
-    }
-    if matches!(worst.verdict, Verdict::Fail | Verdict::NonStrict) {
-        for line in failure_text(s, worst).lines() {
-            println!("    {line}");
-        }
-    }
-}
-
-/// Creates an output file up front, so a bad path fails before minutes of scenarios.
-fn create(flag: &str, path: &Option<PathBuf>) -> Result<Option<(PathBuf, File)>, String> {
-    let Some(path) = path else { return Ok(None) };
-    let f = File::create(path).map_err(|e| {
-        format!(
-            "{flag} {}: cannot create the file: {e}: give a writable path",
-            path.display()
-        )
-    })?;
-    Ok(Some((path.clone(), f)))
-}
-
-fn write(flag: &str, out: Option<(PathBuf, File)>, text: &str) -> Result<(), String> {
-    let Some((path, mut f)) = out else {
-        return Ok(());
-    };
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.flush())
-        .map_err(|e| format!("{flag} {}: cannot write: {e}", path.display()))
-}
-
-/// Runs the subcommand; returns the exit code.
-pub fn run(args: ScenarioArgs) -> Result<u8, String> {
-    // A panic inside a check is caught and reported as an `error` verdict with its
-    // message (some checks provoke one on purpose): no backtrace on stderr.
-    std::panic::set_hook(Box::new(|_| {}));
-    let all = registry();
-    if args.selectors.first().map(String::as_str) == Some("list") {
-        if args.markdown {
-            print!("{}", markdown_table(&all));
-        } else {
-            list(&all);
-        }
-        return Ok(EXIT_OK);
-    }
-    if args.markdown {
-        return Err("--markdown goes with `list`: loadgen scenario list --markdown".into());
-    }
-    let chosen = if args.all {
-        all.clone()
-    } else if args.selectors.is_empty() {
-        return Err("name scenarios to run (IDs, aliases or globs), or use --all; `loadgen scenario list` shows them".into());
-    } else {
-        select(&all, &args.selectors)?
-    };
-    let ctx = context(&args)?;
-    let parallel = if args.serial {
-        1
-    } else {
-        args.parallel.unwrap_or(DEFAULT_PARALLEL)
-    };
-    if parallel == 0 || parallel > 64 {
-        return Err(format!(
-            "--parallel {parallel} is out of range: use 1 to 64 (or --serial)"
-        ));
-    }
-    let expectations = match &args.expect {
-        Some(p) => Some(Expectations::load(p, &all)?),
-        None => None,
-    };
-    let json_out = create("--json", &args.json)?;
-    let junit_out = create("--junit", &args.junit)?;
-
-    if ctx.target.name() != "reference" {
-        println!("target: {}", ctx.target.name());
-    }
-    let started_at = SystemTime::now();
-    let started = Instant::now();
-    let mut records: Vec<Record> = Vec::with_capacity(chosen.len());
-    pool::run_in_order(
-        &chosen,
-        parallel,
-        |s| Record::run(s, &ctx, args.repeat),
-        |_, r| {
-            print_record(&r);
-            records.push(r);
-        },
-    );
-    let wall = started.elapsed();
-
-    let totals = totals(&records);
-    let differences: Vec<ExpectationDifference> = expectations
-        .as_ref()
-        .map(|e| {
-            records
-                .iter()
-                .filter_map(|r| e.check(r.scenario.clause.id, &r.verdicts()))
-                .collect()
-        })
-        .unwrap_or_default();
-    println!(
-        "\n{} scenarios in {:.1} s: {} passed, {} failed, {} non-strict, {} skipped, {} errors{}",
-        totals.scenarios,
-        wall.as_secs_f64(),
-        totals.pass,
-        totals.fail,
-        totals.non_strict,
-        totals.skipped,
-        totals.error,
-        if args.repeat > 1 {
-            format!(", {} flaky", totals.flaky)
-        } else {
-            String::new()
-        }
-    );
-    let code = if let Some(e) = &expectations {
-        for d in &differences {
-            println!("{}", expectations::describe(d, args.repeat as usize));
-        }
-        if differences.is_empty() {
-            println!("every verdict as {} expects", e.file);
-        }
-        exit_code_expecting(&differences)
-    } else {
-        exit_code(&records)
-    };
-
-    let meta = results_json::Meta {
-        started_at,
-        wall,
-        slack: args.slack,
-        workers: args.workers,
-        fault: args.fault.clone(),
-        target: ctx.target.name(),
-        repeat: args.repeat,
-        parallel,
-        expectations: expectations.map(|e| ExpectationCheck {
-            file: e.file,
-            differences,
-        }),
-        exit_code: code,
-    };
-    if json_out.is_some() {
-        let doc = results_json::document(&records, totals.clone(), meta.clone());
-        let text = serde_json::to_string_pretty(&doc)
-            .map_err(|e| format!("--json: cannot serialise the results: {e}"))?;
-        write("--json", json_out, &(text + "\n"))?;
-    }
-    if junit_out.is_some() {
-        write("--junit", junit_out, &junit::report(&records, &meta)?)?;
-    }
-    Ok(code)
-}
-
 fn totals(records: &[Record]) -> Totals {
     let mut t = Totals {
         scenarios: records.len() as u32,
@@ -517,6 +398,13 @@ fn severity(v: &Verdict) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scenarios::registry;
+
+    #[test]
+    fn the_committed_expectations_file_parses() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/expectations.tsv");
+        load_expectations(Path::new(path), &registry()).unwrap();
+    }
 
     #[test]
     fn globs() {
