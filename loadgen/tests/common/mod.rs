@@ -74,6 +74,20 @@ impl Output {
     }
 }
 
+/// Fails unless `out` is a usage error (exit 2) of one stderr line containing `want`,
+/// with nothing on stdout: the command refused before doing anything.
+#[track_caller]
+pub fn assert_refused_up_front(out: &Output, want: &str) {
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "ran scenarios anyway: {}",
+        out.stdout
+    );
+}
+
 /// Runs the `loadgen` binary with `args`; kills it and fails after `deadline`.
 #[track_caller]
 pub fn loadgen(args: &[&str], deadline: Duration) -> Output {
