@@ -142,7 +142,6 @@ pub fn settings(a: &SweepArgs) -> Result<Settings, String> {
         slo_us,
         base,
         max_time,
-        progress: !a.quiet,
     })
 }
 
@@ -152,7 +151,11 @@ pub fn run(args: SweepArgs) -> Result<u8, String> {
     let s = settings(&args)?;
     let json = OutputFile::create_opt("--json", &args.json)?;
     let started = SystemTime::now();
-    let done = sweep::run(&s);
+    let done = sweep::run(&s, |step, phase, r, why| {
+        if !args.quiet {
+            eprintln!("{}", export::sweep::progress(step, phase, r, why));
+        }
+    });
     let document = |runs| export::results::document(runs, started);
     let outcome = match done.outcome {
         Ok(o) => o,

@@ -3,7 +3,7 @@
 use reports::RunResult;
 
 use super::tables::{Align, Column, Table};
-use crate::sweep::search::{ms, Outcome, Stop};
+use crate::sweep::search::{ms, NotHeld, Outcome, Phase, Stop};
 
 /// The SLO as the answer line shows it: `10ms`, `500us`, `1.5s`.
 pub fn slo_text(us: u64) -> String {
@@ -14,6 +14,23 @@ pub fn slo_text(us: u64) -> String {
     } else {
         format!("{us}us")
     }
+}
+
+/// The progress line of one step (stderr).
+pub fn progress(step: usize, phase: Phase, r: &RunResult, why: Option<&NotHeld>) -> String {
+    let rate = r.config.sweep.as_ref().map_or(0.0, |s| s.sweep_rate);
+    format!(
+        "sweep: step {step} ({}) {rate:.0} req/s: achieved {:.0} req/s, p50 {}, p99 {}, {} errors: {}",
+        phase.name(),
+        r.requests_per_s,
+        ms(r.latency_corrected.p50_us),
+        ms(r.latency_corrected.p99_us),
+        r.errors.total(),
+        match why {
+            None => "holds".to_string(),
+            Some(why) => format!("does not hold ({why})"),
+        }
+    )
 }
 
 /// One line per step: offered and achieved rate, p50, p99, errors, whether it held.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reports::{RunResult, SweepRecord};
 
 use crate::load::{self, RunConfig};
-use search::{judge, ms, sweep, Figures, NotHeld, Outcome, Phase, Plan};
+use search::{judge, sweep, Figures, NotHeld, Outcome, Phase, Plan};
 
 /// Validated settings.
 #[derive(Debug, Clone)]
@@ -22,8 +22,6 @@ pub struct Settings {
     pub base: RunConfig,
     /// No step starts after the sweep has run this long.
     pub max_time: Duration,
-    /// A progress line per step on stderr.
-    pub progress: bool,
 }
 
 /// What the sweep measured: every step's run, in order, and the answer (or the error
@@ -63,9 +61,12 @@ fn measure_step(
     Ok((r, verdict))
 }
 
-/// Runs the sweep. Exit 0 also when not even the first step held (the answer is then
-/// `none`).
-pub fn run(s: &Settings) -> SweepRun {
+/// Runs the sweep; `on_step(step, phase, run, why it did not hold)` sees each step as
+/// it is measured (the console's progress line).
+pub fn run(
+    s: &Settings,
+    mut on_step: impl FnMut(usize, Phase, &RunResult, Option<&NotHeld>),
+) -> SweepRun {
     let begun = Instant::now();
     let step_time = s.base.warmup + s.base.duration.unwrap_or_default();
     let mut runs: Vec<RunResult> = Vec::new();
@@ -77,20 +78,7 @@ pub fn run(s: &Settings) -> SweepRun {
             std::thread::sleep(settle);
             let step = runs.len() + 1;
             let (r, verdict) = measure_step(s, step, rate, phase)?;
-            if s.progress {
-                eprintln!(
-                    "sweep: step {step} ({}) {rate:.0} req/s: achieved {:.0} req/s, p50 {}, p99 {}, {} errors: {}",
-                    phase.name(),
-                    r.requests_per_s,
-                    ms(r.latency_corrected.p50_us),
-                    ms(r.latency_corrected.p99_us),
-                    r.errors.total(),
-                    match &verdict {
-                        Ok(()) => "holds".to_string(),
-                        Err(why) => format!("does not hold ({why})"),
-                    }
-                );
-            }
+            on_step(step, phase, &r, verdict.as_ref().err());
             settle = if verdict.is_ok() {
                 Duration::ZERO
             } else {
