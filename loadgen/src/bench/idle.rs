@@ -5,6 +5,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use super::Notes;
 use crate::http_client::{Deadline, ResponseReader};
 
 /// Descriptors kept free for everything but the idle connections (client threads,
@@ -23,7 +24,13 @@ pub struct IdleConns {
 impl IdleConns {
     /// Opens `n` connections to `addr` and has each answer one `GET path`; keeps those
     /// that did.
-    pub fn open(addr: SocketAddr, host: &str, path: &str, n: usize) -> Result<IdleConns, String> {
+    pub fn open(
+        addr: SocketAddr,
+        host: &str,
+        path: &str,
+        n: usize,
+        note: &mut Notes<'_>,
+    ) -> Result<IdleConns, String> {
         let mut conns = Vec::with_capacity(n);
         for i in 0..n {
             match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
@@ -32,7 +39,7 @@ impl IdleConns {
                     return Err(format!("idle-active: cannot connect to {addr}: {e}"))
                 }
                 Err(e) => {
-                    eprintln!("bench: idle-active: connection {} of {n} failed ({e}): holding {i} idle connections", i + 1);
+                    note(format!("bench: idle-active: connection {} of {n} failed ({e}): holding {i} idle connections", i + 1));
                     break;
                 }
             }
@@ -83,20 +90,22 @@ fn answered(reader: &mut ResponseReader, s: &mut TcpStream, end: Instant) -> boo
 
 /// Raises the open-files limit for `idle` idle connections (children started later
 /// inherit it) and returns how many idle connections fit.
-pub fn idle_capacity(idle: usize, max_conns: usize) -> usize {
+pub fn idle_capacity(idle: usize, max_conns: usize, note: &mut Notes<'_>) -> usize {
     let want = 2 * idle as u64 + FD_RESERVE + max_conns as u64;
     let limit = match engine::sys::rlimit::raise_nofile_limit(want) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("bench: cannot read the open-files limit ({e}); assuming 1024");
+            note(format!(
+                "bench: cannot read the open-files limit ({e}); assuming 1024"
+            ));
             1024
         }
     };
     let fit = limit.saturating_sub(FD_RESERVE + max_conns as u64) as usize;
     if fit < idle {
-        eprintln!(
+        note(format!(
             "bench: open-files limit {limit} (hard limit reached): idle-active holds {fit} idle connections instead of {idle}; raise `ulimit -Hn` for more"
-        );
+        ));
     }
     fit.min(idle)
 }

@@ -6,6 +6,9 @@ pub mod idle;
 pub mod nginx;
 pub mod targets;
 
+/// Where the bench's progress and diagnostic lines go.
+pub type Notes<'a> = dyn FnMut(String) + 'a;
+
 use std::time::{Duration, SystemTime};
 
 use reports::{BenchRecord, RunResult, Warning};
@@ -128,6 +131,7 @@ fn one_run(
     w: &Workload,
     plan: &RunPlan,
     round: u32,
+    note: &mut Notes<'_>,
 ) -> Result<RunResult, String> {
     let url = format!("{}{}", target.base, w.path);
     let mut cfg = RunConfig::new(&url, w.connections, plan.duration)?;
@@ -142,7 +146,13 @@ fn one_run(
     cfg.validate()?;
     let host = target.base.trim_start_matches("http://").to_string();
     let mut idle = if w.idle {
-        Some(IdleConns::open(target.addr, &host, w.path, plan.idle)?)
+        Some(IdleConns::open(
+            target.addr,
+            &host,
+            w.path,
+            plan.idle,
+            note,
+        )?)
     } else {
         None
     };
@@ -184,11 +194,12 @@ fn one_run(
     Ok(r)
 }
 
-/// Starts the targets, runs the matrix and stops the targets again.
-pub fn run(m: &Matrix) -> Result<BenchRun, String> {
+/// Starts the targets, runs the matrix and stops the targets again; `note` gets the
+/// progress and diagnostic lines (the console prints them on stderr).
+pub fn run(m: &Matrix, note: &mut Notes<'_>) -> Result<BenchRun, String> {
     let idle = match m.workloads.iter().find(|w| w.idle) {
         // Before any server starts: they inherit the raised limit.
-        Some(w) => idle_capacity(m.idle, w.connections),
+        Some(w) => idle_capacity(m.idle, w.connections, note),
         None => m.idle,
     };
     let cpus = engine::sys::thread::allowed_cpus()
@@ -196,12 +207,12 @@ pub fn run(m: &Matrix) -> Result<BenchRun, String> {
         .unwrap_or(1);
     let mut targets = Vec::with_capacity(m.targets.len());
     for (name, spec, flag) in &m.targets {
-        targets.push(start_target(flag, name, spec, idle, m.start_timeout)?);
+        targets.push(start_target(flag, name, spec, idle, m.start_timeout, note)?);
     }
     for t in &targets {
         for (w, why) in &t.skips {
             if m.workloads.iter().any(|x| x.name == *w) {
-                eprintln!("bench: {} skips {w}: {why}", t.name);
+                note(format!("bench: {} skips {w}: {why}", t.name));
             }
         }
     }
@@ -218,10 +229,10 @@ pub fn run(m: &Matrix) -> Result<BenchRun, String> {
             .filter(|c| !server_cpus.contains(c))
             .collect();
         match engine::sys::thread::pin_current_thread_to(&client) {
-            Ok(()) => eprintln!("bench: load generator pinned to CPUs {client:?}"),
-            Err(e) => eprintln!(
+            Ok(()) => note(format!("bench: load generator pinned to CPUs {client:?}")),
+            Err(e) => note(format!(
                 "bench: could not keep the load generator off CPUs {server_cpus:?} ({e}): it shares them"
-            ),
+            )),
         }
     }
     // Leave the server's CPU alone when it is pinned on this machine.
@@ -262,8 +273,8 @@ pub fn run(m: &Matrix) -> Result<BenchRun, String> {
                 if t.skips.iter().any(|(s, _)| *s == w.name) {
                     continue;
                 }
-                let r = one_run(t, w, &plan, round)?;
-                eprintln!(
+                let r = one_run(t, w, &plan, round, note)?;
+                note(format!(
                     "[{}/{total}] round {round} {} on {}: {:.1} req/s, p99 {:.3} ms, {} errors",
                     runs.len() + 1,
                     w.name,
@@ -271,7 +282,7 @@ pub fn run(m: &Matrix) -> Result<BenchRun, String> {
                     r.requests_per_s,
                     r.latency_corrected.p99_us as f64 / 1000.0,
                     r.errors.total()
-                );
+                ));
                 runs.push(r);
             }
         }

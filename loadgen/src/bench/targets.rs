@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use scenarios::harness::on_free_port;
 
+use super::Notes;
 use crate::load::Target;
 use crate::server::Server;
 
@@ -71,6 +72,7 @@ pub fn start_target(
     spec: &str,
     idle: usize,
     deadline: Duration,
+    note: &mut Notes<'_>,
 ) -> Result<BenchTarget, String> {
     let parsed = parse_spec(flag, spec)?;
     let server = match &parsed {
@@ -89,7 +91,7 @@ pub fn start_target(
             Some(c) => format!("pinned to CPU {c}"),
             None => "not pinned (no taskset)".into(),
         };
-        eprintln!("bench: {name}: pid {} on {base}, {pin}", s.pid());
+        note(format!("bench: {name}: pid {} on {base}, {pin}", s.pid()));
     }
     let skips = match parsed {
         Spec::Nginx => vec![(

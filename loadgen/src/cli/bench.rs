@@ -109,7 +109,7 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
         idle: args.idle,
         start_timeout,
     };
-    let done = bench::run(&matrix)?;
+    let done = bench::run(&matrix, &mut |line| eprintln!("{line}"))?;
     print!("{}", export::bench::table(&done.runs, &done.skipped));
     let side = |name: &str| -> Vec<RunResult> {
         done.runs
