@@ -1,10 +1,7 @@
 //! `loadgen scenario`: select scenarios, run them, print verdicts with Requirement /
 //! Expected / Actual for failures, and map the results to an exit code.
 
-use std::path::Path;
-
 use clap::Args;
-use reports::scenarios::ExpectationCheck;
 use scenarios::registry;
 
 use crate::export::{self, OutputFile};
@@ -66,22 +63,6 @@ pub struct ScenarioArgs {
     pub markdown: bool,
 }
 
-/// Creates an output file up front, so a bad path fails before minutes of scenarios.
-fn create(
-    flag: &'static str,
-    path: &Option<std::path::PathBuf>,
-) -> Result<Option<OutputFile>, String> {
-    let create = |p: &Path| {
-        OutputFile::create_or(flag, p, |e| {
-            format!(
-                "{flag} {}: cannot create the file: {e}: give a writable path",
-                p.display()
-            )
-        })
-    };
-    path.as_deref().map(create).transpose()
-}
-
 /// Runs `loadgen scenario`.
 pub fn run(args: ScenarioArgs) -> Result<u8, String> {
     // A panic inside a check is caught and reported as an `error` verdict with its
@@ -111,13 +92,14 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         (None, Some(cmd)) => TargetSpec::Command(cmd.clone()),
         (None, None) => TargetSpec::Named(args.target.clone()),
     };
-    let ctx = suite::context(&Options {
+    let options = Options {
         slack: args.slack,
         workers: args.workers,
         repeat: args.repeat,
         fault: args.fault.clone(),
         target,
-    })?;
+    };
+    let ctx = suite::context(&options)?;
     let parallel = if args.serial {
         1
     } else {
@@ -132,8 +114,8 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
         Some(p) => Some(suite::load_expectations(p, &all)?),
         None => None,
     };
-    let json_out = create("--json", &args.json)?;
-    let junit_out = create("--junit", &args.junit)?;
+    let json_out = OutputFile::create_writable_opt("--json", &args.json)?;
+    let junit_out = OutputFile::create_writable_opt("--junit", &args.junit)?;
     if ctx.target.name() != "reference" {
         println!("target: {}", ctx.target.name());
     }
@@ -156,21 +138,7 @@ pub fn run(args: ScenarioArgs) -> Result<u8, String> {
             export::suite::differences(&e.file, &done.differences, runs)
         );
     }
-    let meta = export::scenarios::Meta {
-        started_at: done.started_at,
-        wall: done.wall,
-        slack: args.slack,
-        workers: args.workers,
-        fault: args.fault.clone(),
-        target: plan.ctx.target.name(),
-        repeat: args.repeat,
-        parallel,
-        expectations: plan.expectations.as_ref().map(|e| ExpectationCheck {
-            file: e.file.clone(),
-            differences: done.differences.clone(),
-        }),
-        exit_code: done.exit_code,
-    };
+    let meta = export::scenarios::Meta::new(&options, &plan, &done);
     if let Some(file) = json_out {
         let doc = export::scenarios::document(&done.records, done.totals.clone(), meta.clone());
         let text =

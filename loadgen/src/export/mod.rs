@@ -53,6 +53,22 @@ impl OutputFile {
             .transpose()
     }
 
+    /// Creates `path` if one is given; the error adds `give a writable path`.
+    pub fn create_writable_opt(
+        flag: &'static str,
+        path: &Option<PathBuf>,
+    ) -> Result<Option<OutputFile>, String> {
+        let create = |p: &Path| {
+            OutputFile::create_or(flag, p, |e| {
+                format!(
+                    "{flag} {}: cannot create the file: {e}: give a writable path",
+                    p.display()
+                )
+            })
+        };
+        path.as_deref().map(create).transpose()
+    }
+
     /// Creates `path`, with `message` for the error.
     pub fn create_or(
         flag: &'static str,
