@@ -1,17 +1,38 @@
-//! The `loadgen` binary's library: argument definitions and subcommands, with a thin
-//! `main`.
+//! The `loadgen` binary's library. Bird's eye view:
+//!
+//! - [`cli`]: clap definitions and one short file per subcommand (arguments → a
+//!   validated configuration → one library call → an export).
+//! - [`load`]: the load engine (epoll client threads, response framing, the run's
+//!   figures); `loadgen run`, `bench` and `sweep` drive it.
+//! - [`bench`]: the workload matrix, the servers it starts, idle connections.
+//! - [`sweep`]: the rate search (pure, in [`sweep::search`]) and its driver.
+//! - [`counters`]: per-request counters of the reference engine and their exact
+//!   comparison with a baseline.
+//! - [`suite`]: the conformance runner (selection, pool, expectations, JUnit, JSON).
+//! - [`gate`]: pairing runs for the regression verdict (statistics in `reports::gate`).
+//! - [`serve`]: the reference engine's routes for `loadgen serve`.
+//! - [`server`]: a server this process started (a child process or an in-process
+//!   engine), stopped on drop; [`http_client`]: the blocking response reader.
+//! - [`export`]: every document and console table (serialization does no I/O) and the
+//!   one place that writes output files.
+//!
+//! Architecture invariants: no module outside `cli/` imports clap; library modules
+//! return configurations and figures, `cli/` and `export/` print them.
 
-pub mod bench_cmd;
+#![forbid(unsafe_code)]
+
+pub mod bench;
 pub mod cli;
 pub mod control;
-pub mod counters_cmd;
-pub mod gate_cmd;
-pub mod merge_cmd;
-pub mod report_cmd;
-pub mod run;
-pub mod scenario_cmd;
-pub mod serve_cmd;
-pub mod sweep_cmd;
+pub mod counters;
+pub mod export;
+pub mod gate;
+pub mod http_client;
+pub mod load;
+pub mod serve;
+pub mod server;
+pub mod suite;
+pub mod sweep;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -21,42 +42,3 @@ pub const EXIT_CONFORMANCE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code: a performance metric regressed (`loadgen gate`).
 pub const EXIT_REGRESSION: u8 = 3;
-
-/// Runs the parsed command line; returns the exit code, or a one-line error (exit 2).
-pub fn run(cli: cli::Cli) -> Result<u8, String> {
-    match cli.command {
-        cli::Command::Scenario(args) => scenario_cmd::run(args),
-        cli::Command::Serve(args) => serve_cmd::run(args),
-        cli::Command::Report(args) => report_cmd::run(args),
-        cli::Command::Merge(args) => merge_cmd::run(args),
-        cli::Command::Gate(args) => gate_cmd::run(args),
-        cli::Command::Run(args) => run_cmd(*args),
-        cli::Command::Bench(args) => bench_cmd::run(args),
-        cli::Command::Sweep(args) => sweep_cmd::run(*args),
-        cli::Command::Counters(args) => counters_cmd::run(args),
-    }
-}
-
-fn run_cmd(args: cli::RunArgs) -> Result<u8, String> {
-    let cfg = run::RunConfig::from_args(&args)?;
-    // Open the results file first: a bad path fails now, not after the whole run.
-    let json_file = match &args.json {
-        Some(path) => Some(
-            std::fs::File::create(path)
-                .map_err(|e| format!("--json {}: cannot create: {e}", path.display()))?,
-        ),
-        None => None,
-    };
-    let started = std::time::SystemTime::now();
-    let result = run::run(&cfg)?;
-    print!("{}", run::output::human(&result));
-    if let (Some(mut file), Some(path)) = (json_file, &args.json) {
-        use std::io::Write;
-        let results = run::output::results(vec![result], started);
-        serde_json::to_writer_pretty(&mut file, &results)
-            .map_err(std::io::Error::from)
-            .and_then(|()| file.write_all(b"\n"))
-            .map_err(|e| format!("--json {}: cannot write: {e}", path.display()))?;
-    }
-    Ok(EXIT_OK)
-}

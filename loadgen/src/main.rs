@@ -11,7 +11,7 @@ static GLOBAL: engine::sys::alloc::Counting = engine::sys::alloc::Counting;
 
 fn main() -> ExitCode {
     let cli = loadgen::cli::Cli::parse();
-    match loadgen::run(cli) {
+    match loadgen::cli::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");

@@ -32,7 +32,7 @@ fn run_result(target: &str, requests_per_s: f64, p99_us: u64) -> RunResult {
     RunResult {
         target: target.into(),
         workload: "GET /, 64 conns, closed p1".into(),
-        config: serde_json::Map::new(),
+        config: Default::default(),
         duration_s: 5.0,
         requests: (requests_per_s * 5.0) as u64,
         errors: ErrorCounts::default(),

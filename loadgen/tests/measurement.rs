@@ -11,7 +11,7 @@ mod common;
 
 use common::EngineServer;
 use engine::{Request, Response};
-use loadgen::run::{run, RunConfig};
+use loadgen::load::{run, RunConfig};
 use reports::histogram::decode;
 
 #[test]
@@ -221,7 +221,7 @@ fn churn_opens_a_connection_per_request_and_counts_every_one() {
     let r = run(&cfg).unwrap();
     assert_eq!(r.requests, 200, "{:?}", r.errors);
     assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
-    let accepted = server.engine.metrics().accepted;
+    let accepted = server.engine().metrics().accepted;
     assert!(
         accepted >= 200,
         "only {accepted} connections for 200 requests"

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::loadgen;
+use common::{assert_refused_up_front, loadgen};
 
 fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
@@ -63,18 +63,7 @@ fn an_unexpected_pass_exits_1_with_one_line_per_difference() {
 #[test]
 fn a_bad_expectations_file_is_a_one_line_usage_error() {
     let out = run_with("bad", "engine.typo\tpass\twhy\n", &["engine.type"]);
-    assert_eq!(out.code(), 2, "{out:?}");
-    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(":1: unknown scenario"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "ran scenarios anyway: {}",
-        out.stdout
-    );
+    assert_refused_up_front(&out, ":1: unknown scenario");
 }
 
 #[test]
@@ -84,19 +73,13 @@ fn unwritable_outputs_fail_before_running_anything() {
             &["scenario", "--all", flag, "/nonexistent-dir/out"],
             Duration::from_secs(30),
         );
-        assert_eq!(out.code(), 2, "{out:?}");
-        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert_refused_up_front(&out, "cannot create");
         assert!(
             out.stderr.starts_with(&format!(
                 "error: {flag} /nonexistent-dir/out: cannot create"
             )),
             "{}",
             out.stderr
-        );
-        assert!(
-            out.stdout.is_empty(),
-            "ran scenarios anyway: {}",
-            out.stdout
         );
     }
 }

@@ -213,7 +213,7 @@ fn finds_the_capacity_of_a_server_within_10_percent() {
     let mut failed = Vec::new();
     for (i, r) in results.runs.iter().enumerate() {
         assert_eq!(r.workload, "sweep");
-        let c = &r.config;
+        let c = &serde_json::to_value(&r.config).unwrap();
         assert_eq!(c["sweep_step"].as_u64(), Some(i as u64 + 1));
         assert_eq!(c["sweep_slo_us"].as_u64(), Some(150_000));
         assert_eq!(c["sweep_max_rate"].as_f64(), Some(found));

@@ -2,6 +2,7 @@
 //! and reports, and the exact merge of results. Statistics are computed in [`stats`];
 //! [`plot`] only draws.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod gate;

@@ -169,8 +169,7 @@ fn merge_runs(runs: &[&RunResult]) -> Result<RunResult, String> {
     // Every process saw the same server: its CPU time is not a sum, and which
     // process's reading to keep is arbitrary.
     out.server_cpu_s = None;
-    out.config
-        .insert("merged_runs".to_string(), serde_json::json!(runs.len()));
+    out.config.merged_runs = Some(runs.len() as u64);
     Ok(out)
 }
 
@@ -230,7 +229,7 @@ mod tests {
         RunResult {
             target: "t".into(),
             workload: "w".into(),
-            config: serde_json::Map::new(),
+            config: Default::default(),
             duration_s: 1.0,
             requests: 10,
             errors: ErrorCounts::default(),

@@ -170,8 +170,9 @@ pub struct RunResult {
     pub target: String,
     /// The workload name.
     pub workload: String,
-    /// Every setting of the run (flag name → value).
-    pub config: serde_json::Map<String, serde_json::Value>,
+    /// Every setting of the run (flag name → value), and what the command that ran
+    /// it recorded (bench, sweep, merge).
+    pub config: RunSettings,
     /// Measured duration (after warmup), seconds.
     pub duration_s: f64,
     /// Requests completed successfully.
@@ -212,4 +213,105 @@ pub struct RunResult {
     /// in files written before the field existed: then the file's start is the run's).
     #[serde(default)]
     pub started_unix_ms: Option<u64>,
+}
+
+/// A run's `config` object: the load's settings by flag name, plus typed records of
+/// the command that made the run. The records are flattened into the same object
+/// (`bench_round`, `sweep_rate`, `merged_runs`, ...), so the JSON stays one flat map.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunSettings {
+    /// Set by `loadgen bench`.
+    #[serde(flatten)]
+    pub bench: Option<BenchRecord>,
+    /// Set by `loadgen sweep`.
+    #[serde(flatten)]
+    pub sweep: Option<SweepRecord>,
+    /// Set by `loadgen merge` on a run merged from this many runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_runs: Option<u64>,
+    /// The load's settings (`url`, `connections`, `duration_ms`, ...). Declared last:
+    /// it takes the keys the typed records above did not.
+    #[serde(flatten)]
+    pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// What `loadgen bench` records about a run of its matrix.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BenchRecord {
+    /// The round (1, 2, ...) of the matrix.
+    pub bench_round: u32,
+    /// The URL loaded.
+    pub bench_url: String,
+    /// What the user gave for the target, when it is not the target's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench_target: Option<String>,
+    /// Workloads of the matrix this target skips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench_skipped_workloads: Option<Vec<String>>,
+    /// `--idle`: idle connections wanted (idle-active workload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_requested: Option<u64>,
+    /// Idle connections open during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_connections: Option<u64>,
+    /// Idle connections that still answered after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_answered_after: Option<u64>,
+}
+
+/// Why a sweep step ran.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SweepPhase {
+    /// Stepping the rate up.
+    #[default]
+    Grow,
+    /// Measuring a rising step that did not hold again.
+    Retry,
+    /// Bisecting between the last rate that held and the first that did not.
+    Refine,
+}
+
+impl SweepPhase {
+    /// The name in results files and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepPhase::Grow => "grow",
+            SweepPhase::Retry => "retry",
+            SweepPhase::Refine => "refine",
+        }
+    }
+}
+
+/// What `loadgen sweep` records about one step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SweepRecord {
+    /// The step's number (1, 2, ...).
+    #[serde(default)]
+    pub sweep_step: u64,
+    /// Why it ran.
+    #[serde(default)]
+    pub sweep_phase: SweepPhase,
+    /// The offered rate, requests per second.
+    pub sweep_rate: f64,
+    /// The p99 SLO, µs.
+    pub sweep_slo_us: u64,
+    /// Whether the step held the SLO.
+    pub sweep_held: bool,
+    /// Why it did not hold (null when it held).
+    #[serde(default)]
+    pub sweep_reason: Option<String>,
+    /// The sweep's answer (null: no rate held); absent when the sweep ended in an
+    /// error before it had one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub sweep_max_rate: Option<Option<f64>>,
+}
+
+/// A field that is present, possibly as null (absent is `None` through `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
+    Option::<f64>::deserialize(d).map(Some)
 }

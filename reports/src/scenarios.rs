@@ -175,3 +175,140 @@ pub struct ExpectationDifference {
 fn reference_target() -> String {
     "reference".into()
 }
+
+/// An expectations file (`ci/expectations.tsv`): every scenario's expected verdicts.
+/// One line per known deviation: `id<TAB>verdicts<TAB>reason`, verdicts separated by
+/// `|`; `#` starts a comment. A scenario not listed must pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectations {
+    /// The file, as given.
+    pub file: String,
+    entries: Vec<(String, Vec<VerdictKind>)>,
+}
+
+impl Expectations {
+    /// Parses the text of the expectations file named `file`: every ID must be one
+    /// that `known` accepts, every verdict must be known, every deviation needs its
+    /// reason. Errors are one line starting with `FILE:LINE:`.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        known: impl Fn(&str) -> bool,
+    ) -> Result<Expectations, String> {
+        let mut entries: Vec<(String, Vec<VerdictKind>)> = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let at = format!("{file}:{}", n + 1);
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').collect();
+            let [id, verdicts, reason] = cols[..] else {
+                return Err(format!(
+                    "{at}: want 3 tab-separated columns (id, verdicts, reason), found {}",
+                    cols.len()
+                ));
+            };
+            if !known(id) {
+                return Err(format!(
+                    "{at}: unknown scenario {id:?}: `loadgen scenario list` shows the IDs"
+                ));
+            }
+            if entries.iter().any(|(e, _)| e == id) {
+                return Err(format!("{at}: {id} is listed twice: keep one line"));
+            }
+            let mut allowed = Vec::new();
+            for v in verdicts.split('|') {
+                let kind = VerdictKind::from_name(v.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = VerdictKind::ALL.iter().map(|k| k.name()).collect();
+                    format!("{at}: unknown verdict {v:?}: use {}", names.join(", "))
+                })?;
+                allowed.push(kind);
+            }
+            if reason.trim().is_empty() {
+                return Err(format!("{at}: {id}: a deviation needs its reason"));
+            }
+            entries.push((id.to_string(), allowed));
+        }
+        Ok(Expectations {
+            file: file.to_string(),
+            entries,
+        })
+    }
+
+    /// The verdicts allowed for `id` (`pass` when the file does not list it).
+    pub fn allowed(&self, id: &str) -> Vec<VerdictKind> {
+        self.entries
+            .iter()
+            .find(|(e, _)| e == id)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| vec![VerdictKind::Pass])
+    }
+
+    /// The difference for scenario `id` whose runs ended in `verdicts`, if any run's
+    /// verdict is not allowed.
+    pub fn check(&self, id: &str, verdicts: &[VerdictKind]) -> Option<ExpectationDifference> {
+        let allowed = self.allowed(id);
+        let seen: Vec<VerdictKind> = verdicts
+            .iter()
+            .copied()
+            .filter(|v| !allowed.contains(v))
+            .collect();
+        (!seen.is_empty()).then(|| ExpectationDifference {
+            id: id.to_string(),
+            allowed,
+            seen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IDS: [&str; 2] = ["engine.type", "accept.pause.handover-race"];
+
+    fn load(text: &str) -> Result<Expectations, String> {
+        Expectations::parse("exp.tsv", text, |id| IDS.contains(&id))
+    }
+
+    #[test]
+    fn unlisted_must_pass_and_listed_sets_allow_any_member() {
+        let e =
+            load("# comment\naccept.pause.handover-race\tpass|non-strict\tkernel race\n").unwrap();
+        use VerdictKind::*;
+        assert!(e.check("engine.type", &[Pass]).is_none());
+        let d = e.check("engine.type", &[Pass, Fail]).unwrap();
+        assert_eq!(d.seen, [Fail]);
+        assert_eq!(d.allowed, [Pass]);
+        assert!(e
+            .check("accept.pause.handover-race", &[Pass, NonStrict])
+            .is_none());
+        assert!(e.check("accept.pause.handover-race", &[Fail]).is_some());
+    }
+
+    #[test]
+    fn an_unexpected_pass_is_a_difference() {
+        let e = load("engine.type\tnon-strict\tknown deviation\n").unwrap();
+        let d = e.check("engine.type", &[VerdictKind::Pass]).unwrap();
+        assert_eq!(d.seen, [VerdictKind::Pass]);
+        assert_eq!(d.allowed, [VerdictKind::NonStrict]);
+    }
+
+    #[test]
+    fn bad_lines_are_one_line_errors_with_the_place() {
+        for (text, want) in [
+            ("nope.nope\tpass\twhy\n", "exp.tsv:1: unknown scenario"),
+            ("engine.type\tpasss\twhy\n", "exp.tsv:1: unknown verdict"),
+            ("# c\nengine.type\tpass\n", "exp.tsv:2: want 3"),
+            ("engine.type\tfail\t \n", "needs its reason"),
+            (
+                "engine.type\tfail\ta\nengine.type\tfail\tb\n",
+                "listed twice",
+            ),
+        ] {
+            let err = load(text).unwrap_err();
+            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(!err.contains('\n'));
+        }
+    }
+}

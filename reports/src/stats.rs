@@ -96,7 +96,7 @@ pub fn workload_label(run: &RunResult) -> String {
 
 /// The offered rate of a sweep step (`sweep_rate` in its config).
 fn sweep_rate(run: &RunResult) -> Option<f64> {
-    run.config.get("sweep_rate").and_then(|v| v.as_f64())
+    run.config.sweep.as_ref().map(|s| s.sweep_rate)
 }
 
 /// The run labels of every results file, in order: `target workload`, with `#2`, `#3`
@@ -333,16 +333,16 @@ pub fn rate_curves(files: &[Results]) -> Vec<RateCurve> {
         if c.slo_ms.is_none() {
             c.slo_ms = run
                 .config
-                .get("sweep_slo_us")
-                .and_then(|v| v.as_f64())
-                .map(|us| us / 1000.0);
+                .sweep
+                .as_ref()
+                .map(|s| s.sweep_slo_us as f64 / 1000.0);
         }
         c.points.push(RatePoint {
             offered_per_s: om.rate_per_s,
             achieved_per_s: run.requests_per_s,
             p50_ms: run.latency_corrected.p50_us as f64 / 1000.0,
             p99_ms: run.latency_corrected.p99_us as f64 / 1000.0,
-            held: run.config.get("sweep_held").and_then(|v| v.as_bool()),
+            held: run.config.sweep.as_ref().map(|s| s.sweep_held),
         });
     }
     for c in &mut curves {
@@ -372,14 +372,10 @@ pub struct SweepSummary {
 pub fn sweep_summaries(files: &[Results]) -> Vec<SweepSummary> {
     let mut out: Vec<SweepSummary> = Vec::new();
     for run in all_runs(files) {
-        let get = |k: &str| run.config.get(k);
-        let (Some(rate), Some(slo_us), Some(held)) = (
-            sweep_rate(run),
-            get("sweep_slo_us").and_then(|v| v.as_u64()),
-            get("sweep_held").and_then(|v| v.as_bool()),
-        ) else {
+        let Some(sweep) = &run.config.sweep else {
             continue;
         };
+        let (rate, slo_us, held) = (sweep.sweep_rate, sweep.sweep_slo_us, sweep.sweep_held);
         let target = display_target(&run.target);
         let i = match out
             .iter()

@@ -47,7 +47,7 @@ fn run(target: &str, workload: &str, base_us: u64, rps: f64) -> RunResult {
     RunResult {
         target: target.into(),
         workload: workload.into(),
-        config: serde_json::Map::new(),
+        config: Default::default(),
         duration_s: 5.0,
         requests: 20_000,
         errors: ErrorCounts::default(),
@@ -122,10 +122,13 @@ fn fixture_sweep() -> Results {
                 arrivals: "fixed".into(),
                 ..Default::default()
             });
-            r.config.insert("sweep_step".into(), (i + 1).into());
-            r.config.insert("sweep_rate".into(), rate.into());
-            r.config.insert("sweep_slo_us".into(), 10_000.into());
-            r.config.insert("sweep_held".into(), held.into());
+            r.config.sweep = Some(reports::SweepRecord {
+                sweep_step: i as u64 + 1,
+                sweep_rate: rate,
+                sweep_slo_us: 10_000,
+                sweep_held: held,
+                ..Default::default()
+            });
             r
         })
         .collect();

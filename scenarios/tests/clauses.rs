@@ -3,32 +3,22 @@
 
 use scenarios::{find, Ctx};
 
-/// The verdicts `ci/expectations.tsv` allows for `id` (default: pass only).
+/// The verdicts `ci/expectations.tsv` allows for `id` (default: pass only). The file
+/// is checked as `loadgen scenario --expect` checks it: known IDs, known verdicts, a
+/// reason for every deviation.
 fn allowed(id: &str) -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../ci/expectations.tsv");
     let text = std::fs::read_to_string(path).expect("ci/expectations.tsv is readable");
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        let mut cols = line.split('\t');
-        let (Some(lid), Some(verdicts), Some(reason)) = (cols.next(), cols.next(), cols.next())
-        else {
-            panic!("ci/expectations.tsv: bad line {line:?} (want id, verdicts, reason)");
-        };
-        assert!(
-            find(lid).is_some(),
-            "ci/expectations.tsv names unknown scenario {lid}"
-        );
-        assert!(
-            !reason.trim().is_empty(),
-            "{lid}: a deviation needs its reason"
-        );
-        if lid == id {
-            return verdicts.split('|').map(str::to_string).collect();
-        }
-    }
-    vec!["pass".to_string()]
+    let expectations =
+        reports::scenarios::Expectations::parse("ci/expectations.tsv", &text, |lid| {
+            find(lid).is_some()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    expectations
+        .allowed(id)
+        .iter()
+        .map(|v| v.name().to_string())
+        .collect()
 }
 
 fn run(id: &str) {

@@ -7,15 +7,14 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::{Config, Engine};
 
-/// An engine with one worker and `handler`, listening on `127.0.0.1:0` until dropped.
+/// An engine with one worker and `handler`, listening on `127.0.0.1:0` until dropped
+/// (the library's in-process server).
 pub struct EngineServer {
-    pub engine: Arc<Engine>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    server: loadgen::server::Server,
 }
 
 impl EngineServer {
@@ -25,28 +24,17 @@ impl EngineServer {
             workers: 1,
             ..Config::default()
         };
-        let engine = Arc::new(Engine::new(cfg, handler).unwrap());
-        let e = Arc::clone(&engine);
-        let thread = Some(std::thread::spawn(move || e.listen().unwrap()));
-        let end = Instant::now() + Duration::from_secs(5);
-        while engine.addr().is_none() {
-            assert!(Instant::now() < end, "engine did not start within 5 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        EngineServer { engine, thread }
+        let server = loadgen::server::Server::in_process(cfg, handler)
+            .unwrap_or_else(|e| panic!("engine did not start: {e}"));
+        EngineServer { server }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        self.server.engine().expect("an in-process engine")
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/", self.engine.addr().unwrap())
-    }
-}
-
-impl Drop for EngineServer {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown(Duration::from_secs(2));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        format!("http://{}/", self.server.addr())
     }
 }
 
@@ -72,6 +60,20 @@ impl Output {
             .code()
             .unwrap_or_else(|| panic!("loadgen died of a signal: {self:?}"))
     }
+}
+
+/// Fails unless `out` is a usage error (exit 2) of one stderr line containing `want`,
+/// with nothing on stdout: the command refused before doing anything.
+#[track_caller]
+pub fn assert_refused_up_front(out: &Output, want: &str) {
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.contains(want), "{}", out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "ran scenarios anyway: {}",
+        out.stdout
+    );
 }
 
 /// Runs the `loadgen` binary with `args`; kills it and fails after `deadline`.

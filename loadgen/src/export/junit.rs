@@ -5,8 +5,8 @@
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use scenarios::Verdict;
 
-use super::results_json::Meta;
-use super::{failure_text, Record};
+use super::scenarios::Meta;
+use crate::suite::{failure_text, Record};
 
 /// The testsuite's name.
 pub const SUITE: &str = "loadgen.scenarios";
@@ -97,8 +97,8 @@ mod tests {
     use quick_junit::{NonSuccessKind, Report, TestCaseStatus};
     use scenarios::{find, Outcome, Verdict};
 
-    use super::super::results_json::Meta;
-    use super::super::Record;
+    use crate::export::scenarios::Meta;
+    use crate::suite::Record;
 
     fn record(id: &str, verdicts: &[Verdict]) -> Record {
         let runs = verdicts

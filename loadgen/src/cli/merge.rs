@@ -1,18 +1,31 @@
 //! `loadgen merge`: results written at the same time by several load processes or
 //! hosts in, one results file out (see `reports::merge` for what is exact).
 
-use std::io::Write as _;
-
+use clap::Args;
 use reports::merge::{self, MergeInput};
 use reports::report::{self, Input};
 
-use crate::cli::MergeArgs;
+use crate::export::OutputFile;
+use crate::load::config::parse_duration;
 use crate::EXIT_OK;
+
+/// `loadgen merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Results files (loadgen.result/v1) from runs made at the same time.
+    #[arg(required = true, num_args = 2.., value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The merged results file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: std::path::PathBuf,
+    /// How far apart the runs' starts and ends may be, e.g. 2s, 500ms.
+    #[arg(long, default_value = "2s")]
+    pub tolerance: String,
+}
 
 /// Runs `loadgen merge`.
 pub fn run(args: MergeArgs) -> Result<u8, String> {
-    let tolerance = crate::run::config::parse_duration(&args.tolerance)
-        .map_err(|e| format!("--tolerance: {e}"))?;
+    let tolerance = parse_duration(&args.tolerance).map_err(|e| format!("--tolerance: {e}"))?;
     let mut inputs = Vec::new();
     for path in &args.files {
         match report::load(path)? {
@@ -30,23 +43,17 @@ pub fn run(args: MergeArgs) -> Result<u8, String> {
         }
     }
     let merged = merge::merge(&inputs, tolerance.as_millis() as u64)?;
-    let out = &args.out;
-    let mut file = std::fs::File::create(out)
-        .map_err(|e| format!("--out {}: cannot create: {e}", out.display()))?;
-    serde_json::to_writer_pretty(&mut file, &merged)
-        .map_err(std::io::Error::from)
-        .and_then(|()| file.write_all(b"\n"))
-        .map_err(|e| format!("--out {}: cannot write: {e}", out.display()))?;
+    OutputFile::create("--out", &args.out)?.write_json(&merged)?;
     let merged_runs = merged
         .runs
         .iter()
-        .filter(|r| r.config.contains_key("merged_runs"))
+        .filter(|r| r.config.merged_runs.is_some())
         .count();
     println!(
         "merged {} files: {} runs ({merged_runs} merged) -> {}",
         inputs.len(),
         merged.runs.len(),
-        out.display()
+        args.out.display()
     );
     Ok(EXIT_OK)
 }

@@ -1,15 +1,13 @@
-//! `loadgen serve`: the reference engine with a plaintext, an echo, a worker and a
-//! large-response route.
+//! What `loadgen serve` serves: the reference engine with a plaintext, an echo, a
+//! worker and a large-response route.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use engine::{Config, Engine, Request, Response};
 
-use crate::cli::ServeArgs;
-use crate::EXIT_OK;
-
-fn handle(req: &Request<'_>, res: &mut Response) {
+/// The routes: `/`, `/echo`, `/worker`, `/big?bytes=N`.
+pub fn handle(req: &Request<'_>, res: &mut Response) {
     match req.path() {
         b"/echo" => {
             res.body(req.body());
@@ -48,44 +46,15 @@ fn big_len(query: Option<&[u8]>) -> Option<u64> {
     (n <= BIG_MAX).then_some(n)
 }
 
-/// Runs the subcommand; returns the exit code.
-pub fn run(args: ServeArgs) -> Result<u8, String> {
-    if args.control {
-        return crate::control::run();
-    }
-    let mut cfg = Config {
-        address: args.addr.clone(),
-        pin_workers: args.pin,
-        ..Config::default()
-    };
-    if let Some(w) = args.workers {
-        cfg.workers = w;
-    }
-    if let Some(name) = &args.fault {
-        #[cfg(feature = "faults")]
-        {
-            cfg.fault = Some(engine::faults::Fault::from_name(name).ok_or_else(|| {
-                let names: Vec<String> = engine::faults::Fault::ALL
-                    .iter()
-                    .map(|f| f.name())
-                    .collect();
-                format!(
-                    "--fault {name:?}: unknown fault; use one of {}",
-                    names.join(", ")
-                )
-            })?);
-            eprintln!("serve: fault {name} injected");
-        }
-        #[cfg(not(feature = "faults"))]
-        return Err(format!(
-            "--fault {name} needs the faults build: cargo build -p loadgen --features faults"
-        ));
-    }
+/// Serves `cfg` until interrupted (or for `duration`), announcing the address on
+/// stderr (`serving on http://ADDR/ with N workers`: `loadgen bench` reads it).
+pub fn serve(cfg: Config, duration: Option<Duration>) -> Result<(), String> {
+    let addr = cfg.address.clone();
     let engine = Arc::new(Engine::new(cfg, handle).map_err(|e| e.to_string())?);
-    if let Some(secs) = args.duration {
+    if let Some(d) = duration {
         let e = Arc::clone(&engine);
         std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs(secs));
+            std::thread::sleep(d);
             let _ = e.shutdown(Duration::from_secs(5));
         });
     }
@@ -101,6 +70,5 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     });
     let result = engine.listen();
     let _ = reporter.join();
-    result.map_err(|e| format!("listen on {}: {e}", args.addr))?;
-    Ok(EXIT_OK)
+    result.map_err(|e| format!("listen on {addr}: {e}"))
 }

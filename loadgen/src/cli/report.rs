@@ -2,10 +2,21 @@
 //! statistics, plots and pages are the `reports` crate's; this only reads the files
 //! and says where the report went.
 
+use clap::Args;
 use reports::report::{self, Input};
 
-use crate::cli::ReportArgs;
 use crate::EXIT_OK;
+
+/// `loadgen report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files (loadgen.result/v1) and scenario results files (loadgen.scenarios/v1).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<std::path::PathBuf>,
+    /// The directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: std::path::PathBuf,
+}
 
 /// Runs `loadgen report`.
 pub fn run(args: ReportArgs) -> Result<u8, String> {

@@ -1,11 +1,9 @@
 //! The validated configuration of one load run (built from CLI flags by
-//! [`RunConfig::from_args`]; tests build it directly).
+//! `cli::run`, `cli::sweep` and the bench matrix; tests build it directly).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
-
-use crate::cli::RunArgs;
 
 /// How requests arrive in the open model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +12,123 @@ pub enum Arrivals {
     Fixed,
     /// Exponential gaps with the same mean (seeded, reproducible).
     Poisson,
+}
+
+impl Arrivals {
+    /// Parses `--arrivals`: `fixed` or `poisson`.
+    pub fn parse(s: &str) -> Result<Arrivals, String> {
+        match s {
+            "fixed" => Ok(Arrivals::Fixed),
+            "poisson" => Ok(Arrivals::Poisson),
+            other => Err(format!("--arrivals {other:?}: use fixed or poisson")),
+        }
+    }
+
+    /// The name in results files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrivals::Fixed => "fixed",
+            Arrivals::Poisson => "poisson",
+        }
+    }
+}
+
+/// Parses a `--header` value, `Name: value`.
+pub fn parse_header(h: &str) -> Result<(String, String), String> {
+    let (n, v) = h
+        .split_once(':')
+        .ok_or_else(|| format!("--header {h:?}: use 'Name: value'"))?;
+    Ok((n.trim().to_string(), v.trim().to_string()))
+}
+
+/// Parses the duration given to `--FLAG`; the error names the flag and the value.
+pub fn parse_duration_flag(flag: &str, s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"))
+}
+
+/// Why a URL is not a target; the message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// `https://`: there is no TLS.
+    #[error("{0}: https is not supported (no TLS): use an http:// URL")]
+    Https(String),
+    /// Not `http://`.
+    #[error("{0:?} is not an http:// URL: use e.g. http://127.0.0.1:8080/")]
+    NotHttp(String),
+    /// `http:///`.
+    #[error("{0:?} has no host: use e.g. http://127.0.0.1:8080/")]
+    NoHost(String),
+    /// The host does not resolve.
+    #[error("{url}: cannot resolve {authority:?}: {source}")]
+    Resolve {
+        /// The URL.
+        url: String,
+        /// Its `host:port`.
+        authority: String,
+        /// The resolver's error.
+        source: std::io::Error,
+    },
+    /// The host resolves to nothing.
+    #[error("{url}: {authority:?} resolves to no address")]
+    NoAddress {
+        /// The URL.
+        url: String,
+        /// Its `host:port`.
+        authority: String,
+    },
+}
+
+/// A combination of settings that cannot run; the message names the flag and says
+/// what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The URL is not a target.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// `--connections 0`.
+    #[error("--connections 0: use at least 1 connection")]
+    NoConnections,
+    /// `--threads 0`.
+    #[error("--threads 0: use at least 1 thread")]
+    NoThreads,
+    /// `--pipeline 0`.
+    #[error("--pipeline 0: use at least 1 request in flight")]
+    NoPipeline,
+    /// A rate that is not a positive number.
+    #[error("--rate {0}: use a positive number of requests per second")]
+    BadRate(f64),
+    /// The open model with pipelining.
+    #[error("--rate with --pipeline > 1: the open model sends one request at a time per connection; drop one of them")]
+    RateWithPipeline,
+    /// `--duration 0`.
+    #[error("--duration 0: use a positive duration, e.g. 10s")]
+    ZeroDuration,
+    /// `--requests 0`.
+    #[error("--requests 0: use at least 1 request")]
+    NoRequests,
+    /// `--requests-per-conn 0`.
+    #[error("--requests-per-conn 0: use at least 1 (1 = a new connection per request)")]
+    NoRequestsPerConn,
+    /// `--timeout 0`.
+    #[error("--timeout 0: use a positive timeout, e.g. 5s")]
+    ZeroTimeout,
+    /// A method that is not a token.
+    #[error("--method {0:?}: use a token such as GET or POST")]
+    BadMethod(String),
+}
+
+/// Commands report errors as one line of text.
+impl From<ConfigError> for String {
+    fn from(e: ConfigError) -> String {
+        e.to_string()
+    }
+}
+
+/// Commands report errors as one line of text.
+impl From<TargetError> for String {
+    fn from(e: TargetError) -> String {
+        e.to_string()
+    }
 }
 
 /// A parsed `http://host[:port][/path]`.
@@ -31,23 +146,19 @@ pub struct Target {
 
 impl Target {
     /// Parses and resolves `url`. Errors are one line saying what to do.
-    pub fn parse(url: &str) -> Result<Target, String> {
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
         if url.starts_with("https://") {
-            return Err(format!(
-                "{url}: https is not supported (no TLS): use an http:// URL"
-            ));
+            return Err(TargetError::Https(url.into()));
         }
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("{url:?} is not an http:// URL: use e.g. http://127.0.0.1:8080/")
-        })?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| TargetError::NotHttp(url.into()))?;
         let (authority, path) = match rest.find('/') {
             Some(p) => (&rest[..p], &rest[p..]),
             None => (rest, "/"),
         };
         if authority.is_empty() {
-            return Err(format!(
-                "{url:?} has no host: use e.g. http://127.0.0.1:8080/"
-            ));
+            return Err(TargetError::NoHost(url.into()));
         }
         let with_port = if authority.ends_with(']') || !authority.contains(':') {
             format!("{authority}:80")
@@ -56,9 +167,16 @@ impl Target {
         };
         let addr = with_port
             .to_socket_addrs()
-            .map_err(|e| format!("{url}: cannot resolve {authority:?}: {e}"))?
+            .map_err(|source| TargetError::Resolve {
+                url: url.into(),
+                authority: authority.into(),
+                source,
+            })?
             .next()
-            .ok_or_else(|| format!("{url}: {authority:?} resolves to no address"))?;
+            .ok_or_else(|| TargetError::NoAddress {
+                url: url.into(),
+                authority: authority.into(),
+            })?;
         Ok(Target {
             url: url.to_string(),
             addr,
@@ -115,7 +233,11 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// A closed-model run of `duration` against `url` with defaults elsewhere.
-    pub fn new(url: &str, connections: usize, duration: Duration) -> Result<RunConfig, String> {
+    pub fn new(
+        url: &str,
+        connections: usize,
+        duration: Duration,
+    ) -> Result<RunConfig, ConfigError> {
         let cfg = RunConfig {
             target: Target::parse(url)?,
             threads: 1,
@@ -142,97 +264,40 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    /// Converts and validates CLI flags.
-    pub fn from_args(a: &RunArgs) -> Result<RunConfig, String> {
-        let target = Target::parse(&a.url)?;
-        let parse_dur =
-            |flag: &str, s: &str| parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"));
-        let duration = match (&a.duration, a.requests) {
-            (Some(_), Some(_)) => {
-                return Err("--duration and --requests both given: use one of them".into())
-            }
-            (Some(d), None) => Some(parse_dur("duration", d)?),
-            (None, Some(_)) => None,
-            (None, None) => Some(Duration::from_secs(10)),
-        };
-        let mut headers = Vec::new();
-        for h in &a.header {
-            let (n, v) = h
-                .split_once(':')
-                .ok_or_else(|| format!("--header {h:?}: use 'Name: value'"))?;
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-        let arrivals = match a.arrivals.as_str() {
-            "fixed" => Arrivals::Fixed,
-            "poisson" => Arrivals::Poisson,
-            other => return Err(format!("--arrivals {other:?}: use fixed or poisson")),
-        };
-        let cfg = RunConfig {
-            target,
-            threads: a.threads.min(a.connections.max(1)),
-            connections: a.connections,
-            duration,
-            requests: a.requests,
-            warmup: parse_dur("warmup", &a.warmup)?,
-            timeout: parse_dur("timeout", &a.timeout)?,
-            pipeline: a.pipeline,
-            rate: a.rate,
-            arrivals,
-            seed: a.seed,
-            method: a.method.to_ascii_uppercase(),
-            headers,
-            body: a.body.clone().unwrap_or_default().into_bytes(),
-            expect_status: a.expect_status,
-            expect_body: a.expect_body.clone().map(String::into_bytes),
-            requests_per_conn: a.requests_per_conn,
-            hdr_log: a.hdr_log.clone(),
-            progress: !a.quiet,
-            json: a.json.clone(),
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
     /// Checks the combination of settings.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        use ConfigError::*;
         if self.connections == 0 {
-            return Err("--connections 0: use at least 1 connection".into());
+            return Err(NoConnections);
         }
         if self.threads == 0 {
-            return Err("--threads 0: use at least 1 thread".into());
+            return Err(NoThreads);
         }
         if self.pipeline == 0 {
-            return Err("--pipeline 0: use at least 1 request in flight".into());
+            return Err(NoPipeline);
         }
         if let Some(r) = self.rate {
             if !(r.is_finite() && r > 0.0) {
-                return Err(format!(
-                    "--rate {r}: use a positive number of requests per second"
-                ));
+                return Err(BadRate(r));
             }
             if self.pipeline > 1 {
-                return Err("--rate with --pipeline > 1: the open model sends one request at a time per connection; drop one of them".into());
+                return Err(RateWithPipeline);
             }
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
-            return Err("--duration 0: use a positive duration, e.g. 10s".into());
+            return Err(ZeroDuration);
         }
         if self.requests == Some(0) {
-            return Err("--requests 0: use at least 1 request".into());
+            return Err(NoRequests);
         }
         if self.requests_per_conn == Some(0) {
-            return Err(
-                "--requests-per-conn 0: use at least 1 (1 = a new connection per request)".into(),
-            );
+            return Err(NoRequestsPerConn);
         }
         if self.timeout.is_zero() {
-            return Err("--timeout 0: use a positive timeout, e.g. 5s".into());
+            return Err(ZeroTimeout);
         }
         if !self.method.bytes().all(|b| b.is_ascii_alphabetic()) || self.method.is_empty() {
-            return Err(format!(
-                "--method {:?}: use a token such as GET or POST",
-                self.method
-            ));
+            return Err(BadMethod(self.method.clone()));
         }
         Ok(())
     }
@@ -269,14 +334,7 @@ impl RunConfig {
         m.insert("timeout_ms".into(), ms(self.timeout));
         m.insert("pipeline".into(), json!(self.pipeline));
         m.insert("rate_per_s".into(), json!(self.rate));
-        m.insert(
-            "arrivals".into(),
-            json!(if self.arrivals == Arrivals::Poisson {
-                "poisson"
-            } else {
-                "fixed"
-            }),
-        );
+        m.insert("arrivals".into(), json!(self.arrivals.name()));
         m.insert("seed".into(), json!(self.seed));
         m.insert("method".into(), json!(self.method));
         m.insert(
@@ -340,8 +398,14 @@ mod tests {
         assert_eq!(t.path, "/a?b");
         assert_eq!(Target::parse("http://127.0.0.1").unwrap().addr.port(), 80);
         assert_eq!(Target::parse("http://[::1]:9/").unwrap().addr.port(), 9);
-        assert!(Target::parse("https://x/").unwrap_err().contains("https"));
-        assert!(Target::parse("ftp://x/").unwrap_err().contains("http://"));
+        assert!(Target::parse("https://x/")
+            .unwrap_err()
+            .to_string()
+            .contains("https"));
+        assert!(Target::parse("ftp://x/")
+            .unwrap_err()
+            .to_string()
+            .contains("http://"));
         assert!(Target::parse("http:///").is_err());
     }
 
@@ -360,9 +424,15 @@ mod tests {
         let mut c = RunConfig::new("http://127.0.0.1:1/", 4, Duration::from_secs(1)).unwrap();
         c.rate = Some(100.0);
         c.pipeline = 2;
-        assert!(c.validate().unwrap_err().contains("--pipeline"));
+        let e = c.validate().unwrap_err();
+        assert!(matches!(e, ConfigError::RateWithPipeline), "{e:?}");
+        assert!(e.to_string().contains("--pipeline"));
         c.pipeline = 1;
         c.connections = 0;
-        assert!(c.validate().unwrap_err().contains("--connections 0"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("--connections 0"));
     }
 }

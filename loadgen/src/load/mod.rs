@@ -1,8 +1,8 @@
-//! `loadgen run`: one load test against one HTTP/1.1 server.
+//! The load engine: one load test against one HTTP/1.1 server (`loadgen run`, and
+//! every point of `bench` and `sweep`).
 
 pub mod client;
 pub mod config;
-pub mod output;
 pub mod response;
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reports::histogram::{encode, new_histogram, summarize, LatencyHistogram};
 use reports::{ErrorCounts, OpenModel, RunResult, TimelinePoint, Warning};
@@ -105,8 +105,15 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         }
     }
     let mut result = summarize_run(&cfg, outcomes, timeline);
-    result.started_unix_ms = Some(output::unix_ms(wall_measure_start));
+    result.started_unix_ms = Some(unix_ms(wall_measure_start));
     Ok(result)
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn print_progress(cfg: &RunConfig, sh: &Shared, start: Instant) {
@@ -288,7 +295,7 @@ fn summarize_run(
         }
         OpenModel {
             rate_per_s: rate,
-            arrivals: if cfg.arrivals == Arrivals::Poisson { "poisson" } else { "fixed" }.into(),
+            arrivals: cfg.arrivals.name().into(),
             late,
             never_sent,
             mean_lag_us: lag_sum as f64 / sent as f64,
@@ -314,7 +321,10 @@ fn summarize_run(
     RunResult {
         target: cfg.target.url.clone(),
         workload: workload_name(cfg),
-        config: cfg.to_json(),
+        config: reports::RunSettings {
+            settings: cfg.to_json(),
+            ..Default::default()
+        },
         duration_s: wall.as_secs_f64(),
         requests,
         errors,

@@ -7,8 +7,8 @@ use reports::scenarios::{
     ExpectationCheck, ScenarioResult, ScenarioResults, ScenarioRun, Totals, SCENARIOS_SCHEMA,
 };
 
-use super::{kind, reason, Record};
-use crate::run::output::{host, rfc3339};
+use super::results::{host, rfc3339, tool, unix_ms};
+use crate::suite::{kind, reason, Options, Plan, Record, SuiteRun};
 
 /// How the scenarios were run, and the outcome of the whole run.
 #[derive(Debug, Clone)]
@@ -33,6 +33,27 @@ pub struct Meta {
     pub expectations: Option<ExpectationCheck>,
     /// The exit code.
     pub exit_code: u8,
+}
+
+impl Meta {
+    /// The meta of a finished run of `plan`, run with `options`.
+    pub fn new(options: &Options, plan: &Plan, done: &SuiteRun) -> Meta {
+        Meta {
+            started_at: done.started_at,
+            wall: done.wall,
+            slack: options.slack,
+            workers: options.workers,
+            fault: options.fault.clone(),
+            target: plan.ctx.target.name(),
+            repeat: plan.repeat,
+            parallel: plan.parallel,
+            expectations: plan.expectations.as_ref().map(|e| ExpectationCheck {
+                file: e.file.clone(),
+                differences: done.differences.clone(),
+            }),
+            exit_code: done.exit_code,
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -68,10 +89,10 @@ fn scenario(r: &Record) -> ScenarioResult {
 
 /// The results file.
 pub fn document(records: &[Record], totals: Totals, meta: Meta) -> ScenarioResults {
-    let unix_ms = crate::run::output::unix_ms(meta.started_at);
+    let unix_ms = unix_ms(meta.started_at);
     ScenarioResults {
         schema: SCENARIOS_SCHEMA.into(),
-        tool: crate::run::output::tool(),
+        tool: tool(),
         host: host(),
         started_at: rfc3339(unix_ms),
         started_unix_ms: unix_ms,

@@ -1,0 +1,70 @@
+//! `loadgen serve`: the reference engine with the routes of [`crate::serve`].
+
+use std::time::Duration;
+
+use clap::Args;
+use engine::Config;
+
+use crate::EXIT_OK;
+
+/// `loadgen serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Number of workers (default: the CPUs this process may use).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Pin each worker to its own CPU.
+    #[arg(long)]
+    pub pin: bool,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Inject a named fault into the engine, e.g. burn-cpu (needs `--features faults`).
+    #[arg(long, value_name = "NAME")]
+    pub fault: Option<String>,
+    /// Be an out-of-process scenario target: speak the control protocol on the Unix
+    /// socket named by $LOADGEN_CONTROL (docs/control-protocol.md); the harness starts
+    /// this, e.g. `loadgen scenario --all --target-cmd 'loadgen serve --control'`.
+    #[arg(long, conflicts_with_all = ["addr", "workers", "pin", "duration", "fault"])]
+    pub control: bool,
+}
+
+/// Runs `loadgen serve`.
+pub fn run(args: ServeArgs) -> Result<u8, String> {
+    if args.control {
+        return crate::control::run();
+    }
+    let mut cfg = Config {
+        address: args.addr.clone(),
+        pin_workers: args.pin,
+        ..Config::default()
+    };
+    if let Some(w) = args.workers {
+        cfg.workers = w;
+    }
+    if let Some(name) = &args.fault {
+        #[cfg(feature = "faults")]
+        {
+            cfg.fault = Some(engine::faults::Fault::from_name(name).ok_or_else(|| {
+                let names: Vec<String> = engine::faults::Fault::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
+                format!(
+                    "--fault {name:?}: unknown fault; use one of {}",
+                    names.join(", ")
+                )
+            })?);
+            eprintln!("serve: fault {name} injected");
+        }
+        #[cfg(not(feature = "faults"))]
+        return Err(format!(
+            "--fault {name} needs the faults build: cargo build -p loadgen --features faults"
+        ));
+    }
+    crate::serve::serve(cfg, args.duration.map(Duration::from_secs))?;
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,105 @@
+//! The one export layer: every document (JSON) and console table is rendered here
+//! into bytes or text without I/O, and [`OutputFile`] is the one place that writes
+//! output files. Library modules compute; they never print or write.
+
+pub mod bench;
+pub mod counters;
+pub mod gate;
+pub mod junit;
+pub mod results;
+pub mod run;
+pub mod scenarios;
+pub mod suite;
+pub mod sweep;
+pub mod tables;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// A JSON document as it is written: pretty-printed, with a final newline.
+pub fn json<T: Serialize + ?Sized>(doc: &T) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = serde_json::to_vec_pretty(doc)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// An output file named by a flag, created before the work that fills it (a bad
+/// path fails at once, not after minutes of measuring) and written once at the end.
+#[derive(Debug)]
+pub struct OutputFile {
+    flag: &'static str,
+    path: PathBuf,
+    file: File,
+}
+
+impl OutputFile {
+    /// Creates `path`; the error is `FLAG PATH: cannot create: ...`.
+    pub fn create(flag: &'static str, path: &Path) -> Result<OutputFile, String> {
+        Self::create_or(flag, path, |e| {
+            format!("{flag} {}: cannot create: {e}", path.display())
+        })
+    }
+
+    /// Creates `path` if one is given (see [`OutputFile::create`]).
+    pub fn create_opt(
+        flag: &'static str,
+        path: &Option<PathBuf>,
+    ) -> Result<Option<OutputFile>, String> {
+        path.as_deref()
+            .map(|p| OutputFile::create(flag, p))
+            .transpose()
+    }
+
+    /// Creates `path` if one is given; the error adds `give a writable path`.
+    pub fn create_writable_opt(
+        flag: &'static str,
+        path: &Option<PathBuf>,
+    ) -> Result<Option<OutputFile>, String> {
+        let create = |p: &Path| {
+            OutputFile::create_or(flag, p, |e| {
+                format!(
+                    "{flag} {}: cannot create the file: {e}: give a writable path",
+                    p.display()
+                )
+            })
+        };
+        path.as_deref().map(create).transpose()
+    }
+
+    /// Creates `path`, with `message` for the error.
+    pub fn create_or(
+        flag: &'static str,
+        path: &Path,
+        message: impl FnOnce(std::io::Error) -> String,
+    ) -> Result<OutputFile, String> {
+        let file = File::create(path).map_err(message)?;
+        Ok(OutputFile {
+            flag,
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `bytes` and closes the file; the error is `FLAG PATH: cannot write: ...`.
+    pub fn write(mut self, bytes: &[u8]) -> Result<(), String> {
+        self.file
+            .write_all(bytes)
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("{} {}: cannot write: {e}", self.flag, self.path.display()))
+    }
+
+    /// Writes `doc` as JSON (see [`json`]).
+    pub fn write_json<T: Serialize + ?Sized>(self, doc: &T) -> Result<(), String> {
+        let bytes = json(doc)
+            .map_err(|e| format!("{} {}: cannot write: {e}", self.flag, self.path.display()))?;
+        self.write(&bytes)
+    }
+}

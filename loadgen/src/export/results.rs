@@ -1,0 +1,83 @@
+//! The results file (`loadgen.result/v1`) and the context every document records:
+//! the tool, the host, the start time.
+
+use std::time::SystemTime;
+
+use reports::{Host, Results, RunResult, Tool, RESULT_SCHEMA};
+
+pub use crate::load::unix_ms;
+
+fn read_trim(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The host description.
+pub fn host() -> Host {
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Host {
+        kernel: read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
+        cpu_model,
+        cores: engine::sys::thread::allowed_cpus()
+            .map(|c| c.len() as u32)
+            .unwrap_or(0),
+        governor: read_trim("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+    }
+}
+
+/// RFC 3339 UTC for a Unix time in milliseconds.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let rem = secs % 86_400;
+    let (year, month, day) = engine::http::date::civil_from_days(secs / 86_400);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// This binary, for the `tool` field of results files.
+pub fn tool() -> Tool {
+    Tool {
+        name: "loadgen".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_revision: option_env!("LOADGEN_GIT_REVISION").map(String::from),
+    }
+}
+
+/// Wraps runs into a results file.
+pub fn document(runs: Vec<RunResult>, started: SystemTime) -> Results {
+    let unix_ms = unix_ms(started);
+    Results {
+        schema: RESULT_SCHEMA.into(),
+        tool: tool(),
+        host: host(),
+        started_at: rfc3339(unix_ms),
+        started_unix_ms: unix_ms,
+        runs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_known() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::rfc3339(1_709_210_096_123),
+            "2024-02-29T12:34:56.123Z"
+        );
+    }
+}
