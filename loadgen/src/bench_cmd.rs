@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use reports::{RunResult, Warning};
-use scenarios::harness::on_free_port;
+use scenarios::targets::{on_free_port, StartError};
 
 use crate::cli::BenchArgs;
 use crate::run::config::{parse_duration, Target};
@@ -214,7 +214,10 @@ impl Server {
     /// A user's command with `{addr}` / `{port}` replaced by a free loopback port, run
     /// as `sh -c 'exec CMD'` so that the child's pid is the server's.
     fn command(template: &str, deadline: Duration) -> Result<Server, String> {
-        on_free_port(|addr| Server::command_on(template, deadline, addr))
+        on_free_port(|addr| {
+            Server::command_on(template, deadline, addr).map_err(StartError::from_output)
+        })
+        .map_err(String::from)
     }
 
     fn command_on(template: &str, deadline: Duration, addr: SocketAddr) -> Result<Server, String> {
@@ -235,7 +238,10 @@ impl Server {
         let nginx = find_on_path("nginx").ok_or(
             "--target nginx: nginx is not on PATH: install nginx-light (apt-get install nginx-light)",
         )?;
-        on_free_port(|addr| Server::nginx_on(&nginx, idle, deadline, addr))
+        on_free_port(|addr| {
+            Server::nginx_on(&nginx, idle, deadline, addr).map_err(StartError::from_output)
+        })
+        .map_err(String::from)
     }
 
     fn nginx_on(

@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use engine::sync::lock;
 use engine::sys::socket;
 use engine::{Engine, EngineError};
-use scenarios::harness::TestHandler;
-use scenarios::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
-use scenarios::target::{new_reference, panic_text, Capability, ListenState, ListenThread};
+use scenarios::targets::reference::{new_reference, panic_text, ListenThread};
+use scenarios::targets::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
+use scenarios::targets::{Capability, ListenState};
+use scenarios::test_handler::TestHandler;
 use serde_json::{json, Value};
 
 use crate::EXIT_OK;
@@ -515,7 +516,7 @@ fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     let local = engine
         .addr()
         .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
-    let fd = scenarios::target::engine_fd_of(local, peer).ok_or_else(|| {
+    let fd = scenarios::targets::engine_fd_of(local, peer).ok_or_else(|| {
         proto::error_object(
             "not-found",
             &format!("no connection from {peer} to {local}"),

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reports::scenarios::{ExpectationCheck, ExpectationDifference, Totals, VerdictKind};
-use scenarios::nginx::Nginx;
-use scenarios::remote::RemoteTarget;
-use scenarios::target::{Reference, Target, UrlTarget};
+use scenarios::targets::{Nginx, Reference, RemoteTarget, Target, UrlTarget};
 use scenarios::{registry, Ctx, Level, Outcome, Scenario, Verdict};
 
 use crate::cli::ScenarioArgs;

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Class, Observation, Watch};
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::Outcome;
+use crate::wait::wait_until;
 
 /// Keeps the only worker busy in a held handler, queues connections in the kernel
 /// accept queue (some silent, some with a complete request), pauses accept from another
@@ -583,7 +585,7 @@ pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
     if let Err(e) = engine.pause_accept() {
         return o.error(format!("the first pause_accept failed: {e}"));
     }
-    let states = |e: &dyn crate::target::Instance| -> Vec<String> {
+    let states = |e: &dyn crate::targets::Instance| -> Vec<String> {
         (0..e.num_workers())
             .map(|i| match e.worker_state(i) {
                 Ok(s) => s.to_string(),

@@ -16,10 +16,12 @@ use engine::sys::socket;
 use engine::sys::thread::{affinity_of, allowed_cpus, gettid};
 use engine::{DriverError, DRIVER_WRITE_CAP};
 
-use crate::target::DriverLoop;
+use crate::targets::DriverLoop;
 
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::Outcome;
+use crate::wait::wait_until;
 
 // ---- helpers ----
 
@@ -57,7 +59,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             let mut g = guard(&r);
             g.data.extend_from_slice(data);
             g.recv_calls += 1;
-            if crate::target::callback_thread_id() != tid {
+            if crate::targets::callback_thread_id() != tid {
                 g.off_thread += 1;
             }
         },
@@ -65,7 +67,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             guard(&c).closes.push(Close {
                 errno: err.as_ref().and_then(|e| e.raw_os_error()),
                 err: err.map(|e| e.to_string()),
-                on_worker: crate::target::callback_thread_id() == tid,
+                on_worker: crate::targets::callback_thread_id() == tid,
             });
         },
     );

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use engine::{ConfigError, EngineError, EngineType, Metrics};
 
 use crate::client::{self, Class, Watch};
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
-use crate::target::{BuildError, Built, Host, ListenState, Rejected, Status, TypeReport};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::Outcome;
+use crate::targets::{BuildError, Built, Host, ListenState, Rejected, Status, TypeReport};
+use crate::wait::wait_until;
 
 /// What a process's fd table and sockets look like, read from `/proc/<pid>`.
 mod proc_fds {

@@ -5,8 +5,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::{self, parse_response, Class, Resp, Watch};
-use crate::harness::{fnv1a, thread_cpu_time, wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::{thread_cpu_time, Server};
+use crate::outcome::Outcome;
+use crate::test_handler::fnv1a;
+use crate::wait::wait_until;
 
 // ---- helpers ----
 

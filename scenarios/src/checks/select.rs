@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use engine::WorkerState;
 
-use crate::target::Instance;
+use crate::targets::Instance;
 
 use crate::client;
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::Outcome;
+use crate::wait::wait_until;
 
 fn start(ctx: &Ctx, workers: usize) -> Result<Server, String> {
     Server::start(

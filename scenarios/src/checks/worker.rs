@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 
 use engine::{EngineError, WorkerState};
 
-use crate::target::Instance;
+use crate::targets::Instance;
 
 use crate::client::{self, Class, Watch};
-use crate::harness::{thread_cpu_time, thread_switches, wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::{thread_cpu_time, thread_switches, Server};
+use crate::outcome::Outcome;
+use crate::wait::wait_until;
 
 /// The worker index a `GET /worker` response names.
 fn worker_of(resp: &client::Resp) -> Option<usize> {

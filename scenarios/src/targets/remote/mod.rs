@@ -24,7 +24,7 @@ use engine::sync::lock;
 use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
 use serde_json::{json, Value};
 
-use crate::target::{
+use super::{
     set_callback_thread, BuildError, Built, Capability, DriverLoop, Host, Instance, ListenState,
     OnClose, OnRecv, Rejected, Selected, Status, Target, TypeReport,
 };
