@@ -122,3 +122,45 @@ impl Default for Outcome {
         Outcome::new()
     }
 }
+
+/// Why a check stopped before its end: the harness could not run it (an `error`
+/// verdict), or it does not apply here (`skipped`). What the check recorded before
+/// stays in its [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Abort {
+    /// The harness itself failed, with the reason.
+    #[error("{0}")]
+    Error(String),
+    /// The check does not apply, with the reason.
+    #[error("skipped: {0}")]
+    Skipped(String),
+}
+
+impl From<String> for Abort {
+    fn from(why: String) -> Abort {
+        Abort::Error(why)
+    }
+}
+
+impl From<&str> for Abort {
+    fn from(why: &str) -> Abort {
+        Abort::Error(why.to_string())
+    }
+}
+
+/// What a check returns: `Ok` when it ran to its end (the failures it recorded in its
+/// [`Outcome`] decide the verdict), `Err` when it stopped early; harness and setup
+/// errors propagate with `?`.
+pub type Checked = Result<(), Abort>;
+
+/// `.or_error("what")?`: a harness step that failed, as `what: the error`.
+pub trait OrError<T> {
+    /// The value, or an [`Abort::Error`] saying `what: {error}`.
+    fn or_error(self, what: &str) -> Result<T, Abort>;
+}
+
+impl<T, E: fmt::Display> OrError<T> for Result<T, E> {
+    fn or_error(self, what: &str) -> Result<T, Abort> {
+        self.map_err(|e| Abort::Error(format!("{what}: {e}")))
+    }
+}

@@ -2,7 +2,7 @@
 //! panic caught, the FIN/RST clauses in a network namespace of their own.
 
 use crate::ctx::Ctx;
-use crate::outcome::{Level, Outcome};
+use crate::outcome::{Abort, Checked, Level, Outcome};
 use crate::targets::{Capability, Target};
 
 /// A clause of the contract.
@@ -27,8 +27,12 @@ pub struct Scenario {
     /// Whether its clause is about FIN versus RST, and so how the host's RSTs count.
     pub host_rsts: HostRsts,
     /// The check.
-    pub check: fn(&Ctx) -> Outcome,
+    pub check: Check,
 }
+
+/// A check: records what it expects and sees in the outcome it is given; stops early
+/// with an [`Abort`] when the harness cannot run it or it does not apply.
+pub type Check = fn(&Ctx, &mut Outcome) -> Checked;
 
 /// For a clause about FIN versus RST: as root, the scenario runs in a fresh network
 /// namespace and reports the RSTs the host emitted next to the client-side view.
@@ -42,9 +46,12 @@ pub enum HostRsts {
     /// the engine's and fails the clause.
     Forbidden,
 }
-fn run_check(check: fn(&Ctx) -> Outcome, ctx: &Ctx) -> Outcome {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))) {
-        Ok(o) => o,
+fn run_check(check: Check, ctx: &Ctx) -> Outcome {
+    let mut o = Outcome::new();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx, &mut o))) {
+        Ok(Ok(())) => o,
+        Ok(Err(Abort::Error(why))) => o.error(why),
+        Ok(Err(Abort::Skipped(why))) => o.skipped(why),
         Err(p) => {
             let msg = p
                 .downcast_ref::<String>()
@@ -58,7 +65,7 @@ fn run_check(check: fn(&Ctx) -> Outcome, ctx: &Ctx) -> Outcome {
 
 /// Runs `check` on a thread inside a fresh network namespace and adds the host's RST
 /// counts (`Tcp: OutRsts`, `TcpExt: TCPAbortOnClose`) to its outcome.
-fn run_in_namespace(check: fn(&Ctx) -> Outcome, ctx: &Ctx, strict: bool) -> Outcome {
+fn run_in_namespace(check: Check, ctx: &Ctx, strict: bool) -> Outcome {
     use engine::sys::netns;
     let ctx = ctx.clone();
     let worker = std::thread::Builder::new()
