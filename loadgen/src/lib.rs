@@ -3,7 +3,6 @@
 
 pub mod bench_cmd;
 pub mod cli;
-pub mod control;
 pub mod counters_cmd;
 pub mod gate_cmd;
 pub mod merge_cmd;

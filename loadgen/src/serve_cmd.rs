@@ -51,7 +51,7 @@ fn big_len(query: Option<&[u8]>) -> Option<u64> {
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: ServeArgs) -> Result<u8, String> {
     if args.control {
-        return crate::control::run();
+        return scenarios::targets::remote::serve_control().map(|()| EXIT_OK);
     }
     let mut cfg = Config {
         address: args.addr.clone(),

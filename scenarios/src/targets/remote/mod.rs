@@ -7,6 +7,9 @@
 //! blocks that worker there, as it would in process).
 
 pub mod proto;
+mod server;
+
+pub use server::serve_control;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,5 +1,5 @@
-//! `loadgen serve --control`: the reference engine as an out-of-process target, the
-//! reference implementation of the control protocol (`docs/control-protocol.md`).
+//! The control protocol's server end (`docs/control-protocol.md`): the reference
+//! engine as an out-of-process target, what `loadgen serve --control` runs.
 //!
 //! Connects to the Unix socket named by `$LOADGEN_CONTROL`, says hello, then serves
 //! the harness's requests (each on its own thread, so that a request waiting on the
@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 use engine::sync::lock;
 use engine::sys::socket;
 use engine::{Engine, EngineError};
-use scenarios::targets::reference::{new_reference, panic_text, ListenThread};
-use scenarios::targets::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
-use scenarios::targets::{Capability, ListenState};
-use scenarios::test_handler::TestHandler;
 use serde_json::{json, Value};
 
-use crate::EXIT_OK;
+use super::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
+use crate::targets::reference::{new_reference, panic_text, ListenThread};
+use crate::targets::{engine_fd_of, Capability, ListenState};
+use crate::test_handler::TestHandler;
 
 /// The capabilities this target declares: all of them.
 fn capabilities() -> Vec<&'static str> {
@@ -117,8 +116,9 @@ impl State {
     }
 }
 
-/// Runs the control loop until the harness closes the socket.
-pub fn run() -> Result<u8, String> {
+/// Connects to the harness's socket (`$LOADGEN_CONTROL`), says hello and serves its
+/// requests until it closes the socket. Errors (one line) when it cannot connect.
+pub fn serve_control() -> Result<(), String> {
     let path = std::env::var_os(ENV_SOCKET).ok_or_else(|| {
         format!(
             "serve --control: ${ENV_SOCKET} is not set: the harness starts this command, e.g. \
@@ -216,7 +216,7 @@ pub fn run() -> Result<u8, String> {
         let _ = r.listen.join();
     }
     drop(sigpipe_counter);
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// The message's `fd` (the harness's number).
@@ -516,7 +516,7 @@ fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     let local = engine
         .addr()
         .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
-    let fd = scenarios::targets::engine_fd_of(local, peer).ok_or_else(|| {
+    let fd = engine_fd_of(local, peer).ok_or_else(|| {
         proto::error_object(
             "not-found",
             &format!("no connection from {peer} to {local}"),
