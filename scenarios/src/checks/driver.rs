@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::sys::socket;
 use engine::sys::thread::{affinity_of, allowed_cpus, gettid};
 use engine::{DriverError, DRIVER_WRITE_CAP};
@@ -45,7 +46,7 @@ struct Seen {
 type Shared = Arc<Mutex<Seen>>;
 
 fn guard(s: &Shared) -> MutexGuard<'_, Seen> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
+    lock(s)
 }
 
 /// Registers `fd` on `wl` with callbacks that record into the returned [`Shared`].
@@ -141,7 +142,7 @@ impl Hold {
             pair.fd,
             move |_data: &[u8]| {
                 if !e.swap(true, SeqCst) {
-                    let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                    let rx = lock(&rx);
                     let _ = rx.recv_timeout(max);
                 }
             },
@@ -1000,7 +1001,7 @@ pub fn write_no_loss(ctx: &Ctx, o: &mut Outcome) -> Checked {
         let end = Instant::now() + deadline;
         let mut progress = Instant::now();
         while Instant::now() < end {
-            let total = *d.lock().unwrap_or_else(|e| e.into_inner());
+            let total = *lock(&d);
             if total.is_some_and(|t| out.len() >= t) {
                 break;
             }
@@ -1057,7 +1058,7 @@ pub fn write_no_loss(ctx: &Ctx, o: &mut Outcome) -> Checked {
             }
         }
     }
-    *done.lock().unwrap_or_else(|e| e.into_inner()) = Some(pos);
+    *lock(&done) = Some(pos);
     let got = reader.join().map_err(|_| "the reader thread panicked")?;
     o.saw(format!(
         "{writes} successful writes ({pos} bytes), {refused} QueueFull in {episodes} episodes; peer read {} bytes",
@@ -1207,10 +1208,7 @@ pub fn write_concurrent(ctx: &Ctx, o: &mut Outcome) -> Checked {
                                 std::thread::sleep(Duration::from_millis(1))
                             }
                             Err(e) => {
-                                errors
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push(format!("thread {t} msg {seq}: {e}"));
+                                lock(errors).push(format!("thread {t} msg {seq}: {e}"));
                                 return;
                             }
                         }

@@ -1,8 +1,8 @@
 //! Section 1: the engine's lifecycle, addresses, metrics and shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -859,39 +859,6 @@ fn show(m: &Metrics) -> String {
     )
 }
 
-/// Reads a response's bytes off `s` until `n` complete responses arrived; the raw
-/// byte count (`None` on error or after `within`).
-fn read_responses(
-    s: &mut TcpStream,
-    n: usize,
-    within: Duration,
-) -> Option<(usize, Vec<client::Resp>)> {
-    let end = Instant::now() + within;
-    let mut buf = Vec::new();
-    let mut total = 0;
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    while out.len() < n {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let _ = s.set_read_timeout(Some(left));
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => {
-                total += k;
-                buf.extend_from_slice(&chunk[..k]);
-                while let Some((r, used)) = client::parse_response(&buf) {
-                    buf.drain(..used);
-                    out.push(r);
-                }
-            }
-        }
-    }
-    Some((total, out))
-}
-
 /// On a fresh 2-worker engine: one GET, then 5 pipelined GETs in one write, then a
 /// close. After each step the counters must show it within 50 ms (requests exactly
 /// +1, then exactly +5; bytes read exactly what was sent, bytes written exactly what
@@ -930,7 +897,7 @@ pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
         return Err("sending the request failed".into());
     }
     sent += req.len();
-    let Some((k, _)) = read_responses(&mut conn, 1, ctx.ms(2000)) else {
+    let Some((k, _)) = client::read_responses(&mut conn, 1, ctx.ms(2000)) else {
         return Err("the first request got no response".into());
     };
     received += k;
@@ -983,7 +950,7 @@ pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
         return Err("sending the pipelined requests failed".into());
     }
     sent += batch.len();
-    let Some((k, rs)) = read_responses(&mut conn, 5, ctx.ms(2000)) else {
+    let Some((k, rs)) = client::read_responses(&mut conn, 5, ctx.ms(2000)) else {
         return Err("the pipelined requests did not get 5 responses".into());
     };
     received += k;
@@ -1072,7 +1039,8 @@ pub fn shutdown_graceful(ctx: &Ctx, o: &mut Outcome) -> Checked {
     // B: idle keep-alive.
     let mut idle = connect("idle")?;
     let req = client::get("/");
-    if idle.write_all(&req).is_err() || read_responses(&mut idle, 1, ctx.ms(2000)).is_none() {
+    if idle.write_all(&req).is_err() || client::read_responses(&mut idle, 1, ctx.ms(2000)).is_none()
+    {
         return Err("the idle connection's first request was not answered".into());
     }
     sent += req.len() as u64;

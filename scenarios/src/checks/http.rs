@@ -60,40 +60,6 @@ fn body_line(body: &[u8]) -> String {
     format!("body {} {:016x}", body.len(), fnv1a(body))
 }
 
-/// Reads raw bytes until `done(buf)`, EOF, an error or `deadline`. Returns the bytes
-/// and how reading stopped (`done`, `eof`, `timeout` or the error).
-fn read_raw(
-    s: &mut TcpStream,
-    deadline: Duration,
-    mut done: impl FnMut(&[u8]) -> bool,
-) -> (Vec<u8>, String) {
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if done(&buf) {
-            return (buf, "done".into());
-        }
-        let left = deadline.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return (buf, "timeout".into());
-        }
-        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(20))));
-        match s.read(&mut chunk) {
-            Ok(0) => return (buf, "eof".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return (buf, format!("error: {e}")),
-        }
-    }
-}
-
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -771,7 +737,7 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
         });
     }
     let mut s = send(ctx, addr, &big_body)?;
-    let (raw, how) = read_raw(&mut s, ctx.ms(2000), |b| contains(b, b"\r\n"));
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(2000), |b| contains(b, b"\r\n"));
     let line = raw.split(|&b| b == b'\r').next().unwrap_or(&[]);
     let line = String::from_utf8_lossy(line);
     o.saw(format!("413 status line: {line:?} ({how})"));
@@ -803,7 +769,7 @@ pub fn expect_continue(ctx: &Ctx, o: &mut Outcome) -> Checked {
     );
     let mut s = send(ctx, addr, head.as_bytes())?;
     let t = Instant::now();
-    let (raw, how) = read_raw(&mut s, ctx.ms(1000), |b| b.len() >= cont.len());
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1000), |b| b.len() >= cont.len());
     o.saw(format!(
         "within the limit: {:?} after {} ms ({how})",
         String::from_utf8_lossy(&raw),
@@ -838,7 +804,7 @@ pub fn expect_continue(ctx: &Ctx, o: &mut Outcome) -> Checked {
 
     let head = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
     let mut s = send(ctx, addr, head)?;
-    let (raw, how) = read_raw(&mut s, ctx.ms(1500), |b| {
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1500), |b| {
         parse_response(b).is_some_and(|(r, _)| r.status >= 200)
             || (contains(b, b"\r\n\r\n") && !b.starts_with(b"HTTP/1.1 1"))
     });
@@ -889,7 +855,7 @@ pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
             None => false,
         }
     };
-    let (raw, how) = read_raw(&mut s, ctx.ms(1500), complete);
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1500), complete);
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         o.saw(format!("HEAD: {:?} ({how})", String::from_utf8_lossy(&raw)));
         o.fail("HEAD / got no complete response head");
@@ -946,7 +912,7 @@ const BIG: usize = 64 << 20;
 /// pause, 16 times), checking every byte; gives up after 2 s without progress.
 /// Returns (content-length, body bytes that were right, how it stopped).
 fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize, String) {
-    let (raw, how) = read_raw(s, ctx.ms(3000), |b| contains(b, b"\r\n\r\n"));
+    let (raw, how) = client::read_raw(s, ctx.ms(3000), |b| contains(b, b"\r\n\r\n"));
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return (None, 0, format!("no response head ({how})"));
     };

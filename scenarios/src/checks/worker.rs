@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::{EngineError, WorkerState};
 
 use crate::targets::Instance;
@@ -556,10 +557,7 @@ struct Received {
 
 impl Received {
     fn ends_with(&self, tail: &[u8]) -> bool {
-        self.bytes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ends_with(tail)
+        lock(&self.bytes).ends_with(tail)
     }
 }
 
@@ -618,13 +616,7 @@ pub fn drivers_serviced(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let (rx_recv, rx_close) = (Arc::clone(&rx), Arc::clone(&rx));
     let registered = wl.register_conn(
         fd,
-        move |b: &[u8]| {
-            rx_recv
-                .bytes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(b)
-        },
+        move |b: &[u8]| lock(&rx_recv.bytes).extend_from_slice(b),
         move |_| rx_close.closed.store(true, SeqCst),
     );
     if let Err(e) = registered {
