@@ -274,22 +274,15 @@ pub trait Host: Send + Sync {
 }
 
 /// Why [`Host::build`] gave no engine.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The engine refused the configuration (its answer).
+    #[error("new: {}", .0.message)]
     Rejected(Rejected),
     /// The host could not ask the engine (the target went away, does not know `new`,
     /// ...): not the engine's verdict on the configuration.
+    #[error("new: {0}")]
     Host(String),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Rejected(r) => write!(f, "new: {}", r.message),
-            BuildError::Host(e) => write!(f, "new: {e}"),
-        }
-    }
 }
 
 /// The engine's refusal of a configuration.
