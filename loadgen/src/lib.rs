@@ -23,7 +23,6 @@
 
 pub mod bench;
 pub mod cli;
-pub mod control;
 pub mod counters;
 pub mod export;
 pub mod gate;

@@ -250,19 +250,78 @@ pub fn observe(stream: &mut TcpStream, watch: Watch) -> Observation {
                     return finish(Class::Response, responses, &buf, String::new());
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if read_again(&e) => {}
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
                 return finish(Class::Rst, responses, &buf, e.to_string());
             }
             Err(e) => return finish(Class::Rst, responses, &buf, e.to_string()),
         }
     }
+}
+
+/// A read that timed out or was interrupted: not the end of the connection.
+fn read_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Reads raw bytes until `done(buf)`, EOF, an error or `deadline`. Returns the bytes
+/// and how reading stopped (`done`, `eof`, `timeout` or the error).
+pub fn read_raw(
+    s: &mut TcpStream,
+    deadline: Duration,
+    mut done: impl FnMut(&[u8]) -> bool,
+) -> (Vec<u8>, String) {
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if done(&buf) {
+            return (buf, "done".into());
+        }
+        let left = deadline.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return (buf, "timeout".into());
+        }
+        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(20))));
+        match s.read(&mut chunk) {
+            Ok(0) => return (buf, "eof".into()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if read_again(&e) => {}
+            Err(e) => return (buf, format!("error: {e}")),
+        }
+    }
+}
+
+/// Reads a response's bytes off `s` until `n` complete responses arrived; the raw
+/// byte count (`None` on error or after `within`).
+pub fn read_responses(s: &mut TcpStream, n: usize, within: Duration) -> Option<(usize, Vec<Resp>)> {
+    let end = Instant::now() + within;
+    let mut buf = Vec::new();
+    let mut total = 0;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while out.len() < n {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let _ = s.set_read_timeout(Some(left));
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(k) => {
+                total += k;
+                buf.extend_from_slice(&chunk[..k]);
+                while let Some((r, used)) = parse_response(&buf) {
+                    buf.drain(..used);
+                    out.push(r);
+                }
+            }
+        }
+    }
+    Some((total, out))
 }
 
 fn after_eof(stream: &mut TcpStream, watch: Watch) -> (Class, String) {

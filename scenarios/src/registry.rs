@@ -1,340 +1,92 @@
-//! Scenario descriptions, verdicts and the run context.
+//! The table of scenarios: one entry per clause of `SPEC-engine.md`, in its order,
+//! with everything known about the scenario (aliases, capabilities, RST policy, check).
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
+use crate::checks::{accept, driver, engine_api, http, select, worker};
+use crate::outcome::Level;
+use crate::scenario::{Clause, HostRsts, Scenario};
+use crate::targets::Capability;
 
-use crate::target::{Capability, Reference, Target};
-
-/// How binding a clause is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// A failure fails the run.
-    Must,
-    /// A failure is reported as `non-strict`.
-    Should,
-    /// Measured and reported only.
-    Info,
+const fn clause(id: &'static str, level: Level, text: &'static str) -> Clause {
+    Clause { id, level, text }
 }
 
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Level::Must => "MUST",
-            Level::Should => "SHOULD",
-            Level::Info => "INFO",
-        })
-    }
-}
+use Capability::{
+    AcceptControl, Config, Driver, Http, Lifecycle, Metrics, Process, Selection, SharedPort,
+    TestRoutes, WorkerControl,
+};
+use HostRsts::{Forbidden, Reported};
+use Level::{Must, Should};
 
-/// A clause of the contract.
-#[derive(Debug, Clone, Copy)]
-pub struct Clause {
-    /// Stable ID, e.g. `accept.pause.drain-fin`.
-    pub id: &'static str,
-    /// Level.
-    pub level: Level,
-    /// The requirement, in one sentence.
-    pub text: &'static str,
-}
-
-/// The verdict of one run of a scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// The clause held.
-    Pass,
-    /// A MUST clause did not hold.
-    Fail,
-    /// A SHOULD clause did not hold.
-    NonStrict,
-    /// Not run, with the reason.
-    Skipped(String),
-    /// The harness itself failed, with the reason.
-    Error(String),
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Verdict::Pass => f.write_str("pass"),
-            Verdict::Fail => f.write_str("fail"),
-            Verdict::NonStrict => f.write_str("non-strict"),
-            Verdict::Skipped(r) => write!(f, "skipped ({r})"),
-            Verdict::Error(r) => write!(f, "error ({r})"),
-        }
-    }
-}
-
-/// What a check observed.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// Verdict (set by [`Outcome::finish`] from the failures recorded).
-    pub verdict: Verdict,
-    /// Every acceptable outcome, in words.
-    pub expected: Vec<String>,
-    /// What was observed (per connection: what the client saw and when).
-    pub actual: Vec<String>,
-    /// The mismatches found (empty on pass).
-    pub failures: Vec<String>,
-}
-
-impl Outcome {
-    /// An empty outcome; record with the methods below, then [`finish`](Outcome::finish).
-    pub fn new() -> Outcome {
-        Outcome {
-            verdict: Verdict::Pass,
-            expected: Vec::new(),
-            actual: Vec::new(),
-            failures: Vec::new(),
-        }
-    }
-    /// Adds an acceptable outcome.
-    pub fn expect(&mut self, what: impl Into<String>) {
-        self.expected.push(what.into());
-    }
-    /// Records an observation.
-    pub fn saw(&mut self, what: impl Into<String>) {
-        self.actual.push(what.into());
-    }
-    /// Records a failure unless `ok`.
-    pub fn check(&mut self, ok: bool, failure: impl FnOnce() -> String) -> bool {
-        if !ok {
-            self.failures.push(failure());
-        }
-        ok
-    }
-    /// Records a failure.
-    pub fn fail(&mut self, failure: impl Into<String>) {
-        self.failures.push(failure.into());
-    }
-    /// The harness could not run the check.
-    pub fn error(mut self, why: impl Into<String>) -> Outcome {
-        self.verdict = Verdict::Error(why.into());
-        self
-    }
-    /// The check does not apply here.
-    pub fn skipped(mut self, why: impl Into<String>) -> Outcome {
-        self.verdict = Verdict::Skipped(why.into());
-        self
-    }
-    /// Sets the verdict from the failures and the clause's level.
-    pub fn finish(mut self, level: Level) -> Outcome {
-        if matches!(self.verdict, Verdict::Error(_) | Verdict::Skipped(_)) {
-            return self;
-        }
-        self.verdict = if self.failures.is_empty() {
-            Verdict::Pass
-        } else if level == Level::Must {
-            Verdict::Fail
-        } else {
-            Verdict::NonStrict
-        };
-        self
-    }
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::new()
-    }
-}
-
-/// How a scenario is run.
-#[derive(Debug, Clone)]
-pub struct Ctx {
-    /// Scales every tolerance and deadline (slow machines: > 1).
-    pub slack: f64,
-    /// Workers of the engines the scenarios start (at least 2 where it matters).
-    pub workers: usize,
-    /// The fault to inject (negative controls).
-    #[cfg(feature = "faults")]
-    pub fault: Option<engine::faults::Fault>,
-    /// The engine under test (default: the reference engine, in process).
-    pub target: Arc<dyn Target>,
-}
-
-impl Default for Ctx {
-    fn default() -> Self {
-        Ctx::new(1.0, 2)
-    }
-}
-
-impl Ctx {
-    /// A context with this slack factor and worker count, no fault.
-    pub fn new(slack: f64, workers: usize) -> Ctx {
-        Ctx {
-            slack,
-            workers,
-            #[cfg(feature = "faults")]
-            fault: None,
-            target: Arc::new(Reference),
-        }
-    }
-
-    /// The same context against `target`.
-    pub fn with_target(mut self, target: Arc<dyn Target>) -> Ctx {
-        self.target = target;
-        self
-    }
-
-    /// A duration scaled by the slack.
-    pub fn scaled(&self, d: Duration) -> Duration {
-        d.mul_f64(self.slack.max(0.01))
-    }
-    /// `ms` milliseconds, scaled.
-    pub fn ms(&self, ms: u64) -> Duration {
-        self.scaled(Duration::from_millis(ms))
-    }
-    /// The base engine configuration for a scenario: `workers` workers on
-    /// `127.0.0.1:0`, with the fault injected when one is set.
-    pub fn config(&self) -> engine::Config {
-        #[allow(unused_mut)]
-        let mut cfg = engine::Config {
-            workers: self.workers,
-            address: "127.0.0.1:0".to_string(),
-            ..engine::Config::default()
-        };
-        #[cfg(feature = "faults")]
-        {
-            cfg.fault = self.fault;
-        }
-        cfg
-    }
-}
-
-/// A scenario: its clause and its check.
-#[derive(Debug, Clone, Copy)]
-pub struct Scenario {
-    /// The clause checked.
-    pub clause: Clause,
-    /// Short names that select it (with others), e.g. `pause-accept`.
-    pub aliases: &'static [&'static str],
-    /// What it needs from the target; without one of them it is `skipped`.
-    pub needs: &'static [Capability],
-    /// The check.
-    pub check: fn(&Ctx) -> Outcome,
-}
-
-/// Scenarios whose clause is about FIN versus RST. As root they run in a fresh network
-/// namespace and report the RSTs the host emitted next to the client-side view; for
-/// those marked `true` the harness closes every client socket cleanly, so any RST in
-/// the namespace is the engine's and fails the clause.
-const HOST_RST_SCENARIOS: &[(&str, bool)] = &[
-    ("accept.pause.drain-fin", true),
-    ("accept.pause.zero-loss", true),
-    ("accept.no-deferred", true),
-    ("accept.pause.handover", false),
-    ("accept.pause.handover-race", false),
-    ("accept.pause.keep-serving", false),
-    ("engine.shutdown.graceful", false),
-    ("http.keepalive", false),
-    ("http.errors", false),
-    ("http.timeouts", false),
-];
-
-fn run_check(check: fn(&Ctx) -> Outcome, ctx: &Ctx) -> Outcome {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(ctx))) {
-        Ok(o) => o,
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic".into());
-            Outcome::new().error(format!("the check panicked: {msg}"))
-        }
-    }
-}
-
-/// Runs `check` on a thread inside a fresh network namespace and adds the host's RST
-/// counts (`Tcp: OutRsts`, `TcpExt: TCPAbortOnClose`) to its outcome.
-fn run_in_namespace(check: fn(&Ctx) -> Outcome, ctx: &Ctx, strict: bool) -> Outcome {
-    use engine::sys::netns;
-    let ctx = ctx.clone();
-    let worker = std::thread::Builder::new()
-        .name("scenario-netns".into())
-        .spawn(move || {
-            netns::enter_new_net_namespace()
-                .map_err(|e| format!("creating a network namespace: {e}"))?;
-            let before = netns::rst_counters().map_err(|e| format!("reading RST counters: {e}"))?;
-            let mut o = run_check(check, &ctx);
-            let after = netns::rst_counters().map_err(|e| format!("reading RST counters: {e}"))?;
-            let out_rsts = after.out_rsts - before.out_rsts;
-            let aborts = after.abort_on_close - before.abort_on_close;
-            o.saw(format!(
-                "host RSTs in the scenario's network namespace: Tcp OutRsts +{out_rsts}, TcpExt TCPAbortOnClose +{aborts}"
-            ));
-            if strict {
-                o.expect("the host sends no RST at all (Tcp OutRsts +0 in the scenario's network namespace)");
-                o.check(out_rsts == 0, || {
-                    format!("the host sent {out_rsts} RSTs ({aborts} on close with unread data); allowed 0")
-                });
-            }
-            Ok::<Outcome, String>(o)
-        });
-    match worker.map_err(|e| e.to_string()).and_then(|h| {
-        h.join()
-            .map_err(|_| "the scenario thread panicked".to_string())
-    }) {
-        Ok(Ok(o)) => o,
-        Ok(Err(e)) | Err(e) => Outcome::new().error(e),
-    }
-}
-
-impl Scenario {
-    /// Runs the check (a panic inside becomes an `error` verdict) and sets the verdict.
-    /// FIN/RST scenarios run in a fresh network namespace when the process is root, and
-    /// report the host's RST counters; otherwise they say the view is client-side only.
-    pub fn run(&self, ctx: &Ctx) -> Outcome {
-        let missing = self.missing(ctx.target.as_ref());
-        if !missing.is_empty() {
-            let names: Vec<&str> = missing.iter().map(|c| c.name()).collect();
-            return Outcome::new()
-                .skipped(format!(
-                    "target {} lacks {}",
-                    ctx.target.name(),
-                    names.join(", ")
-                ))
-                .finish(self.clause.level);
-        }
-        let rst = HOST_RST_SCENARIOS
-            .iter()
-            .find(|(id, _)| *id == self.clause.id)
-            .map(|(_, strict)| *strict);
-        let outcome = match rst {
-            Some(strict) if engine::sys::netns::is_root() && ctx.target.can_isolate() => {
-                run_in_namespace(self.check, ctx, strict)
-            }
-            Some(_) if !ctx.target.can_isolate() => {
-                let mut o = run_check(self.check, ctx);
-                o.saw("client-side only: the target runs outside the harness's network namespaces, so the host's RSTs are not counted");
-                o
-            }
-            Some(_) => {
-                let mut o = run_check(self.check, ctx);
-                o.saw("client-side only: not root, so the host's RSTs are not counted (no network namespace)");
-                o
-            }
-            None => run_check(self.check, ctx),
-        };
-        outcome.finish(self.clause.level)
-    }
-}
-
-impl Scenario {
-    /// The capabilities this scenario needs that `target` lacks.
-    pub fn missing(&self, target: &dyn Target) -> Vec<Capability> {
-        self.needs
-            .iter()
-            .copied()
-            .filter(|c| !target.has(*c))
-            .collect()
-    }
-}
-
-/// Every scenario, in contract order.
+/// Every scenario, in the order of `SPEC-engine.md`.
 pub fn registry() -> Vec<Scenario> {
-    crate::checks::all()
+    let s = |clause: Clause,
+             aliases: &'static [&'static str],
+             needs: &'static [Capability],
+             check| Scenario {
+        clause,
+        aliases,
+        needs,
+        host_rsts: HostRsts::NotCounted,
+        check,
+    };
+    vec![
+        // 1. Engine
+        s(clause("engine.new.validate", Must, "Engine::new validates the config and returns a typed error naming the bad field; nothing is bound or spawned on error."), &["engine"], &[Config, Lifecycle, Process], engine_api::new_validate),
+        s(clause("engine.listen.bind", Must, "One SO_REUSEPORT listen socket per worker, all on one port; with port 0 every worker binds the port the first bind picked."), &["engine"], &[Config, TestRoutes, Metrics, Process], engine_api::listen_bind),
+        s(clause("engine.listen.addr", Must, "addr() is None before the engine listens and the bound address (real port) once every worker listens."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_addr),
+        s(clause("engine.listen.blocks", Must, "listen blocks until shutdown and returns once every worker thread has exited and every fd the engine opened is closed."), &["engine"], &[Config, Lifecycle, Process], engine_api::listen_blocks),
+        s(clause("engine.type", Must, "engine_type() is EngineType::Epoll, displayed as epoll."), &["engine"], &[Config, Lifecycle], engine_api::engine_type),
+        s(clause("engine.workers.count", Must, "num_workers() is 0 before listening and N once listening."), &["engine"], &[Config, Lifecycle], engine_api::workers_count),
+        s(clause("engine.metrics", Must, "metrics() is a monotonic snapshot (requests, connections, bytes, per-worker state and accepted); a served response is visible within 50 ms."), &["engine"], &[Config, TestRoutes, Metrics], engine_api::metrics),
+        s(clause("engine.shutdown.graceful", Must, "shutdown(deadline) stops accepting, lets in-flight requests finish and flush, closes idle keep-alive connections with FIN, then listen returns."), &["engine"], &[Config, TestRoutes], engine_api::shutdown_graceful).host_rsts(Reported),
+        // 2. Accept control
+        s(clause("accept.pause.sync", Must, "pause_accept() returns only after every worker closed its listen socket; a connect() right after is refused and never accepted."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::pause_sync),
+        s(clause("accept.pause.drain-fin", Must, "Connections queued when the listen socket closes are accepted and closed with FIN, never RST; a client write up to 1 s after EOF draws no RST."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::pause_drain_fin).host_rsts(Forbidden),
+        s(clause("accept.pause.zero-loss", Should, "A drained connection whose complete request is buffered gets its response, with connection: close, before the FIN."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::pause_zero_loss).host_rsts(Forbidden),
+        s(clause("accept.pause.handover", Must, "Two engines share a port; while a client dials, pause_accept() on one: every later dial is served by the other, no dial is answered with RST."), &["pause-accept"], &[Config, TestRoutes, AcceptControl, SharedPort], accept::pause_handover).host_rsts(Reported),
+        s(clause("accept.pause.handover-race", Should, "The handover under a dial storm across 100 pause/resume cycles: zero RSTs (count reported per 10,000 dials)."), &["pause-accept"], &[Config, TestRoutes, AcceptControl, SharedPort], accept::pause_handover_race).host_rsts(Reported),
+        s(clause("accept.pause.keep-serving", Must, "Connections accepted before the pause keep being served (keep-alive continues) until they close."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::pause_keep_serving).host_rsts(Reported),
+        s(clause("accept.pause.idempotent", Must, "A second pause_accept() while paused returns Ok at once and changes nothing."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::pause_idempotent),
+        s(clause("accept.no-deferred", Must, "TCP_DEFER_ACCEPT is off by default: a handshake-complete connection that sent nothing is drained with FIN, not reset."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::no_deferred).host_rsts(Forbidden),
+        s(clause("accept.resume", Must, "resume_accept() returns after every worker listens again; a connect() right after succeeds and is served."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::resume),
+        s(clause("accept.backlog-drain", Must, "A burst of more queued connections than one accept batch (1,000) is fully accepted without waiting for another connection."), &["pause-accept"], &[Config, TestRoutes, AcceptControl], accept::backlog_drain),
+        // 3. Worker control
+        s(clause("worker.pause.async", Must, "pause_worker(i) returns at once; worker i drains its listen socket, keeps serving (Draining) and is Suspended when it has no connections."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl], worker::pause_async),
+        s(clause("worker.pause.routing", Must, "Once worker i's listen socket is closed it accepts nothing new; the other workers take all new connections."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl], worker::pause_routing),
+        s(clause("worker.suspended.idle", Must, "A suspended worker does not spin or poll: its thread's CPU time does not advance over 500 ms and it makes no periodic wakeups."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection], worker::suspended_idle),
+        s(clause("worker.resume", Must, "resume_worker(i) wakes a suspended worker, which listens and accepts again; while accept is paused engine-wide it stays non-listening until resume_accept()."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, AcceptControl], worker::resume),
+        s(clause("worker.index", Must, "An out-of-range worker index returns Err(NoSuchWorker); nothing panics."), &["suspend-resume"], &[Config, WorkerControl], worker::index),
+        s(clause("worker.drivers-serviced", Must, "A paused or draining worker keeps servicing its driver connections and does not suspend until they are unregistered."), &["suspend-resume"], &[Config, TestRoutes, WorkerControl, Selection, Driver], worker::drivers_serviced),
+        // 4. Worker selection
+        s(clause("select.modulo", Must, "worker_loop(n) for n >= 0 is worker n mod N, for n in 0..10N and i64::MAX."), &["modulo"], &[Config, Selection], select::modulo),
+        s(clause("select.mirror", Must, "Negative n is mirrored: worker_loop(-n) is worker_loop(n); i64::MIN maps to 2^63 mod N."), &["modulo"], &[Config, Selection], select::mirror),
+        s(clause("select.before-listen", Must, "Before listen, worker_loop(n) panics saying the engine is not listening; try_worker_loop(n) returns None."), &["modulo"], &[Config, Lifecycle], select::before_listen),
+        s(clause("select.stable", Must, "The same n returns the same worker for the life of the engine; worker_loop(n).index() tells which."), &["modulo"], &[Config, Selection], select::stable),
+        // 5. Worker loop and driver connections
+        s(clause("loop.cpuid", Must, "With pinning, cpu_id() is the pinned CPU and the thread's affinity is exactly it; without pinning, or when pinning failed, -1."), &["driver"], &[Config, Selection], driver::cpuid),
+        s(clause("driver.register", Must, "register_conn adds a caller-owned non-blocking fd; errors: negative, already registered, an HTTP connection of this worker, blocking, refused by epoll (errno)."), &["driver"], &[Config, Selection, Driver], driver::register),
+        s(clause("driver.recv", Must, "Bytes arriving on a registered fd reach on_recv on the worker thread, in order, without loss or duplication."), &["driver"], &[Config, Selection, Driver], driver::recv),
+        s(clause("driver.unregister", Must, "unregister_conn removes the fd; on_close(None) runs once on the worker thread at its next iteration; the fd is not closed; unknown fd: UnknownFd."), &["driver"], &[Config, Selection, Driver], driver::unregister),
+        s(clause("driver.close-callback", Must, "Peer FIN: on_close(None); peer RST: on_close(Some(ECONNRESET)); exactly once per registration."), &["driver"], &[Config, Selection, Driver], driver::close_callback),
+        s(clause("driver.write.unknown", Must, "write on an fd not registered on this worker (including one registered on another worker) returns UnknownFd."), &["driver"], &[Config, Selection, Driver], driver::write_unknown),
+        s(clause("driver.write.queue-full", Must, "write returns QueueFull iff pending + len > cap; nothing of the data is queued then and earlier data is untouched."), &["driver", "queue-full"], &[Config, Selection, Driver], driver::write_queue_full),
+        s(clause("driver.write.no-loss", Must, "Every byte of every successful write reaches the peer once, in order, across QueueFull episodes."), &["driver", "queue-full"], &[Config, Selection, Driver], driver::write_no_loss),
+        s(clause("driver.write.inline-once", Should, "With nothing pending, write makes at most one write(2) inline, queues the rest for EPOLLOUT, and never blocks."), &["driver"], &[Config, Selection, Driver], driver::write_inline_once),
+        s(clause("driver.write.concurrent", Must, "Writes from several threads to one fd are never interleaved within one call."), &["driver"], &[Config, Selection, Driver], driver::write_concurrent),
+        s(clause("driver.no-sigpipe", Must, "Writing to a peer that has gone returns EPIPE/ECONNRESET and never kills the process with SIGPIPE."), &["driver"], &[Config, Selection, Driver], driver::no_sigpipe),
+        // 6. HTTP/1.1 serving
+        s(clause("http.keepalive", Must, "HTTP/1.1 is keep-alive by default; 1.0 only with Connection: keep-alive; Connection: close gets a complete response with connection: close, then FIN."), &["http"], &[Http], http::keepalive).host_rsts(Reported),
+        s(clause("http.pipelining", Must, "Pipelined requests are answered in order, each exactly once, whatever the read boundaries; requests after a Connection: close request are not answered."), &["http"], &[Http, Config, TestRoutes], http::pipelining),
+        s(clause("http.split-anywhere", Must, "A request split at any byte (one byte per write included) is parsed as if sent at once."), &["http"], &[Http, Config, TestRoutes], http::split_anywhere),
+        s(clause("http.framing", Must, "Content-Length and chunked bodies (extensions, trailers) are framed exactly; conflicting Content-Length → 400; Transfer-Encoding with Content-Length → chunked wins or 400, never smuggling."), &["http"], &[Http, Config, TestRoutes], http::framing),
+        s(clause("http.errors", Must, "Malformed request line or header, missing Host on 1.1 → 400; header block over the limit → 431; body over the limit → 413 Payload Too Large; each complete, with connection: close, then FIN, not RST."), &["http"], &[Http, Config], http::errors).host_rsts(Reported),
+        s(clause("http.expect-continue", Must, "Expect: 100-continue with a body gets 100 Continue before the body is read (413 instead when the declared body is over the limit)."), &["http"], &[Http, Config, TestRoutes], http::expect_continue),
+        s(clause("http.head", Must, "HEAD responses carry the headers a GET would, no body."), &["http"], &[Http, Config, TestRoutes], http::head),
+        s(clause("http.large-response", Must, "A response of any size (tested to 64 MiB) is delivered whole to a slow reader, with keep-alive and with Connection: close."), &["http"], &[Http, Config, TestRoutes], http::large_response),
+        s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], &[Http, Config, TestRoutes, Selection], http::slow_reader),
+        s(clause("http.timeouts", Must, "An idle connection is closed with FIN after the idle timeout; a header block not complete within the header timeout is closed; a connection in active use is never closed."), &["http"], &[Http, Config], http::timeouts).host_rsts(Reported),
+        s(clause("http.date", Should, "Every response carries a correct date header (IMF-fixdate, cached, refreshed each second)."), &["http"], &[Http], http::date),
+    ]
 }
 
 /// The scenario with this clause ID.

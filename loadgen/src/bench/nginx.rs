@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use scenarios::harness::on_free_port;
+use scenarios::targets::{on_free_port, StartError};
 
 use crate::server::Server;
 
@@ -15,7 +15,8 @@ pub fn start(idle: usize, deadline: Duration) -> Result<Server, String> {
     let nginx = find_on_path("nginx").ok_or(
         "--target nginx: nginx is not on PATH: install nginx-light (apt-get install nginx-light)",
     )?;
-    on_free_port(|addr| start_on(&nginx, idle, deadline, addr))
+    on_free_port(|addr| start_on(&nginx, idle, deadline, addr).map_err(StartError::from_output))
+        .map_err(String::from)
 }
 
 fn start_on(

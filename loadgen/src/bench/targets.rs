@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use scenarios::harness::on_free_port;
+use scenarios::targets::{on_free_port, StartError};
 
 use super::Notes;
 use crate::load::Target;
@@ -149,7 +149,8 @@ pub fn embedded() -> Result<Server, String> {
 /// A user's command with `{addr}` / `{port}` replaced by a free loopback port, run
 /// as `sh -c 'exec CMD'` so that the child's pid is the server's.
 pub fn command(template: &str, deadline: Duration) -> Result<Server, String> {
-    on_free_port(|addr| command_on(template, deadline, addr))
+    on_free_port(|addr| command_on(template, deadline, addr).map_err(StartError::from_output))
+        .map_err(String::from)
 }
 
 fn command_on(template: &str, deadline: Duration, addr: SocketAddr) -> Result<Server, String> {

@@ -35,7 +35,7 @@ pub struct ServeArgs {
 /// Runs `loadgen serve`.
 pub fn run(args: ServeArgs) -> Result<u8, String> {
     if args.control {
-        return crate::control::run();
+        return scenarios::targets::remote::serve_control().map(|()| EXIT_OK);
     }
     let mut cfg = Config {
         address: args.addr.clone(),

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use reports::scenarios::{ExpectationDifference, Expectations, Totals, VerdictKind};
-use scenarios::nginx::Nginx;
-use scenarios::remote::RemoteTarget;
-use scenarios::target::{Reference, Target, UrlTarget};
+use scenarios::targets::{Nginx, Reference, RemoteTarget, Target, UrlTarget};
 use scenarios::{Ctx, Level, Outcome, Scenario, Verdict};
 
 use crate::{EXIT_CONFORMANCE, EXIT_OK, EXIT_USAGE};

@@ -7,49 +7,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Class, Observation, Watch};
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::{Checked, OrError, Outcome};
+use crate::wait::wait_until;
 
 /// Keeps the only worker busy in a held handler, queues connections in the kernel
 /// accept queue (some silent, some with a complete request), pauses accept from another
 /// thread, releases the handler, and watches every queued connection end.
-pub fn pause_drain_fin(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn pause_drain_fin(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("every queued connection: EOF (optionally after a complete response), SO_ERROR 0, and a write 200 ms after EOF draws no RST (class fin)");
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
     let addr = server.addr();
-    let mut busy = match client::connect(addr, ctx.ms(2000)) {
-        Ok(s) => s,
-        Err(obs) => return o.error(format!("connect for the busy request: {obs}")),
-    };
+    let mut busy = client::connect(addr, ctx.ms(2000)).or_error("connect for the busy request")?;
     if busy.write_all(&client::get("/hold")).is_err() || !server.gate.wait_entered(1, ctx.ms(5000))
     {
-        return o.error("the worker never entered the held handler");
+        return Err("the worker never entered the held handler".into());
     }
     let mut queued = Vec::new();
     for i in 0..6 {
-        let mut s = match client::connect(addr, ctx.ms(2000)) {
-            Ok(s) => s,
-            Err(obs) => return o.error(format!("queueing connection {i}: {obs}")),
-        };
+        let mut s = client::connect(addr, ctx.ms(2000))
+            .map_err(|obs| format!("queueing connection {i}: {obs}"))?;
         if i % 2 == 1 && s.write_all(&client::get("/")).is_err() {
-            return o.error("sending on a queued connection failed");
+            return Err("sending on a queued connection failed".into());
         }
         queued.push(s);
     }
     let engine = Arc::clone(server.engine());
     let pauser = std::thread::spawn(move || engine.pause_accept());
     if !wait_until(ctx.ms(2000), || server.engine().accept_paused()) {
-        return o.error("pause_accept did not start");
+        return Err("pause_accept did not start".into());
     }
     server.gate.release();
     match pauser.join() {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return o.error(format!("pause_accept failed: {e}")),
-        Err(_) => return o.error("pause_accept panicked"),
+        Ok(Err(e)) => return Err(format!("pause_accept failed: {e}").into()),
+        Err(_) => return Err("pause_accept panicked".into()),
     }
     let busy_obs = client::observe(&mut busy, Watch::until_end(ctx.ms(2000)).responses(1));
     o.saw(format!("busy connection: {busy_obs}"));
@@ -61,7 +54,7 @@ pub fn pause_drain_fin(ctx: &Ctx) -> Outcome {
             format!("queued connection {i} ended {} (expected fin)", obs.class)
         });
     }
-    o
+    Ok(())
 }
 
 /// Holds one of two workers in `/hold`, calls `pause_accept` from another thread and
@@ -69,22 +62,15 @@ pub fn pause_drain_fin(ctx: &Ctx) -> Outcome {
 /// returned before the held worker could close its socket). Right after the return, the
 /// pausing thread dials the port several times: every dial must be refused, and the
 /// engine's accepted count must not grow after the return.
-pub fn pause_sync(ctx: &Ctx) -> Outcome {
+pub fn pause_sync(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const DIALS: usize = 6;
-    let mut o = Outcome::new();
     o.expect(format!(
         "each of {DIALS} connects made right after pause_accept returns: refused (ECONNREFUSED)"
     ));
     o.expect("the engine's accepted count does not grow after pause_accept returns");
-    let server = match Server::with_workers(ctx, 2) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 2)?;
     let addr = server.addr();
-    let mut held = match hold_worker(&server, ctx) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut held = hold_worker(&server, ctx)?;
     let engine = Arc::clone(server.engine());
     let dial_deadline = ctx.ms(1000);
     let called = Instant::now();
@@ -102,19 +88,15 @@ pub fn pause_sync(ctx: &Ctx) -> Outcome {
         (result, returned, accepted, dials)
     });
     if !wait_until(ctx.ms(2000), || server.engine().accept_paused()) {
-        return o.error("pause_accept did not start");
+        return Err("pause_accept did not start".into());
     }
     // The window during which the held worker cannot close its listen socket.
     let early = wait_until(ctx.ms(200), || pauser.is_finished());
     let released = called.elapsed();
     server.gate.release();
-    let (result, returned, accepted_at_return, dials) = match pauser.join() {
-        Ok(r) => r,
-        Err(_) => return o.error("the pausing thread panicked"),
-    };
-    if let Err(e) = result {
-        return o.error(format!("pause_accept failed: {e}"));
-    }
+    let (result, returned, accepted_at_return, dials) =
+        pauser.join().map_err(|_| "the pausing thread panicked")?;
+    result.or_error("pause_accept failed")?;
     o.saw(format!(
         "pause_accept returned {} ms after the call; the held worker was released at {} ms{}",
         returned.as_millis(),
@@ -166,25 +148,18 @@ pub fn pause_sync(ctx: &Ctx) -> Outcome {
         )
     });
     drop(connected);
-    o
+    Ok(())
 }
 
 /// Holds the only worker, queues connections that each sent a complete request with a
 /// distinct body, pauses accept from another thread, releases the worker and watches
 /// every queued connection: each must get its own response, marked `connection: close`,
 /// before a clean FIN.
-pub fn pause_zero_loss(ctx: &Ctx) -> Outcome {
+pub fn pause_zero_loss(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const QUEUED: usize = 5;
-    let mut o = Outcome::new();
     o.expect("every queued connection: one 200 response echoing its own request body, with connection: close, then EOF and no RST on a write 200 ms later (class fin)");
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
-    let mut held = match hold_worker(&server, ctx) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
+    let mut held = hold_worker(&server, ctx)?;
     let bodies: Vec<String> = (0..QUEUED).map(|i| format!("queued-{i}")).collect();
     let mut queued = Vec::new();
     for (i, body) in bodies.iter().enumerate() {
@@ -194,12 +169,10 @@ pub fn pause_zero_loss(ctx: &Ctx) -> Outcome {
         );
         match queue_connection(server.addr(), Some(req.as_bytes()), ctx) {
             Ok(s) => queued.push(s),
-            Err(e) => return o.error(format!("queueing connection {i}: {e}")),
+            Err(e) => return Err(format!("queueing connection {i}: {e}").into()),
         }
     }
-    if let Err(e) = pause_while_held(&server, ctx) {
-        return o.error(e);
-    }
+    pause_while_held(&server, ctx)?;
     let held_obs = client::observe(&mut held, Watch::until_end(ctx.ms(2000)).responses(1));
     o.saw(format!("held connection: {held_obs}"));
     let watch = Watch::until_end(ctx.ms(3000)).probe(Duration::from_millis(200));
@@ -221,7 +194,7 @@ pub fn pause_zero_loss(ctx: &Ctx) -> Outcome {
             format!("queued connection {i} ended {} (expected fin)", obs.class)
         });
     }
-    o
+    Ok(())
 }
 
 /// Starts engine A (one worker) and engine B on A's port (both `SO_REUSEPORT`, each
@@ -232,29 +205,22 @@ pub fn pause_zero_loss(ctx: &Ctx) -> Outcome {
 /// started after the return must be served by B; no dial may see RST, refusal or
 /// silence. (The held worker makes A's queue non-empty at the pause, and keeps a pause
 /// that returns early from closing A's socket in time.)
-pub fn pause_handover(ctx: &Ctx) -> Outcome {
+pub fn pause_handover(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const THREADS: usize = 3;
     const AFTER: usize = 16;
-    let mut o = Outcome::new();
     o.expect("every dial that started after pause_accept(A) returned: a 200 response from B");
     o.expect("every earlier dial: a 200 response from A or B, or a FIN from A's drain; never RST, refused or timeout");
-    let pair = match Pair::start(ctx) {
-        Ok(p) => p,
-        Err(e) => return o.error(e),
-    };
+    let pair = Pair::start(ctx)?;
     let addr = pair.a.addr();
-    let mut held = match connection_to_a(&pair, ctx) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut held = connection_to_a(&pair, ctx)?;
     if held.write_all(&client::get("/hold")).is_err() || !pair.a.gate.wait_entered(1, ctx.ms(5000))
     {
-        return o.error("engine A's worker never entered the held handler");
+        return Err("engine A's worker never entered the held handler".into());
     }
     let dial_deadline = ctx.ms(3000);
     let dialers = Dialers::spawn(addr, THREADS, 2000, dial_deadline);
     if !wait_until(ctx.ms(2000), || dialers.started() >= THREADS) {
-        return o.error("the dialing threads did not start");
+        return Err("the dialing threads did not start".into());
     }
     let engine = Arc::clone(pair.a.engine());
     let pauser = std::thread::spawn(move || {
@@ -275,18 +241,13 @@ pub fn pause_handover(ctx: &Ctx) -> Outcome {
         (result, returned, after)
     });
     if !wait_until(ctx.ms(2000), || pair.a.engine().accept_paused()) {
-        return o.error("pause_accept did not start");
+        return Err("pause_accept did not start".into());
     }
     // The window during which A's held worker cannot close its listen socket.
     wait_until(ctx.ms(200), || pauser.is_finished());
     pair.a.gate.release();
-    let (result, returned, after) = match pauser.join() {
-        Ok(r) => r,
-        Err(_) => return o.error("the pausing thread panicked"),
-    };
-    if let Err(e) = result {
-        return o.error(format!("pause_accept on A failed: {e}"));
-    }
+    let (result, returned, after) = pauser.join().map_err(|_| "the pausing thread panicked")?;
+    result.or_error("pause_accept on A failed")?;
     let held_obs = client::observe(&mut held, Watch::until_end(ctx.ms(2000)).responses(1));
     o.saw(format!("held connection to A: {held_obs}"));
     // Keep dialing for a while after the return.
@@ -355,7 +316,7 @@ pub fn pause_handover(ctx: &Ctx) -> Outcome {
             before.bad, before.total
         )
     });
-    o
+    Ok(())
 }
 
 /// Engines A and B share a port; four client threads dial it as fast as they can
@@ -363,20 +324,16 @@ pub fn pause_handover(ctx: &Ctx) -> Outcome {
 /// 15 ms listening). Counts every dial by outcome: RSTs (reset after connect, or a
 /// refused connect) are reported per 10,000 dials and must be zero; every dial that
 /// connected while A was paused must be served by B.
-pub fn pause_handover_race(ctx: &Ctx) -> Outcome {
+pub fn pause_handover_race(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const THREADS: usize = 4;
     const CYCLES: usize = 100;
-    let mut o = Outcome::new();
     o.expect("no dial of the storm is answered with RST (reset after connect, or refused connect): 0 per 10,000 dials");
     o.expect("every dial that connected while A was paused (after pause_accept returned, before resume_accept was called): a 200 response from B");
     o.expect("every other dial: a 200 response from A or B, or a FIN from A's drain");
-    let pair = match Pair::start(ctx) {
-        Ok(p) => p,
-        Err(e) => return o.error(e),
-    };
+    let pair = Pair::start(ctx)?;
     let dialers = Dialers::spawn(pair.a.addr(), THREADS, 20_000, ctx.ms(2000));
     if !wait_until(ctx.ms(2000), || dialers.started() >= THREADS * 10) {
-        return o.error("the dialing threads did not start");
+        return Err("the dialing threads did not start".into());
     }
     let engine = pair.a.engine();
     let phase = ctx.ms(15);
@@ -407,7 +364,7 @@ pub fn pause_handover_race(ctx: &Ctx) -> Outcome {
     let elapsed = start.elapsed();
     let dials = dialers.finish();
     if let Some(e) = error {
-        return o.error(e);
+        return Err(e.into());
     }
     let mut paused_tally = Tally::default();
     let mut other = Tally::default();
@@ -475,7 +432,7 @@ pub fn pause_handover_race(ctx: &Ctx) -> Outcome {
             other.bad, other.total
         )
     });
-    o
+    Ok(())
 }
 
 /// `t` relative to the nearest of `marks`, e.g. `-12 us` (before it) or `+3 us`.
@@ -496,23 +453,17 @@ fn offset_to_nearest(t: Instant, marks: impl Iterator<Item = Instant>) -> String
 /// Opens keep-alive connections on a two-worker engine and has each answer a request,
 /// pauses accept, then sends several more requests on each: every one must be answered
 /// (200, no `connection: close`) on the same connection.
-pub fn pause_keep_serving(ctx: &Ctx) -> Outcome {
+pub fn pause_keep_serving(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const CONNS: usize = 4;
     const ROUNDS: usize = 3;
-    let mut o = Outcome::new();
     o.expect(format!("each of {CONNS} keep-alive connections accepted before the pause answers {ROUNDS} more requests after pause_accept returns: 200 without connection: close, the connection still open"));
-    let server = match Server::with_workers(ctx, 2) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 2)?;
     let mut conns = Vec::new();
     for i in 0..CONNS {
-        let mut s = match client::connect(server.addr(), ctx.ms(2000)) {
-            Ok(s) => s,
-            Err(obs) => return o.error(format!("connection {i}: {obs}")),
-        };
+        let mut s = client::connect(server.addr(), ctx.ms(2000))
+            .map_err(|obs| format!("connection {i}: {obs}"))?;
         if s.write_all(&client::get("/worker")).is_err() {
-            return o.error(format!("connection {i}: sending the first request failed"));
+            return Err(format!("connection {i}: sending the first request failed").into());
         }
         let obs = client::observe(&mut s, Watch::until_end(ctx.ms(2000)).responses(1));
         let Some(r) = obs
@@ -520,7 +471,7 @@ pub fn pause_keep_serving(ctx: &Ctx) -> Outcome {
             .first()
             .filter(|_| obs.class == Class::Response)
         else {
-            return o.error(format!("connection {i} before the pause: {obs}"));
+            return Err(format!("connection {i} before the pause: {obs}").into());
         };
         o.saw(format!(
             "connection {i}: served by worker {} before the pause",
@@ -528,9 +479,10 @@ pub fn pause_keep_serving(ctx: &Ctx) -> Outcome {
         ));
         conns.push(s);
     }
-    if let Err(e) = server.engine().pause_accept() {
-        return o.error(format!("pause_accept failed: {e}"));
-    }
+    server
+        .engine()
+        .pause_accept()
+        .or_error("pause_accept failed")?;
     for round in 0..ROUNDS {
         for (i, s) in conns.iter_mut().enumerate() {
             let obs = if let Err(e) = s.write_all(&client::get("/")) {
@@ -554,36 +506,27 @@ pub fn pause_keep_serving(ctx: &Ctx) -> Outcome {
             });
         }
     }
-    o
+    Ok(())
 }
 
 /// Pauses accept on a two-worker engine with a keep-alive connection open, then calls
 /// `pause_accept` again: it must return `Ok` within 100 ms and change nothing (still
 /// paused, worker states unchanged, new dials refused, nothing accepted, the open
 /// connection still served).
-pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn pause_idempotent(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("the second pause_accept returns Ok within 100 ms");
     o.expect("afterwards: still paused, worker states unchanged, 3 new dials refused, accepted count unchanged, the open keep-alive connection still answered");
-    let server = match Server::with_workers(ctx, 2) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 2)?;
     let engine = server.engine();
-    let mut conn = match client::connect(server.addr(), ctx.ms(2000)) {
-        Ok(s) => s,
-        Err(obs) => return o.error(format!("connect: {obs}")),
-    };
+    let mut conn = client::connect(server.addr(), ctx.ms(2000)).or_error("connect")?;
     let first = request_on(&mut conn, ctx);
     if first.class != Class::Response {
-        return o.error(format!(
-            "the keep-alive connection before the pause: {first}"
-        ));
+        return Err(format!("the keep-alive connection before the pause: {first}").into());
     }
-    if let Err(e) = engine.pause_accept() {
-        return o.error(format!("the first pause_accept failed: {e}"));
-    }
-    let states = |e: &dyn crate::target::Instance| -> Vec<String> {
+    engine
+        .pause_accept()
+        .or_error("the first pause_accept failed")?;
+    let states = |e: &dyn crate::targets::Instance| -> Vec<String> {
         (0..e.num_workers())
             .map(|i| match e.worker_state(i) {
                 Ok(s) => s.to_string(),
@@ -654,7 +597,7 @@ pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
         format!("accepted went from {accepted_before} to {accepted} while paused")
     });
     drop(connected);
-    o
+    Ok(())
 }
 
 /// Checks that `Config::default()` leaves `TCP_DEFER_ACCEPT` off, then holds the only
@@ -662,9 +605,8 @@ pub fn pause_idempotent(ctx: &Ctx) -> Outcome {
 /// accept from another thread and releases the worker: every silent connection must end
 /// with a clean FIN (a deferred connection hides from the drain and is reset, or left
 /// hanging: both fail).
-pub fn no_deferred(ctx: &Ctx) -> Outcome {
+pub fn no_deferred(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const SILENT: usize = 4;
-    let mut o = Outcome::new();
     o.expect("Config::default().tcp_defer_accept is false");
     o.expect("every silent queued connection: EOF, SO_ERROR 0, no RST on a write 200 ms later (class fin)");
     let default_defer = engine::Config::default().tcp_defer_accept;
@@ -674,24 +616,16 @@ pub fn no_deferred(ctx: &Ctx) -> Outcome {
     o.check(!default_defer, || {
         "TCP_DEFER_ACCEPT is on by default".into()
     });
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
-    let mut held = match hold_worker(&server, ctx) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
+    let mut held = hold_worker(&server, ctx)?;
     let mut queued = Vec::new();
     for i in 0..SILENT {
         match queue_connection(server.addr(), None, ctx) {
             Ok(s) => queued.push(s),
-            Err(e) => return o.error(format!("queueing silent connection {i}: {e}")),
+            Err(e) => return Err(format!("queueing silent connection {i}: {e}").into()),
         }
     }
-    if let Err(e) = pause_while_held(&server, ctx) {
-        return o.error(e);
-    }
+    pause_while_held(&server, ctx)?;
     let held_obs = client::observe(&mut held, Watch::until_end(ctx.ms(2000)).responses(1));
     o.saw(format!("held connection: {held_obs}"));
     let watch = Watch::until_end(ctx.ms(2000)).probe(Duration::from_millis(200));
@@ -701,34 +635,28 @@ pub fn no_deferred(ctx: &Ctx) -> Outcome {
             format!("silent connection {i} ended {} (expected fin)", obs.class)
         });
     }
-    o
+    Ok(())
 }
 
 /// Pauses accept on a two-worker engine (a dial is then refused), resumes it, and dials
 /// right after `resume_accept` returns, with no retry: each of several dials must be
 /// served, and every worker must report `Active`.
-pub fn resume(ctx: &Ctx) -> Outcome {
+pub fn resume(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const DIALS: usize = 8;
-    let mut o = Outcome::new();
     o.expect(format!(
         "each of {DIALS} dials made right after resume_accept returns (first try, no retry): a 200 response"
     ));
     o.expect("every worker reports Active once resume_accept returned");
-    let server = match Server::with_workers(ctx, 2) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 2)?;
     let engine = server.engine();
-    if let Err(e) = engine.pause_accept() {
-        return o.error(format!("pause_accept failed: {e}"));
-    }
+    engine.pause_accept().or_error("pause_accept failed")?;
     match client::connect(server.addr(), ctx.ms(1000)) {
         Ok(_) => o.saw("dial while paused: connected (accept.pause.sync's business)"),
         Err(obs) => o.saw(format!("dial while paused: {obs}")),
     }
     if let Err(e) = engine.resume_accept() {
         o.fail(format!("resume_accept failed: {e}"));
-        return o;
+        return Ok(());
     }
     let first = client::request(server.addr(), &client::get("/"), ctx.ms(2000));
     let states: Vec<_> = (0..engine.num_workers())
@@ -754,44 +682,35 @@ pub fn resume(ctx: &Ctx) -> Outcome {
             || format!("dial {i} after resume_accept returned: {obs} (expected a 200 response)"),
         );
     }
-    o
+    Ok(())
 }
 
 /// Holds the only worker in `/hold`, opens 1,000 connections that each send one GET
 /// (the kernel queues them), then releases the worker and opens nothing more: every
 /// one of the 1,000 must get its response within 5 s. Raises `RLIMIT_NOFILE` when the
 /// soft limit is too low for both ends of 1,000 connections.
-pub fn backlog_drain(ctx: &Ctx) -> Outcome {
+pub fn backlog_drain(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const BURST: usize = 1000;
-    let mut o = Outcome::new();
     o.expect(format!("all {BURST} queued connections get a 200 response within 5 s of the release, with no further connection arriving"));
     let want = (crate::harness::fd_count() + 2 * BURST + 1024).max(4096) as u64;
     match engine::sys::rlimit::raise_nofile_limit(want) {
         Ok(lim) if lim >= want => {}
         Ok(lim) => {
-            return o.error(format!(
-                "RLIMIT_NOFILE is {lim} (hard limit); the check needs {want}"
-            ))
+            return Err(
+                format!("RLIMIT_NOFILE is {lim} (hard limit); the check needs {want}").into(),
+            )
         }
-        Err(e) => return o.error(format!("raising RLIMIT_NOFILE to {want}: {e}")),
+        Err(e) => return Err(format!("raising RLIMIT_NOFILE to {want}: {e}").into()),
     }
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
-    let mut held = match hold_worker(&server, ctx) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
+    let mut held = hold_worker(&server, ctx)?;
     let queueing = Instant::now();
     let mut conns = Vec::with_capacity(BURST);
     for i in 0..BURST {
-        let s = match queue_connection(server.addr(), Some(&client::get("/")), ctx) {
-            Ok(s) => s,
-            Err(e) => return o.error(format!("queueing connection {i}: {e}")),
-        };
+        let s = queue_connection(server.addr(), Some(&client::get("/")), ctx)
+            .map_err(|e| format!("queueing connection {i}: {e}"))?;
         if let Err(e) = s.set_nonblocking(true) {
-            return o.error(format!("connection {i}: set_nonblocking: {e}"));
+            return Err(format!("connection {i}: set_nonblocking: {e}").into());
         }
         conns.push(s);
     }
@@ -868,7 +787,7 @@ pub fn backlog_drain(ctx: &Ctx) -> Outcome {
             errors.len()
         )
     });
-    o
+    Ok(())
 }
 
 // ---- helpers ----

@@ -12,14 +12,17 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::sys::socket;
 use engine::sys::thread::{affinity_of, allowed_cpus, gettid};
 use engine::{DriverError, DRIVER_WRITE_CAP};
 
-use crate::target::DriverLoop;
+use crate::targets::DriverLoop;
 
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::{Checked, OrError, Outcome};
+use crate::wait::wait_until;
 
 // ---- helpers ----
 
@@ -43,7 +46,7 @@ struct Seen {
 type Shared = Arc<Mutex<Seen>>;
 
 fn guard(s: &Shared) -> MutexGuard<'_, Seen> {
-    s.lock().unwrap_or_else(|e| e.into_inner())
+    lock(s)
 }
 
 /// Registers `fd` on `wl` with callbacks that record into the returned [`Shared`].
@@ -57,7 +60,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             let mut g = guard(&r);
             g.data.extend_from_slice(data);
             g.recv_calls += 1;
-            if crate::target::callback_thread_id() != tid {
+            if crate::targets::callback_thread_id() != tid {
                 g.off_thread += 1;
             }
         },
@@ -65,7 +68,7 @@ fn register_seen(wl: &dyn DriverLoop, fd: RawFd) -> (Shared, Result<(), DriverEr
             guard(&c).closes.push(Close {
                 errno: err.as_ref().and_then(|e| e.raw_os_error()),
                 err: err.map(|e| e.to_string()),
-                on_worker: crate::target::callback_thread_id() == tid,
+                on_worker: crate::targets::callback_thread_id() == tid,
             });
         },
     );
@@ -139,7 +142,7 @@ impl Hold {
             pair.fd,
             move |_data: &[u8]| {
                 if !e.swap(true, SeqCst) {
-                    let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+                    let rx = lock(&rx);
                     let _ = rx.recv_timeout(max);
                 }
             },
@@ -289,15 +292,11 @@ fn describe(r: &Result<(), DriverError>) -> String {
 /// Starts engines with pinning on (the allowed CPUs), off, and on with a CPU that does
 /// not exist (pinning fails with EINVAL), and compares each worker's `cpu_id()` with
 /// the affinity mask of its thread (`sched_getaffinity(thread_id())`).
-pub fn cpuid(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn cpuid(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("pin_workers on, cpus empty: every cpu_id() is an allowed CPU and the worker thread's affinity is exactly [cpu_id]");
     o.expect("pin_workers off: cpu_id() is -1");
     o.expect("pin_workers on, cpus [1000] (pinning fails with EINVAL): cpu_id() is -1");
-    let allowed = match allowed_cpus() {
-        Ok(a) => a,
-        Err(e) => return o.error(format!("sched_getaffinity: {e}")),
-    };
+    let allowed = allowed_cpus().or_error("sched_getaffinity")?;
     o.saw(format!("allowed CPUs of the test process: {allowed:?}"));
     let cases = [
         (
@@ -325,10 +324,7 @@ pub fn cpuid(ctx: &Ctx) -> Outcome {
         ),
     ];
     for (label, cfg) in cases {
-        let server = match Server::start(ctx, cfg) {
-            Ok(s) => s,
-            Err(e) => return o.error(format!("{label}: {e}")),
-        };
+        let server = Server::start(ctx, cfg).map_err(|e| format!("{label}: {e}"))?;
         let engine = server.engine();
         for k in 0..engine.num_workers() {
             let wl = server.worker_loop(k as i64);
@@ -357,7 +353,7 @@ pub fn cpuid(ctx: &Ctx) -> Outcome {
             }
         }
     }
-    o
+    Ok(())
 }
 
 // ---- driver.register ----
@@ -365,24 +361,17 @@ pub fn cpuid(ctx: &Ctx) -> Outcome {
 /// Registers a valid fd, then each kind of invalid fd, and compares the errors: -1,
 /// the same fd again, the engine's own fd of a live HTTP connection on this worker, a
 /// blocking socket, an fd number that cannot be open, a regular file (epoll: EPERM).
-pub fn register(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn register(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("valid non-blocking socket: Ok");
     o.expect("fd -1: NegativeFd(-1)");
     o.expect("the same fd again: AlreadyRegistered");
     o.expect("the engine's fd of an HTTP connection of this worker: HttpConn");
     o.expect("a blocking socket: Blocking");
     o.expect("a closed fd number: Io with EBADF; a regular file: Io with EPERM");
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
     let wl = server.worker_loop(0);
 
-    let pair = match Pair::new(None, None) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let pair = Pair::new(None, None).or_error("socket pair")?;
     let (_seen, r) = register_seen(&wl, pair.fd);
     o.saw(format!("valid fd {}: {}", pair.fd, describe(&r)));
     o.check(r.is_ok(), || format!("valid fd: {}", describe(&r)));
@@ -406,26 +395,20 @@ pub fn register(ctx: &Ctx) -> Outcome {
     );
 
     // An HTTP connection that has been served (so it is surely in the worker's set).
-    let mut client = match crate::client::connect(server.addr(), ctx.ms(2000)) {
-        Ok(c) => c,
-        Err(obs) => return o.error(format!("HTTP client: {obs}")),
-    };
+    let mut client = crate::client::connect(server.addr(), ctx.ms(2000)).or_error("HTTP client")?;
     let _ = client.set_read_timeout(Some(ctx.ms(2000)));
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     if client.write_all(&crate::client::get("/")).is_err() {
-        return o.error("sending the HTTP request failed");
+        return Err("sending the HTTP request failed".into());
     }
     while !got.windows(13).any(|w| w == b"Hello, World!") {
         match client.read(&mut buf) {
             Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
-            _ => return o.error("no HTTP response on the keep-alive connection"),
+            _ => return Err("no HTTP response on the keep-alive connection".into()),
         }
     }
-    let peer = match client.local_addr() {
-        Ok(a) => a,
-        Err(e) => return o.error(format!("the client's address: {e}")),
-    };
+    let peer = client.local_addr().or_error("the client's address")?;
     match wl.register_engine_fd(server.addr(), peer) {
         Some((fd, r)) => {
             o.saw(format!("HTTP connection fd {fd}: {}", describe(&r)));
@@ -442,7 +425,7 @@ pub fn register(ctx: &Ctx) -> Outcome {
                 },
             );
         }
-        None => return o.error("could not find the engine's fd of the HTTP connection"),
+        None => return Err("could not find the engine's fd of the HTTP connection".into()),
     }
 
     match Pair::new(None, None) {
@@ -452,7 +435,7 @@ pub fn register(ctx: &Ctx) -> Outcome {
                 .as_ref()
                 .map_or(Ok(()), |s| s.set_nonblocking(false))
             {
-                return o.error(format!("making a socket blocking: {e}"));
+                return Err(format!("making a socket blocking: {e}").into());
             }
             let (_s, r) = register_seen(&wl, b.fd);
             o.saw(format!("blocking fd {}: {}", b.fd, describe(&r)));
@@ -464,7 +447,7 @@ pub fn register(ctx: &Ctx) -> Outcome {
                 || format!("blocking fd: {}, expected Blocking", describe(&r)),
             );
         }
-        Err(e) => return o.error(format!("socket pair: {e}")),
+        Err(e) => return Err(format!("socket pair: {e}").into()),
     }
 
     // No process can have this fd open (the kernel caps fds well below i32::MAX), so
@@ -502,10 +485,10 @@ pub fn register(ctx: &Ctx) -> Outcome {
                 || format!("regular file: {}, expected Io(EPERM)", describe(&r)),
             );
         }
-        Err(e) => return o.error(format!("opening a temp file: {e}")),
+        Err(e) => return Err(format!("opening a temp file: {e}").into()),
     }
     let _ = wl.unregister_conn(pair.fd);
-    o
+    Ok(())
 }
 
 // ---- driver.recv ----
@@ -513,22 +496,13 @@ pub fn register(ctx: &Ctx) -> Outcome {
 /// The peer sends 1 MiB of the position pattern in random-sized writes (1 B..64 KiB),
 /// then closes; `on_recv` must see exactly the stream, on the worker thread, before
 /// `on_close(None)`.
-pub fn recv(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn recv(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("on_recv receives the 1 MiB stream exactly (in order, no loss or duplication), every call on the worker thread; then on_close(None) once");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let wl = server.worker_loop(0);
-    let mut pair = match Pair::new(None, None) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(None, None).or_error("socket pair")?;
     let (seen, r) = register_seen(&wl, pair.fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
+    r.or_error("register_conn")?;
     const TOTAL: usize = 1 << 20;
     let data = pattern(0, TOTAL);
     let mut rng = Rng::new();
@@ -536,9 +510,9 @@ pub fn recv(ctx: &Ctx) -> Outcome {
     let mut writes = 0;
     while off < TOTAL {
         let n = (1 + rng.below(64 * 1024) as usize).min(TOTAL - off);
-        if let Err(e) = pair.peer().write_all(&data[off..off + n]) {
-            return o.error(format!("peer write: {e}"));
-        }
+        pair.peer()
+            .write_all(&data[off..off + n])
+            .or_error("peer write")?;
         off += n;
         writes += 1;
     }
@@ -567,7 +541,7 @@ pub fn recv(ctx: &Ctx) -> Outcome {
         g.closes.len() == 1 && g.closes[0].errno.is_none() && g.closes[0].err.is_none(),
         || format!("on_close calls {:?}, expected one None", g.closes),
     );
-    o
+    Ok(())
 }
 
 // ---- driver.unregister ----
@@ -576,34 +550,25 @@ pub fn recv(ctx: &Ctx) -> Outcome {
 /// once on the worker thread; the peer reads no EOF; the fd is still open and usable
 /// both ways by the check; no `on_recv` for bytes sent afterwards; `UnknownFd` for a
 /// second unregister and for a never-registered fd.
-pub fn unregister(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn unregister(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("unregister_conn: Ok; then on_close(None) exactly once, on the worker thread");
     o.expect("the fd stays open: the peer sees no EOF, is_nonblocking(fd) works, bytes flow both ways through it");
     o.expect("no on_recv after unregister; unregister again / unknown fd: UnknownFd");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let wl = server.worker_loop(0);
-    let mut pair = match Pair::new(None, None) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(None, None).or_error("socket pair")?;
     let fd = pair.fd;
     let (seen, r) = register_seen(&wl, fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
+    r.or_error("register_conn")?;
     if pair.peer().write_all(b"before").is_err()
         || !wait_until(ctx.ms(2000), || guard(&seen).data.len() >= 6)
     {
-        return o.error("the registered fd never delivered the peer's bytes");
+        return Err("the registered fd never delivered the peer's bytes".into());
     }
     let r = wl.unregister_conn(fd);
     o.saw(format!("unregister_conn({fd}): {}", describe(&r)));
     if !o.check(r.is_ok(), || format!("unregister_conn: {}", describe(&r))) {
-        return o;
+        return Ok(());
     }
     let closed = wait_until(ctx.ms(1000), || !guard(&seen).closes.is_empty());
     o.check(closed, || "on_close never ran after unregister_conn".into());
@@ -688,7 +653,7 @@ pub fn unregister(ctx: &Ctx) -> Outcome {
             )
         },
     );
-    o
+    Ok(())
 }
 
 // ---- driver.close-callback ----
@@ -696,34 +661,24 @@ pub fn unregister(ctx: &Ctx) -> Outcome {
 /// Two registrations: the first peer closes with FIN, the second with RST (linger 0).
 /// Checks `on_close(None)` and `on_close(Some(ECONNRESET))`, once each, on the worker
 /// thread, and that a later `unregister_conn` returns `UnknownFd` without a second call.
-pub fn close_callback(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn close_callback(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("peer FIN: on_close(None) once on the worker thread");
     o.expect("peer RST: on_close(Some(err)) with ECONNRESET once on the worker thread");
     o.expect("unregister_conn afterwards: UnknownFd, no second on_close");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let wl = server.worker_loop(0);
     let (mut fin, mut rst) = match (Pair::new(None, None), Pair::new(None, None)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return o.error(format!("socket pair: {e}")),
+        (Err(e), _) | (_, Err(e)) => return Err(format!("socket pair: {e}").into()),
     };
     let (seen_fin, r1) = register_seen(&wl, fin.fd);
     let (seen_rst, r2) = register_seen(&wl, rst.fd);
     if r1.is_err() || r2.is_err() {
-        return o.error(format!(
-            "register_conn: {} / {}",
-            describe(&r1),
-            describe(&r2)
-        ));
+        return Err(format!("register_conn: {} / {}", describe(&r1), describe(&r2)).into());
     }
     drop(fin.peer.take());
     if let Some(p) = rst.peer.take() {
-        if let Err(e) = socket::set_linger(p.as_raw_fd(), Some(Duration::ZERO)) {
-            return o.error(format!("SO_LINGER: {e}"));
-        }
+        socket::set_linger(p.as_raw_fd(), Some(Duration::ZERO)).or_error("SO_LINGER")?;
         drop(p);
     }
     let both = wait_until(ctx.ms(2000), || {
@@ -768,7 +723,7 @@ pub fn close_callback(ctx: &Ctx) -> Outcome {
             && r.closes[0].on_worker,
         || format!("RST: on_close calls {:?}, expected exactly one Some(ECONNRESET) on the worker thread", r.closes),
     );
-    o
+    Ok(())
 }
 
 // ---- driver.write.unknown ----
@@ -776,27 +731,18 @@ pub fn close_callback(ctx: &Ctx) -> Outcome {
 /// With 2 workers, registers a pair on worker 0, then writes on a never-registered fd
 /// and, through worker 1's handle, on the fd registered on worker 0: both `UnknownFd`,
 /// and the peer receives nothing of them (a write through worker 0 arrives, as control).
-pub fn write_unknown(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn write_unknown(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("write on a never-registered fd: UnknownFd");
     o.expect("write through worker 1 on an fd registered on worker 0: UnknownFd, nothing sent");
     o.expect("write through worker 0 (control): Ok, the peer reads it");
-    let server = match Server::with_workers(ctx, 2) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 2)?;
     let (w0, w1) = (server.worker_loop(0), server.worker_loop(1));
     if w0.index() == w1.index() {
-        return o.error("worker_loop(0) and worker_loop(1) are the same worker");
+        return Err("worker_loop(0) and worker_loop(1) are the same worker".into());
     }
-    let mut pair = match Pair::new(None, None) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(None, None).or_error("socket pair")?;
     let (_seen, r) = register_seen(&w0, pair.fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
+    r.or_error("register_conn")?;
     let never = pair.peer.as_ref().map_or(-1, |p| p.as_raw_fd());
     let r = w0.write(never, b"never");
     o.saw(format!(
@@ -828,7 +774,7 @@ pub fn write_unknown(ctx: &Ctx) -> Outcome {
         )
     });
     let _ = w0.unregister_conn(pair.fd);
-    o
+    Ok(())
 }
 
 // ---- driver.write.queue-full ----
@@ -855,17 +801,16 @@ fn expect_queue_full(
 /// fail with `QueueFull { pending: cap, len: 1 }`; afterwards the peer must read exactly
 /// the accepted stream. With the default cap (64 MiB) and nothing pending: cap + 1
 /// bytes → `QueueFull`, cap bytes → Ok and all arrive.
-pub fn write_queue_full(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn write_queue_full(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("cap 1 MiB: write(cap - pending) Ok; write(1 byte) QueueFull{pending: cap, len: 1, cap}; the peer later reads exactly the accepted bytes");
     o.expect("default cap 64 MiB, nothing pending: write(cap + 1) QueueFull{pending: 0}; write(cap) Ok and the peer reads exactly cap bytes");
     let t = Instant::now();
-    small_cap(ctx, &mut o);
+    small_cap(ctx, o);
     o.saw(format!("(small-cap part took {:?})", t.elapsed()));
     let t = Instant::now();
-    default_cap(ctx, &mut o);
+    default_cap(ctx, o);
     o.saw(format!("(default-cap part took {:?})", t.elapsed()));
-    o
+    Ok(())
 }
 
 fn small_cap(ctx: &Ctx, o: &mut Outcome) {
@@ -1029,8 +974,7 @@ fn default_cap(ctx: &Ctx, o: &mut Outcome) {
 /// random-sized writes, retrying after each `QueueFull`, while the peer reads slowly
 /// (16 KiB per ms) and, once the writer is done, drains. The peer must read exactly the
 /// accepted stream, and at least one `QueueFull` episode must have happened.
-pub fn write_no_loss(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn write_no_loss(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("with QueueFull episodes, the peer reads exactly the concatenation of the successful writes");
     const CAP: usize = 256 * 1024;
     const TOTAL: usize = 4 << 20;
@@ -1038,21 +982,13 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
         driver_write_cap: CAP,
         ..ctx.config()
     };
-    let server = match Server::start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, cfg)?;
     let wl = server.worker_loop(0);
-    let mut pair = match Pair::new(Some(16 * 1024), Some(64 * 1024)) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(Some(16 * 1024), Some(64 * 1024)).or_error("socket pair")?;
     let (_seen, r) = register_seen(&wl, pair.fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
+    r.or_error("register_conn")?;
     let Some(mut peer) = pair.peer.take() else {
-        return o.error("no peer");
+        return Err("no peer".into());
     };
     let done = Arc::new(Mutex::new(None::<usize>));
     let d = Arc::clone(&done);
@@ -1065,7 +1001,7 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
         let end = Instant::now() + deadline;
         let mut progress = Instant::now();
         while Instant::now() < end {
-            let total = *d.lock().unwrap_or_else(|e| e.into_inner());
+            let total = *lock(&d);
             if total.is_some_and(|t| out.len() >= t) {
                 break;
             }
@@ -1122,17 +1058,14 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
             }
         }
     }
-    *done.lock().unwrap_or_else(|e| e.into_inner()) = Some(pos);
-    let got = match reader.join() {
-        Ok(g) => g,
-        Err(_) => return o.error("the reader thread panicked"),
-    };
+    *lock(&done) = Some(pos);
+    let got = reader.join().map_err(|_| "the reader thread panicked")?;
     o.saw(format!(
         "{writes} successful writes ({pos} bytes), {refused} QueueFull in {episodes} episodes; peer read {} bytes",
         got.len()
     ));
     if episodes == 0 {
-        return o.error("no QueueFull episode happened: the check did not exercise the clause");
+        return Err("no QueueFull episode happened: the check did not exercise the clause".into());
     }
     if let Some(i) = first_mismatch(&got, pos) {
         o.fail(format!(
@@ -1141,7 +1074,7 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
         ));
     }
     let _ = wl.unregister_conn(pair.fd);
-    o
+    Ok(())
 }
 
 // ---- driver.write.inline-once ----
@@ -1152,8 +1085,7 @@ pub fn write_no_loss(ctx: &Ctx) -> Outcome {
 /// pair: the call must return within 50 ms, and what reached the kernel during it must
 /// not exceed what one `send` takes (a loop of sends takes the peer's whole window).
 /// After release, the worker must deliver the whole 1 MiB.
-pub fn write_inline_once(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn write_inline_once(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("write(1 MiB) to a non-reading peer returns Ok within 50 ms");
     o.expect("bytes handed to the kernel by the call itself ≤ 2 × what one send(2) takes on an identical fresh pair (one write(2) inline)");
     o.expect("after the worker is free again, the peer receives all 1 MiB in order");
@@ -1162,36 +1094,22 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
     const RCVBUF: usize = 1 << 20;
     let data = pattern(0, TOTAL);
     let one_send = {
-        let pair = match Pair::new(Some(SNDBUF), Some(RCVBUF)) {
-            Ok(p) => p,
-            Err(e) => return o.error(format!("socket pair: {e}")),
-        };
+        let pair = Pair::new(Some(SNDBUF), Some(RCVBUF)).or_error("socket pair")?;
         match socket::send(pair.fd, &data) {
             Ok(n) => n,
-            Err(e) => return o.error(format!("calibration send: {e}")),
+            Err(e) => return Err(format!("calibration send: {e}").into()),
         }
     };
     o.saw(format!(
         "one send(2) of 1 MiB on a fresh pair took {one_send} bytes"
     ));
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
     let wl = server.worker_loop(0);
-    let mut pair = match Pair::new(Some(SNDBUF), Some(RCVBUF)) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(Some(SNDBUF), Some(RCVBUF)).or_error("socket pair")?;
     let fd = pair.fd;
     let (_seen, r) = register_seen(&wl, fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
-    let mut hold = match Hold::start(&wl, ctx) {
-        Ok(h) => h,
-        Err(e) => return o.error(e),
-    };
+    r.or_error("register_conn")?;
+    let mut hold = Hold::start(&wl, ctx)?;
     let t0 = Instant::now();
     let r = wl.write(fd, &data);
     let took = t0.elapsed();
@@ -1223,7 +1141,7 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
         inline.len()
     ));
     if !settled || !hold.entered.load(SeqCst) {
-        return o.error("the kernel queues did not drain while the worker was held");
+        return Err("the kernel queues did not drain while the worker was held".into());
     }
     o.check(inline.len() <= 2 * one_send, || {
         format!(
@@ -1247,7 +1165,7 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
     }
     drop(hold);
     let _ = wl.unregister_conn(fd);
-    o
+    Ok(())
 }
 
 // ---- driver.write.concurrent ----
@@ -1255,29 +1173,20 @@ pub fn write_inline_once(ctx: &Ctx) -> Outcome {
 /// 8 threads each write 20 messages of 64 KiB (every 8-byte word = thread << 32 | seq)
 /// to one fd with a small send buffer while the peer reads; the peer's stream, cut into
 /// 64 KiB blocks, must hold each message whole, once, and each thread's in order.
-pub fn write_concurrent(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn write_concurrent(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("the peer reads 160 whole 64 KiB messages: no block mixes two writes, each (thread, seq) once, per-thread order kept");
     const THREADS: u64 = 8;
     const MSGS: u64 = 20;
     const LEN: usize = 64 * 1024;
     let total = (THREADS * MSGS) as usize * LEN;
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let wl = server.worker_loop(0);
-    let mut pair = match Pair::new(Some(16 * 1024), None) {
-        Ok(p) => p,
-        Err(e) => return o.error(format!("socket pair: {e}")),
-    };
+    let mut pair = Pair::new(Some(16 * 1024), None).or_error("socket pair")?;
     let fd = pair.fd;
     let (_seen, r) = register_seen(&wl, fd);
-    if let Err(e) = r {
-        return o.error(format!("register_conn: {e}"));
-    }
+    r.or_error("register_conn")?;
     let Some(mut peer) = pair.peer.take() else {
-        return o.error("no peer");
+        return Err("no peer".into());
     };
     let within = ctx.ms(10_000);
     let reader = std::thread::spawn(move || {
@@ -1299,10 +1208,7 @@ pub fn write_concurrent(ctx: &Ctx) -> Outcome {
                                 std::thread::sleep(Duration::from_millis(1))
                             }
                             Err(e) => {
-                                errors
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .push(format!("thread {t} msg {seq}: {e}"));
+                                lock(errors).push(format!("thread {t} msg {seq}: {e}"));
                                 return;
                             }
                         }
@@ -1311,10 +1217,7 @@ pub fn write_concurrent(ctx: &Ctx) -> Outcome {
             });
         }
     });
-    let got = match reader.join() {
-        Ok(g) => g,
-        Err(_) => return o.error("the reader thread panicked"),
-    };
+    let got = reader.join().map_err(|_| "the reader thread panicked")?;
     let errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
     o.saw(format!(
         "peer read {} bytes of {total}; write errors: {errors:?}",
@@ -1352,7 +1255,7 @@ pub fn write_concurrent(ctx: &Ctx) -> Outcome {
         )
     });
     let _ = wl.unregister_conn(fd);
-    o
+    Ok(())
 }
 
 // ---- driver.no-sigpipe ----
@@ -1361,44 +1264,33 @@ pub fn write_concurrent(ctx: &Ctx) -> Outcome {
 /// one peer reset (linger 0) and another close normally, then writes on each until an
 /// error and three more times. Every error must be EPIPE or ECONNRESET, and a counting
 /// SIGPIPE handler (installed for the duration) must see no SIGPIPE.
-pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn no_sigpipe(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "writes after the peer is gone (RST, or FIN then RST): Err(Io) with EPIPE or ECONNRESET",
     );
     o.expect("no SIGPIPE is raised (counted by a temporary handler) and the process survives");
-    let server = match Server::with_workers(ctx, 1) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::with_workers(ctx, 1)?;
     let wl = server.worker_loop(0);
-    let counter = match engine::sys::signal::SigpipeCounter::install() {
-        Ok(c) => c,
-        Err(e) => return o.error(format!("installing the SIGPIPE counter: {e}")),
-    };
+    let counter = engine::sys::signal::SigpipeCounter::install()
+        .or_error("installing the SIGPIPE counter")?;
     // An engine in another process counts its own.
     let remote_before = match server.engine().sigpipes() {
         Some(Ok(n)) => Some(n),
-        Some(Err(e)) => return o.error(format!("asking the target for its SIGPIPE count: {e}")),
+        Some(Err(e)) => return Err(format!("asking the target for its SIGPIPE count: {e}").into()),
         None => None,
     };
     let (mut rst, mut fin) = match (Pair::new(None, None), Pair::new(None, None)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return o.error(format!("socket pair: {e}")),
+        (Err(e), _) | (_, Err(e)) => return Err(format!("socket pair: {e}").into()),
     };
     for p in [&rst, &fin] {
         if let (_, Err(e)) = register_seen(&wl, p.fd) {
-            return o.error(format!("register_conn: {e}"));
+            return Err(format!("register_conn: {e}").into());
         }
     }
-    let hold = match Hold::start(&wl, ctx) {
-        Ok(h) => h,
-        Err(e) => return o.error(e),
-    };
+    let hold = Hold::start(&wl, ctx)?;
     if let Some(p) = rst.peer.take() {
-        if let Err(e) = socket::set_linger(p.as_raw_fd(), Some(Duration::ZERO)) {
-            return o.error(format!("SO_LINGER: {e}"));
-        }
+        socket::set_linger(p.as_raw_fd(), Some(Duration::ZERO)).or_error("SO_LINGER")?;
     }
     drop(fin.peer.take());
     for (what, pair) in [("RST", &rst), ("FIN", &fin)] {
@@ -1444,7 +1336,7 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
             o.fail(format!(
                 "the target's process did not answer after the writes ({why}): it may have died of SIGPIPE"
             ));
-            return o;
+            return Ok(());
         }
         (None, _) => counter.count(),
     };
@@ -1456,5 +1348,5 @@ pub fn no_sigpipe(ctx: &Ctx) -> Outcome {
     drop(counter);
     let _ = wl.unregister_conn(rst.fd);
     let _ = wl.unregister_conn(fin.fd);
-    o
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! Section 1: the engine's lifecycle, addresses, metrics and shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 use engine::{ConfigError, EngineError, EngineType, Metrics};
 
 use crate::client::{self, Class, Watch};
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
-use crate::target::{BuildError, Built, Host, ListenState, Rejected, Status, TypeReport};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::{Checked, OrError, Outcome};
+use crate::targets::{BuildError, Built, Host, ListenState, Rejected, Status, TypeReport};
+use crate::wait::wait_until;
 
 /// What a process's fd table and sockets look like, read from `/proc/<pid>`.
 mod proc_fds {
@@ -276,12 +278,11 @@ impl Building {
 /// would hold it), nothing may listen on the port, and the engine's process must not
 /// gain fds or threads (taken over up to 50 tries, so that other tests' activity in
 /// a shared process cannot be mistaken for the engine's).
-pub fn new_validate(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn new_validate(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("each bad config: Err(EngineError::Config(..)) of the field's kind, message naming the field; handler dropped, nothing listening on the port, fd and thread counts unchanged");
     let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(a) => a.port(),
-        Err(e) => return o.error(format!("reserving a port: {e}")),
+        Err(e) => return Err(format!("reserving a port: {e}").into()),
     };
     let base = engine::Config {
         address: format!("127.0.0.1:{port}"),
@@ -416,10 +417,7 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
         proc_fds::readable(host.pid())?;
         Ok(host)
     };
-    let mut host = match fresh_host() {
-        Ok(h) => h,
-        Err(e) => return o.error(e),
-    };
+    let mut host = fresh_host()?;
     for (field, cfg, kind) in cases {
         let pid = host.pid();
         let mut quiet = None;
@@ -444,13 +442,10 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
                 o.fail(format!("a bad {field} was accepted by new"));
                 drop(engine);
                 // The host holds that engine now: the next case gets a fresh one.
-                host = match fresh_host() {
-                    Ok(h) => h,
-                    Err(e) => return o.error(e),
-                };
+                host = fresh_host()?;
             }
             Err(BuildError::Host(e)) => {
-                return o.error(format!("{field}: the target could not be asked: {e}"))
+                return Err(format!("{field}: the target could not be asked: {e}").into())
             }
             Err(BuildError::Rejected(Rejected {
                 error,
@@ -487,29 +482,25 @@ pub fn new_validate(ctx: &Ctx) -> Outcome {
             )
         });
     }
-    o
+    Ok(())
 }
 
 /// Starts a 3-worker engine on port 0 and reads `/proc/<pid>/net/tcp{,6}`: the
 /// engine's process must own 3 LISTEN sockets on the port `addr()` names (matched by
 /// inode with `/proc/<pid>/fd`); then dials 60 connections and requires every worker to have
 /// accepted some (`metrics().workers[i].accepted`, and the `/worker` answers).
-pub fn listen_bind(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn listen_bind(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("3 LISTEN sockets owned by the engine's process on its port; each of 3 workers accepts some of 60 dials");
     let n = 3;
-    let server = match Server::start(
+    let server = Server::start(
         ctx,
         engine::Config {
             workers: n,
             ..ctx.config()
         },
-    ) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let Some(pid) = server.engine().pid() else {
-        return o.error("the target does not say which process the engine runs in");
+        return Err("the target does not say which process the engine runs in".into());
     };
     let port = server.addr().port();
     let listening = proc_fds::own_sockets_on(pid, port, Some(proc_fds::LISTEN));
@@ -528,7 +519,7 @@ pub fn listen_bind(ctx: &Ctx) -> Outcome {
     for i in 0..dials {
         let obs = client::request(server.addr(), &client::get("/worker"), ctx.ms(2000));
         let Some(r) = obs.responses.first() else {
-            return o.error(format!("dial {i} got no response: {obs}"));
+            return Err(format!("dial {i} got no response: {obs}").into());
         };
         if let Some(w) = std::str::from_utf8(&r.body)
             .ok()
@@ -548,38 +539,31 @@ pub fn listen_bind(ctx: &Ctx) -> Outcome {
     o.check(accepted.len() == n && accepted.iter().all(|&a| a > 0), || {
         format!("accepted per worker {accepted:?}: every one of {n} workers must accept some of {dials} dials")
     });
-    o
+    Ok(())
 }
 
 /// Builds a 3-worker engine: `addr()` must be `None` before `listen`; the first
 /// `Some` seen while `listen` starts must carry a real port on which this process
 /// then owns one LISTEN socket per worker, and a request to it is served.
-pub fn listen_addr(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn listen_addr(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("addr() None before listen; then Some(127.0.0.1:p), p != 0, with 3 LISTEN sockets on p, and a GET to it answered 200");
     let n = 3;
-    let b = match Building::new(
+    let b = Building::new(
         ctx,
         engine::Config {
             workers: n,
             ..ctx.config()
         },
-    ) {
-        Ok(x) => x,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let before = match b.status() {
         Ok(st) => st.addr,
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     o.saw(format!("before listen: addr() = {before:?}"));
     o.check(before.is_none(), || {
         format!("addr() is {before:?} before listen")
     });
-    let addr = match b.listen(ctx.ms(5000)) {
-        Ok(a) => a,
-        Err(e) => return o.error(e),
-    };
+    let addr = b.listen(ctx.ms(5000))?;
     let listening = proc_fds::own_sockets_on(b.pid(), addr.port(), Some(proc_fds::LISTEN));
     o.saw(format!(
         "once listening: addr() = {addr}; {} LISTEN socket(s) of the engine's process on that port",
@@ -612,7 +596,7 @@ pub fn listen_addr(ctx: &Ctx) -> Outcome {
             ));
         }
     }
-    o
+    Ok(())
 }
 
 fn engine_fd_summary(table: &BTreeMap<i32, proc_fds::FdEntry>, fds: &BTreeSet<i32>) -> String {
@@ -633,44 +617,34 @@ fn engine_fd_summary(table: &BTreeMap<i32, proc_fds::FdEntry>, fds: &BTreeSet<i3
 /// left orphaned (an eventfd no epoll watches, an epoll watching nothing) for 300 ms:
 /// live engines of other tests always keep their eventfd registered in their epoll, so
 /// only a leak stays orphaned.
-pub fn listen_blocks(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn listen_blocks(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("listen still running after 300 ms of serving; returns Ok within 2 s of shutdown; worker threads gone; engine sockets closed; no orphaned eventfd/epoll left");
     let n = 3;
-    let b = match Building::new(
+    let b = Building::new(
         ctx,
         engine::Config {
             workers: n,
             ..ctx.config()
         },
-    ) {
-        Ok(x) => x,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let pid = b.pid();
     let before = proc_fds::table(pid);
     let count_before = before.len();
-    let addr = match b.listen(ctx.ms(5000)) {
-        Ok(a) => a,
-        Err(e) => return o.error(e),
-    };
+    let addr = b.listen(ctx.ms(5000))?;
     let tids: Vec<i32> = (0..n)
         .filter_map(|i| b.engine.select(i as i64, false).ok().flatten())
         .map(|w| w.thread_id)
         .collect();
-    let mut conn = match client::connect(addr, ctx.ms(2000)) {
-        Ok(s) => s,
-        Err(obs) => return o.error(format!("connect: {obs}")),
-    };
+    let mut conn = client::connect(addr, ctx.ms(2000)).or_error("connect")?;
     let serve_until = Instant::now() + ctx.ms(300);
     let mut served = 0;
     while Instant::now() < serve_until {
         if conn.write_all(&client::get("/")).is_err() {
-            return o.error("sending a request failed");
+            return Err("sending a request failed".into());
         }
         let obs = client::observe(&mut conn, Watch::until_end(ctx.ms(2000)).responses(1));
         if obs.class != Class::Response {
-            return o.error(format!("request {served} was not answered: {obs}"));
+            return Err(format!("request {served} was not answered: {obs}").into());
         }
         served += 1;
         std::thread::sleep(Duration::from_millis(20));
@@ -688,16 +662,16 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         .collect();
     let still_running = match b.status() {
         Ok(st) => !matches!(st.listen, ListenState::Returned(_)),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     // What is looked for afterwards must be seen now: the listen sockets and the
     // worker threads (else reading /proc tells nothing, and the check must not pass).
     let threads_seen = tids.iter().all(|&t| proc_fds::thread_alive(pid, t));
     if engine_fds.len() < n || tids.len() != n || !threads_seen {
-        return o.error(format!(
+        return Err(format!(
             "cannot see the engine in /proc/{pid}: {} of its sockets (at least {n} expected), worker tids {tids:?} (alive: {threads_seen})",
             engine_fds.len()
-        ));
+        ).into());
     }
     o.saw(format!(
         "listening on {addr}: {served} requests served over 300 ms; listen still running: {still_running}; worker tids {tids:?}; engine sockets: {}",
@@ -712,10 +686,10 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
         o.fail(format!("shutdown failed: {e}"));
     }
     match b.returned_within(ctx.ms(2000)) {
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
         Ok(None) => {
             o.fail("listen did not return within 2 s of shutdown");
-            return o;
+            return Ok(());
         }
         Ok(Some(r)) => {
             o.saw(format!(
@@ -767,26 +741,22 @@ pub fn listen_blocks(ctx: &Ctx) -> Outcome {
             leaked
         )
     });
-    o
+    Ok(())
 }
 
 /// `engine_type()` of a new engine (and of a listening one) is `EngineType::Epoll`
 /// and displays as `epoll`.
-pub fn engine_type(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn engine_type(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "engine_type() == EngineType::Epoll, to_string() == \"epoll\", before and while listening",
     );
-    let b = match Building::new(
+    let b = Building::new(
         ctx,
         engine::Config {
             workers: 1,
             ..ctx.config()
         },
-    ) {
-        Ok(x) => x,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let check = |o: &mut Outcome, when: &str, t: TypeReport| {
         let TypeReport { typed, shown } = t;
         o.saw(format!(
@@ -800,42 +770,34 @@ pub fn engine_type(ctx: &Ctx) -> Outcome {
         });
     };
     match b.status() {
-        Ok(st) => check(&mut o, "before listen", st.engine_type),
-        Err(e) => return o.error(e),
+        Ok(st) => check(o, "before listen", st.engine_type),
+        Err(e) => return Err(e.into()),
     }
-    if let Err(e) = b.listen(ctx.ms(5000)) {
-        return o.error(e);
-    }
+    b.listen(ctx.ms(5000))?;
     match b.status() {
-        Ok(st) => check(&mut o, "listening", st.engine_type),
-        Err(e) => return o.error(e),
+        Ok(st) => check(o, "listening", st.engine_type),
+        Err(e) => return Err(e.into()),
     }
-    o
+    Ok(())
 }
 
 /// For N = 1 and 3: `num_workers()` is 0 after `new`, only ever 0 or N while `listen`
 /// starts (sampled as fast as the target answers), and N once `addr()` is set.
-pub fn workers_count(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn workers_count(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("num_workers() == 0 before listen, never other than 0 or N while starting, N once listening (N = 1, 3)");
     for n in [1usize, 3] {
-        let b = match Building::new(
+        let b = Building::new(
             ctx,
             engine::Config {
                 workers: n,
                 ..ctx.config()
             },
-        ) {
-            Ok(x) => x,
-            Err(e) => return o.error(e),
-        };
+        )?;
         let before = match b.status() {
             Ok(st) => st.workers,
-            Err(e) => return o.error(e),
+            Err(e) => return Err(e.into()),
         };
-        if let Err(e) = b.engine.listen() {
-            return o.error(e);
-        }
+        b.engine.listen()?;
         let mut seen = BTreeSet::new();
         let polled = b.poll(ctx.ms(5000), |s| {
             seen.insert(s.workers);
@@ -843,8 +805,8 @@ pub fn workers_count(ctx: &Ctx) -> Outcome {
         });
         let once = match polled {
             Ok((st, true)) if st.addr.is_some() => st.workers,
-            Ok(_) => return o.error(format!("the {n}-worker engine did not listen within 5 s")),
-            Err(e) => return o.error(e),
+            Ok(_) => return Err(format!("the {n}-worker engine did not listen within 5 s").into()),
+            Err(e) => return Err(e.into()),
         };
         o.saw(format!(
             "N = {n}: before listen {before}; while starting {seen:?}; once listening {once}"
@@ -859,7 +821,7 @@ pub fn workers_count(ctx: &Ctx) -> Outcome {
             format!("N = {n}: num_workers() is {once} once listening")
         });
     }
-    o
+    Ok(())
 }
 
 fn counters(m: &Metrics) -> [(&'static str, u64); 6] {
@@ -897,58 +859,21 @@ fn show(m: &Metrics) -> String {
     )
 }
 
-/// Reads a response's bytes off `s` until `n` complete responses arrived; the raw
-/// byte count (`None` on error or after `within`).
-fn read_responses(
-    s: &mut TcpStream,
-    n: usize,
-    within: Duration,
-) -> Option<(usize, Vec<client::Resp>)> {
-    let end = Instant::now() + within;
-    let mut buf = Vec::new();
-    let mut total = 0;
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    while out.len() < n {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        let _ = s.set_read_timeout(Some(left));
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(k) => {
-                total += k;
-                buf.extend_from_slice(&chunk[..k]);
-                while let Some((r, used)) = client::parse_response(&buf) {
-                    buf.drain(..used);
-                    out.push(r);
-                }
-            }
-        }
-    }
-    Some((total, out))
-}
-
 /// On a fresh 2-worker engine: one GET, then 5 pipelined GETs in one write, then a
 /// close. After each step the counters must show it within 50 ms (requests exactly
 /// +1, then exactly +5; bytes read exactly what was sent, bytes written exactly what
 /// the client received; accepted 1 and the per-worker accepted summing to it; active
 /// 1 then 0, closed 1), and every counter of every snapshot must be >= the previous.
-pub fn metrics(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("requests_served +1 then +5 (pipelined), exactly, each visible within 50 ms; bytes_read/bytes_written equal to the bytes exchanged; accepted 1 = sum of per-worker accepted; active 1 then 0; closed 1; counters monotonic; one worker entry per worker");
     let n = 2;
-    let server = match Server::start(
+    let server = Server::start(
         ctx,
         engine::Config {
             workers: n,
             ..ctx.config()
         },
-    ) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let engine = Arc::clone(server.engine());
     let mut snaps: Vec<(String, Metrics)> = vec![("start".into(), engine.metrics())];
     let m0 = snaps[0].1.clone();
@@ -963,20 +888,17 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
             )
         },
     );
-    let mut conn = match client::connect(server.addr(), ctx.ms(2000)) {
-        Ok(s) => s,
-        Err(obs) => return o.error(format!("connect: {obs}")),
-    };
+    let mut conn = client::connect(server.addr(), ctx.ms(2000)).or_error("connect")?;
     let mut sent = 0;
     let mut received = 0;
     // Step 1: one request.
     let req = client::get("/");
     if conn.write_all(&req).is_err() {
-        return o.error("sending the request failed");
+        return Err("sending the request failed".into());
     }
     sent += req.len();
-    let Some((k, _)) = read_responses(&mut conn, 1, ctx.ms(2000)) else {
-        return o.error("the first request got no response");
+    let Some((k, _)) = client::read_responses(&mut conn, 1, ctx.ms(2000)) else {
+        return Err("the first request got no response".into());
     };
     received += k;
     let got = Instant::now();
@@ -1025,11 +947,11 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
     // Step 2: five pipelined requests in one write.
     let batch: Vec<u8> = (0..5).flat_map(|_| client::get("/")).collect();
     if conn.write_all(&batch).is_err() {
-        return o.error("sending the pipelined requests failed");
+        return Err("sending the pipelined requests failed".into());
     }
     sent += batch.len();
-    let Some((k, rs)) = read_responses(&mut conn, 5, ctx.ms(2000)) else {
-        return o.error("the pipelined requests did not get 5 responses");
+    let Some((k, rs)) = client::read_responses(&mut conn, 5, ctx.ms(2000)) else {
+        return Err("the pipelined requests did not get 5 responses".into());
     };
     received += k;
     let visible = wait_until(ctx.ms(50), || {
@@ -1089,7 +1011,7 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
             });
         }
     }
-    o
+    Ok(())
 }
 
 /// Sets up, on a 2-worker engine: an idle keep-alive connection (B), a 16 MiB
@@ -1099,19 +1021,15 @@ pub fn metrics(ctx: &Ctx) -> Outcome {
 /// rest of A. Then: B ends with FIN (a probe write draws no RST), C, D and A get
 /// their whole response then FIN, a new connect is refused once no worker listens, and
 /// `shutdown` and `listen` return.
-pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn shutdown_graceful(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("idle keep-alive: fin (probe draws no RST); large response being read: complete (16 MiB) then fin; held request: complete response then fin; half-sent request: completed, answered, then fin; connect after the listeners closed: refused; shutdown Ok and listen returns");
-    let server = match Server::start(
+    let server = Server::start(
         ctx,
         engine::Config {
             workers: 2,
             ..ctx.config()
         },
-    ) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    )?;
     let addr = server.addr();
     let engine = Arc::clone(server.engine());
     let connect = |what: &str| {
@@ -1119,25 +1037,20 @@ pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
     };
     let mut sent = 0u64;
     // B: idle keep-alive.
-    let mut idle = match connect("idle") {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut idle = connect("idle")?;
     let req = client::get("/");
-    if idle.write_all(&req).is_err() || read_responses(&mut idle, 1, ctx.ms(2000)).is_none() {
-        return o.error("the idle connection's first request was not answered");
+    if idle.write_all(&req).is_err() || client::read_responses(&mut idle, 1, ctx.ms(2000)).is_none()
+    {
+        return Err("the idle connection's first request was not answered".into());
     }
     sent += req.len() as u64;
     // C: a large response, started.
     let big_len = 16 << 20;
-    let mut big = match connect("large response") {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut big = connect("large response")?;
     let _ = engine::sys::socket::set_buffer_sizes(big.as_raw_fd(), None, Some(64 * 1024));
     let req = client::get(&format!("/big?bytes={big_len}"));
     if big.write_all(&req).is_err() {
-        return o.error("sending the large request failed");
+        return Err("sending the large request failed".into());
     }
     sent += req.len() as u64;
     // Started: its first bytes wait in the client's receive queue (left there, so that
@@ -1146,29 +1059,23 @@ pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
         engine::sys::socket::recv_queue_len(big.as_raw_fd()).is_ok_and(|q| q > 0)
     });
     if !started {
-        return o.error("the large response did not start");
+        return Err("the large response did not start".into());
     }
     // A: half a request.
-    let mut half = match connect("half-sent request") {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut half = connect("half-sent request")?;
     let first = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\r\nhello";
     if half.write_all(first).is_err() {
-        return o.error("sending the first half failed");
+        return Err("sending the first half failed".into());
     }
     sent += first.len() as u64;
     if !wait_until(ctx.ms(2000), || engine.metrics().bytes_read >= sent) {
-        return o.error("the engine did not read the requests sent so far");
+        return Err("the engine did not read the requests sent so far".into());
     }
     // D: held in its handler.
-    let mut held = match connect("held request") {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut held = connect("held request")?;
     if held.write_all(&client::get("/hold")).is_err() || !server.gate.wait_entered(1, ctx.ms(2000))
     {
-        return o.error("the held request did not reach its handler");
+        return Err("the held request did not reach its handler".into());
     }
     let m = engine.metrics();
     o.saw(format!("before shutdown: {}", show(&m)));
@@ -1189,7 +1096,7 @@ pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
     });
     if !started {
         server.gate.release();
-        return o.error("no worker stopped listening within 2 s of shutdown");
+        return Err("no worker stopped listening within 2 s of shutdown".into());
     }
     server.gate.release();
     let rest = b"world";
@@ -1279,7 +1186,7 @@ pub fn shutdown_graceful(ctx: &Ctx) -> Outcome {
     if let Err(e) = server.stop(ctx.ms(1000)) {
         o.fail(format!("after shutdown: {e}"));
     }
-    o
+    Ok(())
 }
 
 #[cfg(test)]

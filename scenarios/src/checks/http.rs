@@ -5,8 +5,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::client::{self, parse_response, Class, Resp, Watch};
-use crate::harness::{fnv1a, thread_cpu_time, wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::{thread_cpu_time, Server};
+use crate::outcome::{Checked, OrError, Outcome};
+use crate::test_handler::fnv1a;
+use crate::wait::wait_until;
 
 // ---- helpers ----
 
@@ -55,40 +58,6 @@ fn briefs(rs: &[Resp]) -> String {
 /// What `/inspect` prints as its second line for `body`.
 fn body_line(body: &[u8]) -> String {
     format!("body {} {:016x}", body.len(), fnv1a(body))
-}
-
-/// Reads raw bytes until `done(buf)`, EOF, an error or `deadline`. Returns the bytes
-/// and how reading stopped (`done`, `eof`, `timeout` or the error).
-fn read_raw(
-    s: &mut TcpStream,
-    deadline: Duration,
-    mut done: impl FnMut(&[u8]) -> bool,
-) -> (Vec<u8>, String) {
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if done(&buf) {
-            return (buf, "done".into());
-        }
-        let left = deadline.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return (buf, "timeout".into());
-        }
-        let _ = s.set_read_timeout(Some(left.min(Duration::from_millis(20))));
-        match s.read(&mut chunk) {
-            Ok(0) => return (buf, "eof".into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return (buf, format!("error: {e}")),
-        }
-    }
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -153,16 +122,12 @@ fn start(ctx: &Ctx, cfg: engine::Config) -> Result<Server, String> {
 /// (two requests answered on one connection), and HTTP/1.1 with `Connection: close`
 /// (a complete response carrying `connection: close`, then FIN; a write after EOF draws
 /// no RST).
-pub fn keepalive(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn keepalive(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("HTTP/1.1: two requests answered on one connection, no connection: close");
     o.expect("HTTP/1.0 without Connection: one response, then FIN (no RST on a later write)");
     o.expect("HTTP/1.0 with Connection: keep-alive: two requests answered on one connection");
     o.expect("Connection: close: one complete response with connection: close, then FIN (no RST on a later write)");
-    let server = match start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let v10 = b"GET / HTTP/1.0\r\nHost: test\r\n\r\n";
     let v10ka = b"GET / HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n";
@@ -171,7 +136,7 @@ pub fn keepalive(ctx: &Ctx) -> Outcome {
     // Both closing cases are watched at once (each probe right after its own EOF).
     let closing = match (send(ctx, addr, v10), send(ctx, addr, close)) {
         (Ok(a), Ok(b)) => vec![a, b],
-        (Err(e), _) | (_, Err(e)) => return o.error(e),
+        (Err(e), _) | (_, Err(e)) => return Err(e.into()),
     };
     let watch = Watch::until_end(ctx.ms(1500)).probe(Duration::from_millis(200));
     let obs = client::observe_all(closing, watch);
@@ -209,10 +174,7 @@ pub fn keepalive(ctx: &Ctx) -> Outcome {
         ("HTTP/1.1 default", &client::get("/")[..]),
         ("HTTP/1.0 with keep-alive", &v10ka[..]),
     ] {
-        let mut s = match send(ctx, addr, req) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = send(ctx, addr, req)?;
         let first = client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(1));
         let second = if first.class == Class::Response {
             match s.write_all(req) {
@@ -233,7 +195,7 @@ pub fn keepalive(ctx: &Ctx) -> Outcome {
             );
         }
     }
-    o
+    Ok(())
 }
 
 // ---- http.pipelining ----
@@ -244,10 +206,9 @@ pub fn keepalive(ctx: &Ctx) -> Outcome {
 /// responses must be exactly the N + 1 expected, in order. Then three requests whose
 /// second says `Connection: close`: two responses, the second with `connection:
 /// close`, then EOF, and nothing for the third.
-pub fn pipelining(ctx: &Ctx) -> Outcome {
+pub fn pipelining(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const N: usize = 12;
     const ROUNDS: usize = 8;
-    let mut o = Outcome::new();
     o.expect(format!(
         "{N} pipelined requests + a marker, in one write and split at random points: exactly {} responses, in request order, each once",
         N + 1
@@ -259,10 +220,7 @@ pub fn pipelining(ctx: &Ctx) -> Outcome {
         workers: 1,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     let addr = server.addr();
     let mut batch = Vec::new();
     let mut want = Vec::new();
@@ -296,10 +254,7 @@ pub fn pipelining(ctx: &Ctx) -> Outcome {
     let mut rng = Rng::seeded();
     o.saw(format!("split seed {:#x}", rng.0));
     for round in 0..=ROUNDS {
-        let mut s = match connect(ctx, addr) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = connect(ctx, addr)?;
         let mut cuts: Vec<usize> = if round == 0 {
             Vec::new()
         } else {
@@ -348,10 +303,7 @@ pub fn pipelining(ctx: &Ctx) -> Outcome {
     let mut req = client::get("/inspect?c=0");
     req.extend_from_slice(b"GET /inspect?c=1 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
     req.extend_from_slice(&client::get("/inspect?c=2"));
-    let mut s = match send(ctx, addr, &req) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut s = send(ctx, addr, &req)?;
     let obs = client::observe(&mut s, Watch::until_end(ctx.ms(1500)));
     o.saw(format!(
         "close in the middle: [{}], {obs}",
@@ -370,7 +322,7 @@ pub fn pipelining(ctx: &Ctx) -> Outcome {
     o.check(matches!(obs.class, Class::Fin | Class::FinThenRst), || {
         format!("close in the middle: ended {} (expected EOF)", obs.class)
     });
-    o
+    Ok(())
 }
 
 // ---- http.split-anywhere ----
@@ -407,28 +359,21 @@ fn split_corpus() -> Vec<(&'static str, Vec<u8>, Vec<String>)> {
 /// every byte (the engine reads the first piece before the second is sent: waited for
 /// on its bytes-read counter), then one byte per write. Every response must equal the
 /// reference.
-pub fn split_anywhere(ctx: &Ctx) -> Outcome {
+pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const BATCH: usize = 16;
-    let mut o = Outcome::new();
     o.expect("each corpus request sent whole: 200 responses whose /inspect body shows the right body length and hash");
     o.expect("the same request split in two at every byte, and one byte per write: responses identical (minus date) to the whole request's");
     let cfg = engine::Config {
         workers: 1,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     let addr = server.addr();
     let corpus = split_corpus();
     let watch_n = |n| Watch::until_end(ctx.ms(1500)).responses(n);
     let mut references = Vec::new();
     for (name, req, lines) in &corpus {
-        let mut s = match send(ctx, addr, req) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = send(ctx, addr, req)?;
         let obs = client::observe(&mut s, watch_n(lines.len()));
         o.saw(format!("{name}, whole: [{}]", briefs(&obs.responses)));
         let ok = obs.responses.len() == lines.len()
@@ -453,7 +398,7 @@ pub fn split_anywhere(ctx: &Ctx) -> Outcome {
             for _ in group {
                 match connect(ctx, addr) {
                     Ok(s) => streams.push(s),
-                    Err(e) => return o.error(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
             let before = bytes_read(&server);
@@ -499,7 +444,7 @@ pub fn split_anywhere(ctx: &Ctx) -> Outcome {
     for _ in &corpus {
         match connect(ctx, addr) {
             Ok(s) => streams.push(s),
-            Err(e) => return o.error(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let longest = corpus.iter().map(|(_, r, _)| r.len()).max().unwrap_or(0);
@@ -537,7 +482,7 @@ pub fn split_anywhere(ctx: &Ctx) -> Outcome {
     if !separate_all {
         o.saw("some pieces were not read separately (the engine stopped reading or was slow)");
     }
-    o
+    Ok(())
 }
 
 // ---- http.framing ----
@@ -550,16 +495,12 @@ pub fn split_anywhere(ctx: &Ctx) -> Outcome {
 /// that Content-Length framing would reveal a smuggled request: either 400, or chunked
 /// framing (the body has the chunked length and the following request is answered),
 /// never a response to the smuggled request.
-pub fn framing(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("Content-Length body echoed exactly; the pipelined request after it answered");
     o.expect("chunked body (extensions, trailers) decoded exactly, whole or split across reads; the next request answered");
     o.expect("conflicting Content-Length: 400 with connection: close, then EOF");
     o.expect("Transfer-Encoding + Content-Length: 400 (close), or chunked framing; never an answer to the request hidden in the body");
-    let server = match start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let after = client::get("/inspect?after");
     let is_after = |r: &Resp| r.status == 200 && r.body.starts_with(b"GET /inspect?after 1\n");
@@ -575,7 +516,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
     req.extend_from_slice(&after);
     let obs = match send(ctx, addr, &req) {
         Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(2)),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     o.saw(format!("Content-Length: [{}]", briefs(&obs.responses)));
     o.check(
@@ -604,10 +545,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
         &[head.len(), head.len() + 10, head.len() + 30],
     ];
     for cuts in splits {
-        let mut s = match connect(ctx, addr) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = connect(ctx, addr)?;
         let mut pieces = Vec::new();
         let mut at = 0;
         for &c in cuts.iter().chain(std::iter::once(&whole.len())) {
@@ -642,7 +580,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
     req.extend_from_slice(&after);
     let obs = match send(ctx, addr, &req) {
         Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500))),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     o.saw(format!(
         "conflicting Content-Length: [{}], {obs}",
@@ -674,7 +612,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
     req.extend_from_slice(&after);
     let obs = match send(ctx, addr, &req) {
         Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1000))),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     o.saw(format!(
         "Transfer-Encoding + Content-Length: [{}], {obs}",
@@ -699,7 +637,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
     o.check(refused || chunked_wins, || {
         format!("Transfer-Encoding + Content-Length: [{}] (expected one 400 with close, or the chunked body then the next request)", briefs(&obs.responses))
     });
-    o
+    Ok(())
 }
 
 // ---- http.errors ----
@@ -711,8 +649,7 @@ pub fn framing(ctx: &Ctx) -> Outcome {
 /// `connection: close`, then EOF, and a write 200 ms after EOF draws no RST (the engine
 /// reads what the client sent before closing). One more connection checks the 413
 /// status line reads `Payload Too Large`.
-pub fn errors(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("malformed request line, bad header, missing Host → 400; header block over the limit → 431; declared body over the limit → 413 Payload Too Large");
     o.expect("each: exactly one complete response with connection: close, then FIN; a write 200 ms after EOF draws no RST (class fin), also with extra bytes sent after the bad request");
     let cfg = engine::Config {
@@ -720,10 +657,7 @@ pub fn errors(ctx: &Ctx) -> Outcome {
         max_body_bytes: 1024,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     let addr = server.addr();
     let mut big_header = b"GET / HTTP/1.1\r\nHost: test\r\nX-Big: ".to_vec();
     big_header.extend(std::iter::repeat_n(b'a', 6000));
@@ -770,10 +704,7 @@ pub fn errors(ctx: &Ctx) -> Outcome {
         .chain(cases.iter().skip(2).step_by(2).map(|c| (true, c)))
         .chain(cases.iter().skip(5).map(|c| (true, c)))
     {
-        let mut s = match send(ctx, addr, req) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = send(ctx, addr, req)?;
         if with_extra {
             // The engine may reset us if it closes with this unread: that is the bug.
             let _ = s.write_all(&extra);
@@ -805,18 +736,15 @@ pub fn errors(ctx: &Ctx) -> Outcome {
             )
         });
     }
-    let mut s = match send(ctx, addr, &big_body) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
-    let (raw, how) = read_raw(&mut s, ctx.ms(2000), |b| contains(b, b"\r\n"));
+    let mut s = send(ctx, addr, &big_body)?;
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(2000), |b| contains(b, b"\r\n"));
     let line = raw.split(|&b| b == b'\r').next().unwrap_or(&[]);
     let line = String::from_utf8_lossy(line);
     o.saw(format!("413 status line: {line:?} ({how})"));
     o.check(line == "HTTP/1.1 413 Payload Too Large", || {
         format!("413 status line {line:?} (expected \"HTTP/1.1 413 Payload Too Large\")")
     });
-    o
+    Ok(())
 }
 
 // ---- http.expect-continue ----
@@ -824,18 +752,14 @@ pub fn errors(ctx: &Ctx) -> Outcome {
 /// Sends a head with `Expect: 100-continue` and Content-Length, no body; waits (1 s) for
 /// `HTTP/1.1 100 Continue`, then sends the body and expects the echo. With a declared
 /// body over `max_body_bytes` (1 KiB): 413 (with `connection: close`) and no 100 first.
-pub fn expect_continue(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn expect_continue(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("body within the limit: HTTP/1.1 100 Continue before the body is sent, then the final 200 echoing the body");
     o.expect("declared body over the limit: 413 with connection: close, no 100 Continue");
     let cfg = engine::Config {
         max_body_bytes: 1024,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     let addr = server.addr();
     let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
     let body = b"the body, sent after 100";
@@ -843,12 +767,9 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
         "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         body.len()
     );
-    let mut s = match send(ctx, addr, head.as_bytes()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut s = send(ctx, addr, head.as_bytes())?;
     let t = Instant::now();
-    let (raw, how) = read_raw(&mut s, ctx.ms(1000), |b| b.len() >= cont.len());
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1000), |b| b.len() >= cont.len());
     o.saw(format!(
         "within the limit: {:?} after {} ms ({how})",
         String::from_utf8_lossy(&raw),
@@ -882,11 +803,8 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
     );
 
     let head = b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n";
-    let mut s = match send(ctx, addr, head) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
-    let (raw, how) = read_raw(&mut s, ctx.ms(1500), |b| {
+    let mut s = send(ctx, addr, head)?;
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1500), |b| {
         parse_response(b).is_some_and(|(r, _)| r.status >= 200)
             || (contains(b, b"\r\n\r\n") && !b.starts_with(b"HTTP/1.1 1"))
     });
@@ -904,7 +822,7 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
             )
         },
     );
-    o
+    Ok(())
 }
 
 // ---- http.head ----
@@ -912,27 +830,20 @@ pub fn expect_continue(ctx: &Ctx) -> Outcome {
 /// GET / on one connection; on another, HEAD / pipelined with a GET /inspect: the HEAD
 /// response must have GET's status and headers (date aside, content-length equal) and
 /// no body: the next response's status line follows its blank line at once.
-pub fn head(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("HEAD /: GET /'s status and headers (content-length included, date aside), no body bytes; the next pipelined response follows right after the head");
-    let server = match start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let get = match send(ctx, addr, &client::get("/")) {
         Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(1)),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     };
     let Some(get) = get.responses.first().cloned() else {
-        return o.error(format!("GET / got no response: {get}"));
+        return Err(format!("GET / got no response: {get}").into());
     };
     let mut req = b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n".to_vec();
     req.extend_from_slice(&client::get("/inspect?next"));
-    let mut s = match send(ctx, addr, &req) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut s = send(ctx, addr, &req)?;
     let complete = |b: &[u8]| {
         let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
             return false;
@@ -944,11 +855,11 @@ pub fn head(ctx: &Ctx) -> Outcome {
             None => false,
         }
     };
-    let (raw, how) = read_raw(&mut s, ctx.ms(1500), complete);
+    let (raw, how) = client::read_raw(&mut s, ctx.ms(1500), complete);
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         o.saw(format!("HEAD: {:?} ({how})", String::from_utf8_lossy(&raw)));
         o.fail("HEAD / got no complete response head");
-        return o;
+        return Ok(());
     };
     let head_resp = parse_response(&raw[..end + 4]).map(|(mut r, _)| {
         r.body.clear();
@@ -990,7 +901,7 @@ pub fn head(ctx: &Ctx) -> Outcome {
             String::from_utf8_lossy(&rest[..rest.len().min(40)])
         )
     });
-    o
+    Ok(())
 }
 
 // ---- http.large-response ----
@@ -1001,7 +912,7 @@ const BIG: usize = 64 << 20;
 /// pause, 16 times), checking every byte; gives up after 2 s without progress.
 /// Returns (content-length, body bytes that were right, how it stopped).
 fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize, String) {
-    let (raw, how) = read_raw(s, ctx.ms(3000), |b| contains(b, b"\r\n\r\n"));
+    let (raw, how) = client::read_raw(s, ctx.ms(3000), |b| contains(b, b"\r\n\r\n"));
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return (None, 0, format!("no response head ({how})"));
     };
@@ -1056,13 +967,9 @@ fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize,
 /// GET /big?bytes=64 MiB read slowly at first: keep-alive (the whole body, then a
 /// second request on the same connection is answered) and with `Connection: close`
 /// (the whole body, then FIN).
-pub fn large_response(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn large_response(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("64 MiB body, read slowly: content-length 67108864 and every byte delivered; keep-alive: the next request is answered; Connection: close: FIN after the body");
-    let server = match start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let run = |close: bool| -> (Vec<String>, Vec<String>) {
         let (mut saw, mut bad) = (Vec::new(), Vec::new());
@@ -1127,7 +1034,7 @@ pub fn large_response(ctx: &Ctx) -> Outcome {
         saw.into_iter().for_each(|x| o.saw(x));
         bad.into_iter().for_each(|x| o.fail(x));
     }
-    o
+    Ok(())
 }
 
 // ---- http.slow-reader ----
@@ -1138,9 +1045,8 @@ pub fn large_response(ctx: &Ctx) -> Outcome {
 /// thread's CPU time over 500 ms must stay under 50 ms, and the engine must close the
 /// connection once the write timeout has passed since that last progress, within a
 /// tolerance (active connections back to 0); the client then reads to EOF or RST.
-pub fn slow_reader(ctx: &Ctx) -> Outcome {
+pub fn slow_reader(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let write_timeout = Duration::from_millis(1000);
-    let mut o = Outcome::new();
     o.expect("worker thread CPU < 50 ms over a 500 ms window while the response waits on a client that does not read");
     o.expect("the connection is closed between write_timeout - 100 ms and write_timeout + 600 ms (write_timeout 1 s) after the engine's last write progress; the client then sees EOF or RST");
     let cfg = engine::Config {
@@ -1148,23 +1054,16 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
         write_timeout,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     let addr = server.addr();
     let tid = server.worker_loop(0).thread_id();
-    let mut s = match send(ctx, addr, &client::get("/big?bytes=33554432")) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut s = send(ctx, addr, &client::get("/big?bytes=33554432"))?;
     // Read 4 MiB first, so that the last progress is a flush on EPOLLOUT rather than
     // the write right after the handler; then stop reading.
     let mut first = vec![0u8; 4 << 20];
     let _ = s.set_read_timeout(Some(ctx.ms(3000)));
-    if let Err(e) = s.read_exact(&mut first) {
-        return o.error(format!("reading the first 4 MiB: {e}"));
-    }
+    s.read_exact(&mut first)
+        .or_error("reading the first 4 MiB")?;
     // The last progress: the engine's bytes-written counter has stopped for 100 ms.
     let written = || server.engine().metrics().bytes_written;
     let mut last = (written(), Instant::now());
@@ -1177,11 +1076,11 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
     });
     let stall_at = last.1;
     if !stalled {
-        return o.error("the engine's writes never stalled");
+        return Err("the engine's writes never stalled".into());
     }
     let queued = engine::sys::socket::recv_queue_len(std::os::fd::AsRawFd::as_raw_fd(&s));
     let (Some(c0), w0) = (thread_cpu_time(tid), Instant::now()) else {
-        return o.error("cannot read the worker thread's CPU time");
+        return Err("cannot read the worker thread's CPU time".into());
     };
     std::thread::sleep(Duration::from_millis(500));
     let used = thread_cpu_time(tid).unwrap_or(c0).saturating_sub(c0);
@@ -1235,7 +1134,7 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
     o.check(end == "fin" || end == "rst", || {
         format!("the client did not see the connection end: {end}")
     });
-    o
+    Ok(())
 }
 
 // ---- http.timeouts ----
@@ -1244,18 +1143,14 @@ pub fn slow_reader(ctx: &Ctx) -> Outcome {
 /// response (closed with FIN, not before 280 ms nor after 300 ms + sweep + 250 ms), one
 /// sending its head one byte every 50 ms (closed within 300 ms + tolerance of the head's
 /// first byte), and one sending a request every 100 ms for 1 s (never closed).
-pub fn timeouts(ctx: &Ctx) -> Outcome {
+pub fn timeouts(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let asked = Duration::from_millis(300);
-    let mut o = Outcome::new();
     let cfg = engine::Config {
         idle_timeout: asked,
         header_timeout: asked,
         ..ctx.config()
     };
-    let server = match start(ctx, cfg) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, cfg)?;
     // A target whose timeouts have a coarser unit (nginx: seconds) says what it runs
     // with; the windows follow its timeouts, not the ones asked for.
     let eff = server.engine().effective_config();
@@ -1270,10 +1165,7 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
     let addr = server.addr();
 
     let idle = {
-        let mut s = match send(ctx, addr, &client::get("/")) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = send(ctx, addr, &client::get("/"))?;
         let probe = Duration::from_millis(100);
         std::thread::spawn(move || {
             let first = client::observe(
@@ -1294,10 +1186,7 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
         })
     };
     let slowloris = {
-        let mut s = match connect(ctx, addr) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = connect(ctx, addr)?;
         std::thread::spawn(move || -> (Option<Duration>, String) {
             let head = b"GET / HTTP/1.1\r\nHost: test\r\nX-Slow: 0123456789012345678901234567890123456789\r\n\r\n";
             let start = Instant::now();
@@ -1332,10 +1221,7 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
         })
     };
     let busy = {
-        let mut s = match connect(ctx, addr) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let mut s = connect(ctx, addr)?;
         std::thread::spawn(move || -> Result<usize, String> {
             for i in 0..10 {
                 let t = Instant::now();
@@ -1368,7 +1254,7 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
                 });
             }
         }
-        Err(_) => return o.error("the idle observer panicked"),
+        Err(_) => return Err("the idle observer panicked".into()),
     }
     match slowloris.join() {
         Ok((at, what)) => {
@@ -1380,7 +1266,7 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
                 format!("slowloris: {what} at {:?} ms after the first byte (expected closed within {}..{} ms)", at.map(|d| d.as_millis()), h_low.as_millis(), (h_high + Duration::from_millis(50)).as_millis())
             });
         }
-        Err(_) => return o.error("the slowloris thread panicked"),
+        Err(_) => return Err("the slowloris thread panicked".into()),
     }
     match busy.join() {
         Ok(r) => {
@@ -1389,9 +1275,9 @@ pub fn timeouts(ctx: &Ctx) -> Outcome {
                 format!("busy connection: {}", r.clone().err().unwrap_or_default())
             });
         }
-        Err(_) => return o.error("the busy client panicked"),
+        Err(_) => return Err("the busy client panicked".into()),
     }
-    o
+    Ok(())
 }
 
 // ---- http.date ----
@@ -1449,13 +1335,9 @@ pub(crate) fn parse_imf_fixdate(v: &str) -> Option<i64> {
 /// keep-alive connection asking GET / every 300 ms for 1.2 s: every response
 /// carries a `date` in IMF-fixdate, within 2 s of the client's clock, and the value
 /// moves on as seconds pass.
-pub fn date(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn date(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("every response: a date header in IMF-fixdate format, between now - 2 s and now + 1 s by the client's clock; it advances over 1.2 s");
-    let server = match start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let mut responses: Vec<(String, Resp, i64)> = Vec::new();
     let now_secs = || {
@@ -1481,13 +1363,10 @@ pub fn date(ctx: &Ctx) -> Outcome {
                     None => o.fail(format!("{name}: no response: {obs}")),
                 }
             }
-            Err(e) => return o.error(e),
+            Err(e) => return Err(e.into()),
         }
     }
-    let mut s = match connect(ctx, addr) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let mut s = connect(ctx, addr)?;
     for i in 0..5 {
         let t = Instant::now();
         let _ = s.write_all(&client::get("/"));
@@ -1526,7 +1405,7 @@ pub fn date(ctx: &Ctx) -> Outcome {
             "the date did not advance over 1.2 s".into()
         });
     }
-    o
+    Ok(())
 }
 
 #[cfg(test)]

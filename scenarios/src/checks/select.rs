@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 
 use engine::WorkerState;
 
-use crate::target::Instance;
+use crate::targets::Instance;
 
 use crate::client;
-use crate::harness::{wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::Server;
+use crate::outcome::{Checked, Outcome};
+use crate::wait::wait_until;
 
 fn start(ctx: &Ctx, workers: usize) -> Result<Server, String> {
     Server::start(
@@ -30,14 +32,10 @@ fn select(engine: &dyn Instance, n: i64) -> Result<usize, String> {
 
 /// For N = 1, 2 and 3 workers: `worker_loop(n).index()` must be `n % N` for every n
 /// in 0..10N and for `i64::MAX`.
-pub fn modulo(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn modulo(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("worker_loop(n).index() == n % N for n in 0..10N and n = i64::MAX (N = 1, 2, 3)");
     for workers in [1usize, 2, 3] {
-        let server = match start(ctx, workers) {
-            Ok(s) => s,
-            Err(e) => return o.error(e),
-        };
+        let server = start(ctx, workers)?;
         let engine = server.engine();
         let big = (i64::MAX as u64 % workers as u64) as usize;
         let ns = (0..10 * workers as i64).chain([i64::MAX]);
@@ -66,20 +64,16 @@ pub fn modulo(ctx: &Ctx) -> Outcome {
             format!("N = {workers}: {}", wrong.join("; "))
         });
     }
-    o
+    Ok(())
 }
 
 /// With 3 workers (so that -1 mirrored, 1, differs from the Euclidean 2):
 /// `worker_loop(-n)` must equal `worker_loop(n)` and `n % 3` for n in 1..30, and
 /// `worker_loop(i64::MIN)` must be `2^63 % 3` (2).
-pub fn mirror(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn mirror(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let workers = 3usize;
     o.expect("worker_loop(-n) == worker_loop(n) == n % 3 for n in 1..30; worker_loop(i64::MIN) == 2^63 % 3 = 2");
-    let server = match start(ctx, workers) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, workers)?;
     let engine = server.engine();
     let mut wrong = Vec::new();
     let mut got = Vec::new();
@@ -102,29 +96,24 @@ pub fn mirror(ctx: &Ctx) -> Outcome {
     o.check(min.as_ref() == Ok(&min_want), || {
         format!("worker_loop(i64::MIN) = {min:?}, expected 2^63 % 3 = {min_want}")
     });
-    o
+    Ok(())
 }
 
 /// On an engine that has not listened yet (`new` only): `worker_loop(5)` must refuse
 /// (in Rust: panic, caught) with a message saying the engine is not listening, and
 /// `try_worker_loop(5)` must return `None` without refusing.
-pub fn before_listen(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn before_listen(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("before listen: worker_loop(5) panics with a message containing \"not listening\"; try_worker_loop(5) returns None");
-    let host = match ctx.target.host() {
-        Ok(h) => h,
-        Err(e) => return o.error(e),
-    };
-    let engine = match host.build(
-        &engine::Config {
-            workers: 2,
-            ..ctx.config()
-        },
-        "",
-    ) {
-        Ok(e) => e,
-        Err(e) => return o.error(e.to_string()),
-    };
+    let host = ctx.target.host()?;
+    let engine = host
+        .build(
+            &engine::Config {
+                workers: 2,
+                ..ctx.config()
+            },
+            "",
+        )
+        .map_err(|e| e.to_string())?;
     match engine.select(5, true) {
         Ok(w) => {
             o.saw(format!("worker_loop(5) returned {w:?}"));
@@ -149,20 +138,16 @@ pub fn before_listen(ctx: &Ctx) -> Outcome {
             o.fail("try_worker_loop(5) panicked before listen (expected None)");
         }
     }
-    o
+    Ok(())
 }
 
 /// With 3 workers: records the worker (index and thread id) of every n in -30..=30
 /// and the extremes, then asks again 20 times while the engine's life goes on
 /// (requests served, worker 1 paused and resumed, accept paused and resumed): every
 /// answer must equal the first.
-pub fn stable(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn stable(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("the same n gives the same worker (index and thread) on every call, across requests, pause/resume of a worker and of accept");
-    let server = match start(ctx, 3) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = start(ctx, 3)?;
     let engine = server.engine();
     let ns: Vec<i64> = (-30..=30)
         .chain([i64::MIN, i64::MIN + 1, i64::MAX])
@@ -231,5 +216,5 @@ pub fn stable(ctx: &Ctx) -> Outcome {
     o.check(changes.is_empty(), || {
         format!("the selected worker changed: {}", changes.join("; "))
     });
-    o
+    Ok(())
 }

@@ -8,13 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::{EngineError, WorkerState};
 
-use crate::target::Instance;
+use crate::targets::Instance;
 
 use crate::client::{self, Class, Watch};
-use crate::harness::{thread_cpu_time, thread_switches, wait_until, Server};
-use crate::registry::{Ctx, Outcome};
+use crate::ctx::Ctx;
+use crate::harness::{thread_cpu_time, thread_switches, Server};
+use crate::outcome::{Abort, Checked, OrError, Outcome};
+use crate::wait::wait_until;
 
 /// The worker index a `GET /worker` response names.
 fn worker_of(resp: &client::Resp) -> Option<usize> {
@@ -59,20 +62,13 @@ fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
 /// thread and times it (it must return at once although i cannot suspend yet), then
 /// watches i go `Draining` while still answering on that connection, and `Suspended`
 /// once the client closes it.
-pub fn pause_async(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn pause_async(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("pause_worker(i) returns within 50 ms while worker i holds an open connection");
     o.expect("worker i then reports draining and still answers a request on that connection");
     o.expect("after the client closes the connection, worker i reports suspended");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let addr = server.addr();
-    let (mut conn, i) = match dial_worker(addr, ctx) {
-        Ok(x) => x,
-        Err(e) => return o.error(e),
-    };
+    let (mut conn, i) = dial_worker(addr, ctx)?;
     o.saw(format!("the held connection is served by worker {i}"));
 
     let engine = Arc::clone(server.engine());
@@ -89,7 +85,7 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
                 took.as_micros()
             ));
             if let Err(e) = r {
-                return o.error(format!("pause_worker({i}) failed: {e}"));
+                return Err(format!("pause_worker({i}) failed: {e}").into());
             }
             o.check(took <= ctx.ms(50), || {
                 format!(
@@ -115,7 +111,7 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
         // Let a blocking pause finish so the thread can be joined.
         drop(conn);
         let _ = pauser.join();
-        return o;
+        return Ok(());
     }
     let _ = pauser.join();
 
@@ -127,7 +123,7 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
     if !o.check(left_active, || {
         format!("worker {i} still active 1 s after pause_worker")
     }) {
-        return o;
+        return Ok(());
     }
     o.check(st == Some(WorkerState::Draining), || {
         format!("worker {i} is {st:?} with an open connection, expected draining")
@@ -163,23 +159,21 @@ pub fn pause_async(ctx: &Ctx) -> Outcome {
     o.check(suspended, || {
         format!("worker {i} did not become suspended within 2 s of its last connection closing")
     });
-    o
+    Ok(())
 }
 
 /// Pauses worker i, waits until it no longer listens, then dials 40 connections (one
 /// `GET /worker` each): every one must be answered by another worker, and worker i's
 /// `accepted` counter must not move.
-pub fn pause_routing(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn pause_routing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("after worker i stopped listening: every new connection is answered by a worker other than i; worker i's accepted counter is unchanged");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
     let n = engine.num_workers();
     if n < 2 {
-        return o.skipped(format!("needs at least 2 workers, the engine has {n}"));
+        return Err(Abort::Skipped(format!(
+            "needs at least 2 workers, the engine has {n}"
+        )));
     }
     let i = 0;
     // Worker i keeps a connection, so it is draining (not suspended) while dialled.
@@ -188,11 +182,11 @@ pub fn pause_routing(ctx: &Ctx) -> Outcome {
             o.saw(format!("connection {k} landed on worker {i}; held open"));
             s
         }
-        Ok(None) => return o.error(format!("no connection of 100 landed on worker {i}")),
-        Err(e) => return o.error(e),
+        Ok(None) => return Err(format!("no connection of 100 landed on worker {i}").into()),
+        Err(e) => return Err(e.into()),
     };
     if let Err(e) = engine.pause_worker(i) {
-        return o.error(format!("pause_worker({i}): {e}"));
+        return Err(format!("pause_worker({i}): {e}").into());
     }
     let left = wait_until(ctx.ms(1000), || {
         state(engine, i) != Some(WorkerState::Active)
@@ -208,12 +202,10 @@ pub fn pause_routing(ctx: &Ctx) -> Outcome {
 
     let mut streams = Vec::new();
     for k in 0..40 {
-        let mut s = match client::connect(server.addr(), ctx.ms(2000)) {
-            Ok(s) => s,
-            Err(obs) => return o.error(format!("connection {k}: {obs}")),
-        };
+        let mut s = client::connect(server.addr(), ctx.ms(2000))
+            .map_err(|obs| format!("connection {k}: {obs}"))?;
         if s.write_all(&client::get("/worker")).is_err() {
-            return o.error(format!("sending on connection {k} failed"));
+            return Err(format!("sending on connection {k} failed").into());
         }
         streams.push(s);
     }
@@ -252,37 +244,34 @@ pub fn pause_routing(ctx: &Ctx) -> Outcome {
         )
     });
     drop(held);
-    o
+    Ok(())
 }
 
 /// Pauses a worker that has no connections, waits until it is `Suspended` and its
 /// thread has settled, then measures the thread's CPU time (schedstat) and context
 /// switches over a 500 ms window: neither may advance.
-pub fn suspended_idle(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "over 500 ms, the suspended worker's thread uses < 1 ms CPU and makes no context switch",
     );
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
     let i = engine.num_workers() - 1;
     let tid = server.worker_loop(i as i64).thread_id();
     if thread_switches(tid).is_none() || thread_cpu_time(tid).is_none() {
-        return o.error(format!("cannot read /proc/{tid}"));
+        return Err(format!("cannot read /proc/{tid}").into());
     }
     if let Err(e) = engine.pause_worker(i) {
-        return o.error(format!("pause_worker({i}): {e}"));
+        return Err(format!("pause_worker({i}): {e}").into());
     }
     if !wait_until(ctx.ms(2000), || {
         state(engine, i) == Some(WorkerState::Suspended)
     }) {
-        return o.error(format!(
+        return Err(format!(
             "worker {i} did not become suspended within 2 s (state {:?})",
             state(engine, i)
-        ));
+        )
+        .into());
     }
     // The state flips just before the worker finishes its iteration: wait until its
     // switch count holds still for 20 ms (an engine that never settles is measured anyway).
@@ -301,12 +290,12 @@ pub fn suspended_idle(ctx: &Ctx) -> Outcome {
     ));
 
     let (Some(cpu0), Some(sw0)) = (thread_cpu_time(tid), thread_switches(tid)) else {
-        return o.error(format!("cannot read /proc/{tid}"));
+        return Err(format!("cannot read /proc/{tid}").into());
     };
     let window = Duration::from_millis(500);
     std::thread::sleep(window);
     let (Some(cpu1), Some(sw1)) = (thread_cpu_time(tid), thread_switches(tid)) else {
-        return o.error(format!("cannot read /proc/{tid}"));
+        return Err(format!("cannot read /proc/{tid}").into());
     };
     let cpu = cpu1.saturating_sub(cpu0);
     let switches = sw1.saturating_sub(sw0);
@@ -325,22 +314,18 @@ pub fn suspended_idle(ctx: &Ctx) -> Outcome {
     o.check(switches == 0, || {
         format!("suspended worker woke {switches} times in 500 ms, allowed 0")
     });
-    o
+    Ok(())
 }
 
 /// Pauses worker i until `Suspended`, resumes it: it must listen again and a new
 /// connection must reach it; resuming it again changes nothing. Then with accept paused
 /// engine-wide, pauses and resumes i: it must stay non-listening (connects refused)
 /// until `resume_accept()`, after which it is active.
-pub fn resume(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn resume(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("after resume_worker(i): worker i active and serving new connections within 1 s");
     o.expect("resume_worker on an active worker: it stays active and keeps serving");
     o.expect("with accept paused engine-wide, resume_worker(i) leaves worker i non-listening (connect refused) for 300 ms, until resume_accept() makes it active");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
     let addr = server.addr();
     let n = engine.num_workers();
@@ -349,18 +334,19 @@ pub fn resume(ctx: &Ctx) -> Outcome {
 
     // 1. Suspend, resume: listens and accepts again.
     if let Err(e) = engine.pause_worker(i) {
-        return o.error(format!("pause_worker({i}): {e}"));
+        return Err(format!("pause_worker({i}): {e}").into());
     }
     if !wait_until(ctx.ms(2000), || {
         state(engine, i) == Some(WorkerState::Suspended)
     }) {
-        return o.error(format!(
+        return Err(format!(
             "worker {i} did not suspend within 2 s (state {:?})",
             state(engine, i)
-        ));
+        )
+        .into());
     }
     if let Err(e) = engine.resume_worker(i) {
-        return o.error(format!("resume_worker({i}): {e}"));
+        return Err(format!("resume_worker({i}): {e}").into());
     }
     let active = wait_until(ctx.ms(1000), || {
         state(engine, i) == Some(WorkerState::Active)
@@ -382,7 +368,7 @@ pub fn resume(ctx: &Ctx) -> Outcome {
         Ok(None) => o.fail(format!(
             "none of {tries} new connections reached resumed worker {i}"
         )),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     }
 
     // 2. Resuming an active worker changes nothing.
@@ -404,17 +390,15 @@ pub fn resume(ctx: &Ctx) -> Outcome {
         Ok(None) => o.fail(format!(
             "after resuming active worker {i}, none of {tries} connections reached it"
         )),
-        Err(e) => return o.error(e),
+        Err(e) => return Err(e.into()),
     }
 
     // 3. Engine-wide pause wins over resume_worker, whichever pause came first. Worker
     // first: its pause is seen to take effect (active → suspended) before accept pauses.
     for worker_first in [true, false] {
-        if let Err(e) = engine_pause_wins(&mut o, engine, addr, i, worker_first, ctx) {
-            return o.error(e);
-        }
+        engine_pause_wins(o, engine, addr, i, worker_first, ctx)?;
     }
-    o
+    Ok(())
 }
 
 /// Pauses worker i and accept engine-wide (in either order), resumes worker i: it must
@@ -510,14 +494,10 @@ type Call<'a> = dyn Fn() -> Result<String, EngineError> + 'a;
 /// Calls `pause_worker`, `resume_worker` and `worker_state` with `N` and `usize::MAX`
 /// (each under `catch_unwind`): each must return `Err(NoSuchWorker { index, count: N })`;
 /// afterwards every worker is still active and the engine still serves.
-pub fn index(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn index(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("every call with an out-of-range index: Err(NoSuchWorker { index, count }), no panic");
     o.expect("all workers still active and serving afterwards");
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
     let n = engine.num_workers();
     for bad in [n, n + 1, usize::MAX] {
@@ -565,7 +545,7 @@ pub fn index(ctx: &Ctx) -> Outcome {
     o.check(obs.class == Class::Response, || {
         format!("the engine no longer serves after the out-of-range calls: {obs}")
     });
-    o
+    Ok(())
 }
 
 /// Bytes a driver callback collected, and whether `on_close` ran.
@@ -577,10 +557,7 @@ struct Received {
 
 impl Received {
     fn ends_with(&self, tail: &[u8]) -> bool {
-        self.bytes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .ends_with(tail)
+        lock(&self.bytes).ends_with(tail)
     }
 }
 
@@ -615,8 +592,7 @@ fn read_exact_within(peer: &mut TcpStream, want: usize, within: Duration) -> Vec
 /// worker i, then pauses i and accept engine-wide: bytes from the peer must still reach
 /// `on_recv`, a 4 MiB `write` (mostly queued, flushed on EPOLLOUT) must reach the peer
 /// whole, and i must stay `Draining`; after `unregister_conn` it must become `Suspended`.
-pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
-    let mut o = Outcome::new();
+pub fn drivers_serviced(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("while worker i is paused (and accept paused engine-wide) with a driver fd: peer bytes reach on_recv, a 4 MiB write reaches the peer whole, state draining");
     o.expect("after unregister_conn: worker i suspended");
     // Declared before the server so the engine is shut down before these fds close.
@@ -626,21 +602,13 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
         let (p, _) = l.accept()?;
         Ok((c, p))
     });
-    let (driver, mut peer) = match pair {
-        Ok(x) => x,
-        Err(e) => return o.error(format!("making a TCP pair: {e}")),
-    };
-    if let Err(e) = driver.set_nonblocking(true) {
-        return o.error(format!("set_nonblocking: {e}"));
-    }
+    let (driver, mut peer) = pair.or_error("making a TCP pair")?;
+    driver.set_nonblocking(true).or_error("set_nonblocking")?;
     let fd = driver.as_raw_fd();
     let _ = engine::sys::socket::set_buffer_sizes(fd, Some(64 * 1024), None);
     let _ = engine::sys::socket::set_buffer_sizes(peer.as_raw_fd(), None, Some(64 * 1024));
 
-    let server = match Server::start(ctx, ctx.config()) {
-        Ok(s) => s,
-        Err(e) => return o.error(e),
-    };
+    let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
     let i = engine.num_workers() - 1;
     let wl = server.worker_loop(i as i64);
@@ -648,32 +616,26 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
     let (rx_recv, rx_close) = (Arc::clone(&rx), Arc::clone(&rx));
     let registered = wl.register_conn(
         fd,
-        move |b: &[u8]| {
-            rx_recv
-                .bytes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(b)
-        },
+        move |b: &[u8]| lock(&rx_recv.bytes).extend_from_slice(b),
         move |_| rx_close.closed.store(true, SeqCst),
     );
     if let Err(e) = registered {
-        return o.error(format!("register_conn({fd}) on worker {i}: {e}"));
+        return Err(format!("register_conn({fd}) on worker {i}: {e}").into());
     }
     if peer.write_all(b"before-pause;").is_err()
         || !wait_until(ctx.ms(2000), || rx.ends_with(b"before-pause;"))
     {
-        return o.error("the driver fd does not receive even before the pause");
+        return Err("the driver fd does not receive even before the pause".into());
     }
 
     if let Err(e) = engine.pause_worker(i) {
-        return o.error(format!("pause_worker({i}): {e}"));
+        return Err(format!("pause_worker({i}): {e}").into());
     }
     let left = wait_until(ctx.ms(1000), || {
         state(engine, i) != Some(WorkerState::Active)
     });
     if !left {
-        return o.error(format!("worker {i} still active 1 s after pause_worker"));
+        return Err(format!("worker {i} still active 1 s after pause_worker").into());
     }
     let st = state(engine, i);
     o.saw(format!("worker {i} paused with a driver fd: {st:?}"));
@@ -723,12 +685,10 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
             }
         }
     };
-    phase(&mut o, "worker paused", b"after-pause;");
+    phase(o, "worker paused", b"after-pause;");
 
-    if let Err(e) = engine.pause_accept() {
-        return o.error(format!("pause_accept: {e}"));
-    }
-    phase(&mut o, "worker and accept paused", b"after-accept-pause;");
+    engine.pause_accept().or_error("pause_accept")?;
+    phase(o, "worker and accept paused", b"after-accept-pause;");
 
     let suspended = wait_until(ctx.ms(200), || {
         state(engine, i) == Some(WorkerState::Suspended)
@@ -743,7 +703,7 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
 
     if let Err(e) = wl.unregister_conn(fd) {
         o.fail(format!("unregister_conn({fd}): {e}"));
-        return o;
+        return Ok(());
     }
     let t0 = Instant::now();
     let suspended = wait_until(ctx.ms(1000), || {
@@ -757,5 +717,5 @@ pub fn drivers_serviced(ctx: &Ctx) -> Outcome {
     o.check(suspended, || {
         format!("worker {i} did not suspend within 1 s after its last driver fd was unregistered")
     });
-    o
+    Ok(())
 }

@@ -13,10 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use engine::sync::lock;
 use engine::{Config, EngineError};
 
-use crate::harness::on_free_port;
-use crate::target::{Capability, Instance, Target};
+use super::{on_free_port, Capability, Instance, StartError, Target};
 
 /// How long an nginx instance may take to accept connections.
 const START_DEADLINE: Duration = Duration::from_secs(5);
@@ -141,12 +141,13 @@ impl NginxInstance {
             .parse()
             .map_err(|e| format!("nginx: address {:?}: {e}", cfg.address))?;
         if requested.port() != 0 {
-            return NginxInstance::start_on(binary, cfg, tag, requested);
+            return NginxInstance::start_on(binary, cfg, tag, requested).map_err(String::from);
         }
         on_free_port(|free| {
             let addr = SocketAddr::new(requested.ip(), free.port());
             NginxInstance::start_on(binary, cfg, tag, addr)
         })
+        .map_err(String::from)
     }
 
     /// Starts nginx listening on `addr`.
@@ -155,7 +156,7 @@ impl NginxInstance {
         cfg: &Config,
         tag: &str,
         addr: SocketAddr,
-    ) -> Result<NginxInstance, String> {
+    ) -> Result<NginxInstance, StartError> {
         let dir = std::env::temp_dir().join(format!(
             "loadgen-nginx-{}-{}",
             std::process::id(),
@@ -195,10 +196,7 @@ impl NginxInstance {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(inst);
             }
-            let exited = inst
-                .child
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            let exited = lock(&inst.child)
                 .as_mut()
                 .map(|c| matches!(c.try_wait(), Ok(Some(_))))
                 .unwrap_or(true);
@@ -213,17 +211,17 @@ impl NginxInstance {
                     .or(log.lines().last())
                     .unwrap_or("no error log")
                     .to_string();
-                return Err(format!(
+                return Err(StartError::from_output(format!(
                     "nginx did not accept connections on {addr} within {}s: {last}",
                     START_DEADLINE.as_secs()
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     fn kill(&self) {
-        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(mut c) = lock(&self.child).take() {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -25,7 +25,7 @@
 //! use std::time::Duration;
 //!
 //! use engine::{Config, EngineError};
-//! use scenarios::target::{Capability, Instance, Target};
+//! use scenarios::targets::{Capability, Instance, Target};
 //!
 //! #[derive(Debug)]
 //! struct MyEngine {
@@ -76,14 +76,22 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
-use engine::sync::lock;
-use engine::{Config, DriverError, Engine, EngineError, EngineType, Metrics, WorkerState};
+use engine::{Config, DriverError, EngineError, EngineType, Metrics, WorkerState};
 
-use crate::harness::{wait_until, TestHandler};
+mod free_port;
+pub mod nginx;
+pub mod reference;
+pub mod remote;
+pub mod url;
+
+pub use free_port::{on_free_port, StartError};
+pub use nginx::Nginx;
+pub use reference::Reference;
+pub use remote::RemoteTarget;
+pub use url::UrlTarget;
 
 /// Something a scenario may need from a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -94,7 +102,7 @@ pub enum Capability {
     /// (`max_header_bytes`, `idle_timeout`, ...), and with the number of workers.
     Config,
     /// Serves the test routes: `/worker`, `/echo`, `/slow`, `/hold`, `/big`,
-    /// `/inspect`, `/id` (see [`TestHandler`]).
+    /// `/inspect`, `/id` (see [`TestHandler`](crate::test_handler::TestHandler)).
     TestRoutes,
     /// `pause_accept` / `resume_accept`.
     AcceptControl,
@@ -266,22 +274,15 @@ pub trait Host: Send + Sync {
 }
 
 /// Why [`Host::build`] gave no engine.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The engine refused the configuration (its answer).
+    #[error("new: {}", .0.message)]
     Rejected(Rejected),
     /// The host could not ask the engine (the target went away, does not know `new`,
     /// ...): not the engine's verdict on the configuration.
+    #[error("new: {0}")]
     Host(String),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BuildError::Rejected(r) => write!(f, "new: {}", r.message),
-            BuildError::Host(e) => write!(f, "new: {e}"),
-        }
-    }
 }
 
 /// The engine's refusal of a configuration.
@@ -438,436 +439,6 @@ impl dyn DriverLoop + '_ {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// The reference engine, in this process.
-
-/// The reference engine (`engine` crate), started in this process: every capability.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Reference;
-
-impl Target for Reference {
-    fn name(&self) -> String {
-        "reference".into()
-    }
-    fn capabilities(&self) -> &[Capability] {
-        &Capability::ALL
-    }
-    fn start(&self, cfg: &Config, tag: &str) -> Result<Arc<dyn Instance>, String> {
-        let handler = TestHandler::tagged(tag);
-        Ok(Arc::new(ReferenceInstance::start(cfg.clone(), handler)?))
-    }
-    fn host(&self) -> Result<Box<dyn Host>, String> {
-        Ok(Box::new(ReferenceHost))
-    }
-}
-
-/// This process, as the host of reference engines.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ReferenceHost;
-
-impl Host for ReferenceHost {
-    fn pid(&self) -> u32 {
-        std::process::id()
-    }
-    fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, BuildError> {
-        let (engine, released) = new_reference(cfg, TestHandler::tagged(tag));
-        match engine {
-            Ok(engine) => Ok(Box::new(ReferenceBuilt {
-                engine: Arc::new(engine),
-                listen: Mutex::new(ListenThread::Idle),
-            })),
-            Err(error) => Err(BuildError::Rejected(Rejected {
-                message: error.to_string(),
-                error,
-                handler_released: Some(released()),
-            })),
-        }
-    }
-}
-
-/// `Engine::new(cfg, routes)`, and a probe that tells whether the engine still holds
-/// the handler it was given (a marker travels with it).
-pub fn new_reference(
-    cfg: &Config,
-    routes: TestHandler,
-) -> (Result<Engine, EngineError>, impl Fn() -> bool) {
-    use engine::Handler;
-    let marker = Arc::new(());
-    let held = Arc::clone(&marker);
-    let handler = move |req: &engine::Request<'_>, res: &mut engine::Response| {
-        let _ = &held;
-        routes.handle(req, res);
-    };
-    let engine = Engine::new(cfg.clone(), handler);
-    (engine, move || Arc::strong_count(&marker) == 1)
-}
-
-/// A reference engine's `listen`, on a thread of its own.
-#[derive(Debug)]
-pub enum ListenThread {
-    /// Not started.
-    Idle,
-    /// Running on this thread.
-    Running(JoinHandle<Result<(), EngineError>>),
-    /// Returned this.
-    Returned(Result<(), Arc<EngineError>>),
-}
-
-impl ListenThread {
-    /// Starts `engine.listen()` on a thread of its own (`AlreadyListening` if it was
-    /// started before).
-    pub fn start(&mut self, engine: &Arc<Engine>) -> Result<(), EngineError> {
-        if !matches!(self, ListenThread::Idle) {
-            return Err(EngineError::AlreadyListening);
-        }
-        let runner = Arc::clone(engine);
-        let thread = std::thread::Builder::new()
-            .name("engine-listen".into())
-            .spawn(move || runner.listen())
-            .map_err(|source| EngineError::Io {
-                what: "spawning the listen thread".into(),
-                source,
-            })?;
-        *self = ListenThread::Running(thread);
-        Ok(())
-    }
-
-    /// Joins the thread if it has finished: `None` while `listen` runs or before it
-    /// started.
-    pub fn returned(&mut self) -> Option<Result<(), Arc<EngineError>>> {
-        match self {
-            ListenThread::Idle => None,
-            ListenThread::Running(t) if !t.is_finished() => None,
-            _ => Some(self.join()),
-        }
-    }
-
-    /// Waits until `listen` has returned, and what it returned (`Ok` if it was never
-    /// started).
-    pub fn join(&mut self) -> Result<(), Arc<EngineError>> {
-        if matches!(self, ListenThread::Running(_)) {
-            let ListenThread::Running(t) = std::mem::replace(self, ListenThread::Idle) else {
-                unreachable!("matched above");
-            };
-            *self = ListenThread::Returned(match t.join() {
-                Ok(r) => r.map_err(Arc::new),
-                Err(_) => Err(Arc::new(EngineError::Io {
-                    what: "the listen thread panicked".into(),
-                    source: io::Error::other("panic"),
-                })),
-            });
-        }
-        match self {
-            ListenThread::Returned(r) => r.clone(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Where `listen` is, for [`Status`].
-    pub fn state(&mut self) -> ListenState {
-        match self.returned() {
-            Some(r) => ListenState::Returned(r.map_err(|e| e.to_string())),
-            None if matches!(self, ListenThread::Idle) => ListenState::Idle,
-            None => ListenState::Running,
-        }
-    }
-}
-
-/// A reference engine built in this process ([`ReferenceHost::build`]).
-struct ReferenceBuilt {
-    engine: Arc<Engine>,
-    listen: Mutex<ListenThread>,
-}
-
-impl Built for ReferenceBuilt {
-    fn status(&self) -> Result<Status, String> {
-        let t = self.engine.engine_type();
-        Ok(Status {
-            addr: self.engine.addr(),
-            workers: self.engine.num_workers(),
-            engine_type: TypeReport {
-                typed: Some(t),
-                shown: t.to_string(),
-            },
-            listen: lock(&self.listen).state(),
-        })
-    }
-    fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
-        reference_select(&self.engine, n, strict)
-    }
-    fn listen(&self) -> Result<(), String> {
-        lock(&self.listen)
-            .start(&self.engine)
-            .map_err(|e| e.to_string())
-    }
-    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
-        self.engine.shutdown(grace)
-    }
-}
-
-impl Drop for ReferenceBuilt {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown(Duration::from_secs(1));
-        let _ = lock(&self.listen).join();
-    }
-}
-
-/// `worker_loop(n)` (strict: a panic is caught and its message returned) or
-/// `try_worker_loop(n)` (a panic there is an error too).
-pub fn reference_select(engine: &Engine, n: i64, strict: bool) -> Result<Option<Selected>, String> {
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    let picked = catch_unwind(AssertUnwindSafe(|| {
-        if strict {
-            Some(engine.worker_loop(n))
-        } else {
-            engine.try_worker_loop(n)
-        }
-    }))
-    .map_err(|p| panic_text(&*p))?;
-    Ok(picked.map(|w| Selected {
-        index: w.index(),
-        thread_id: w.thread_id(),
-    }))
-}
-
-/// A caught panic's message.
-pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "a panic without a message".into())
-}
-
-/// A reference engine listening on its own thread; shut down (1 s grace) on drop.
-pub struct ReferenceInstance {
-    engine: Arc<Engine>,
-    listen: Mutex<ListenThread>,
-    addr: SocketAddr,
-    handler: TestHandler,
-}
-
-impl fmt::Debug for ReferenceInstance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReferenceInstance")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReferenceInstance {
-    /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
-    pub fn start(cfg: Config, handler: TestHandler) -> Result<ReferenceInstance, String> {
-        let engine =
-            Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| format!("Engine::new: {e}"))?);
-        let mut listen = ListenThread::Idle;
-        listen.start(&engine).map_err(|e| e.to_string())?;
-        let mut addr = None;
-        wait_until(Duration::from_secs(5), || {
-            addr = engine.addr();
-            addr.is_some() || listen.returned().is_some()
-        });
-        match addr {
-            Some(addr) => Ok(ReferenceInstance {
-                engine,
-                listen: Mutex::new(listen),
-                addr,
-                handler,
-            }),
-            None => {
-                let _ = engine.shutdown(Duration::ZERO);
-                match listen.join() {
-                    Err(e) => Err(format!("listen failed: {e}")),
-                    Ok(()) => Err("the engine did not listen within 5 s".into()),
-                }
-            }
-        }
-    }
-
-    /// The engine itself.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
-    }
-
-    /// Waits for `listen` to return; its error, as the engine's own when nothing else
-    /// holds it.
-    fn join(&self) -> Result<(), EngineError> {
-        lock(&self.listen).join().map_err(|e| {
-            Arc::try_unwrap(e).unwrap_or_else(|e| EngineError::Io {
-                what: format!("listen: {e}"),
-                source: io::Error::other(e.to_string()),
-            })
-        })
-    }
-}
-
-impl Drop for ReferenceInstance {
-    fn drop(&mut self) {
-        self.handler.gate.release();
-        let _ = self.engine.shutdown(Duration::from_secs(1));
-        let _ = self.join();
-    }
-}
-
-impl Instance for ReferenceInstance {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    fn effective_config(&self) -> Option<Config> {
-        Some(self.engine.config().clone())
-    }
-    fn num_workers(&self) -> usize {
-        self.engine.num_workers()
-    }
-    fn pause_accept(&self) -> Result<(), EngineError> {
-        self.engine.pause_accept()
-    }
-    fn accept_paused(&self) -> bool {
-        self.engine.accept_paused()
-    }
-    fn resume_accept(&self) -> Result<(), EngineError> {
-        self.engine.resume_accept()
-    }
-    fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.engine.pause_worker(index)
-    }
-    fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.engine.resume_worker(index)
-    }
-    fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
-        self.engine.worker_state(index)
-    }
-    fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
-        self.engine
-            .try_worker_loop(n)
-            .map(|w| Arc::new(w) as Arc<dyn DriverLoop>)
-    }
-    fn metrics(&self) -> Metrics {
-        self.engine.metrics()
-    }
-    fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
-        self.handler.gate.release();
-        self.engine.shutdown(grace)?;
-        self.join()
-    }
-    fn holds_entered(&self) -> u64 {
-        self.handler.gate.entered()
-    }
-    fn release_holds(&self) {
-        self.handler.gate.release();
-    }
-    fn pid(&self) -> Option<u32> {
-        Some(std::process::id())
-    }
-}
-
-impl DriverLoop for engine::WorkerLoop {
-    fn index(&self) -> usize {
-        engine::WorkerLoop::index(self)
-    }
-    fn cpu_id(&self) -> i32 {
-        engine::WorkerLoop::cpu_id(self)
-    }
-    fn thread_id(&self) -> i32 {
-        engine::WorkerLoop::thread_id(self)
-    }
-    fn register_boxed(
-        &self,
-        fd: RawFd,
-        mut on_recv: OnRecv,
-        on_close: OnClose,
-    ) -> Result<(), DriverError> {
-        engine::WorkerLoop::register_conn(self, fd, move |d: &[u8]| on_recv(d), on_close)
-    }
-    fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
-        engine::WorkerLoop::unregister_conn(self, fd)
-    }
-    fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
-        engine::WorkerLoop::write(self, fd, data)
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Any running HTTP/1.1 server.
-
-/// A server someone else started, reached by URL: HTTP only, with its own (unknown)
-/// limits and timeouts. `start` does not start anything; it checks that the address
-/// accepts connections.
-#[derive(Debug, Clone)]
-pub struct UrlTarget {
-    url: String,
-    addr: SocketAddr,
-}
-
-impl UrlTarget {
-    /// `http://host:port/` (the path is ignored: scenarios choose their own).
-    pub fn parse(url: &str) -> Result<UrlTarget, String> {
-        use std::net::ToSocketAddrs;
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            format!("--target-url {url:?}: not an http:// URL; use e.g. http://127.0.0.1:8080/")
-        })?;
-        let authority = rest.split('/').next().unwrap_or("");
-        let with_port = if authority.contains(':') {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-        let addr = with_port
-            .to_socket_addrs()
-            .map_err(|e| format!("--target-url {url}: cannot resolve {authority:?}: {e}"))?
-            .next()
-            .ok_or_else(|| format!("--target-url {url}: {authority:?} resolves to nothing"))?;
-        Ok(UrlTarget {
-            url: url.to_string(),
-            addr,
-        })
-    }
-}
-
-impl Target for UrlTarget {
-    fn name(&self) -> String {
-        self.url.clone()
-    }
-    fn capabilities(&self) -> &[Capability] {
-        &[Capability::Http]
-    }
-    fn can_isolate(&self) -> bool {
-        false
-    }
-    fn start(&self, _cfg: &Config, _tag: &str) -> Result<Arc<dyn Instance>, String> {
-        std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
-            .map_err(|e| format!("{}: cannot connect: {e}: is the server running?", self.url))?;
-        Ok(Arc::new(External {
-            addr: self.addr,
-            config: None,
-        }))
-    }
-}
-
-/// A server the scenarios do not control: only its address (and, when the harness
-/// generated its configuration, the limits it runs with).
-#[derive(Debug)]
-pub struct External {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Its limits and timeouts, when known.
-    pub config: Option<Config>,
-}
-
-impl Instance for External {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-    fn effective_config(&self) -> Option<Config> {
-        self.config.clone()
-    }
-    fn num_workers(&self) -> usize {
-        self.config.as_ref().map_or(1, |c| c.workers)
-    }
-    fn shutdown(&self, _grace: Duration) -> Result<(), EngineError> {
-        Ok(())
-    }
-}
-
 /// The error an operation the target does not have returns.
 pub fn unsupported(op: &str) -> EngineError {
     EngineError::Io {
@@ -959,44 +530,5 @@ impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
         peer: SocketAddr,
     ) -> Option<(RawFd, Result<(), DriverError>)> {
         (**self).register_engine_fd(local, peer)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_returned_listen_stays_returned() {
-        let engine = Arc::new(
-            Engine::new(
-                Config {
-                    workers: 1,
-                    address: "127.0.0.1:0".into(),
-                    ..Config::default()
-                },
-                TestHandler::default(),
-            )
-            .unwrap(),
-        );
-        let mut listen = ListenThread::Idle;
-        assert!(listen.returned().is_none());
-        assert_eq!(listen.state(), ListenState::Idle);
-        listen.start(&engine).unwrap();
-        assert!(matches!(
-            listen.start(&engine),
-            Err(EngineError::AlreadyListening)
-        ));
-        assert!(wait_until(Duration::from_secs(5), || engine
-            .addr()
-            .is_some()));
-        assert_eq!(listen.state(), ListenState::Running);
-        engine.shutdown(Duration::from_secs(1)).unwrap();
-        assert!(listen.join().is_ok());
-        // Asked again and again, it keeps its answer.
-        for _ in 0..3 {
-            assert!(matches!(listen.returned(), Some(Ok(()))));
-            assert_eq!(listen.state(), ListenState::Returned(Ok(())));
-        }
     }
 }

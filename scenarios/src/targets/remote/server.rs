@@ -1,5 +1,5 @@
-//! `loadgen serve --control`: the reference engine as an out-of-process target, the
-//! reference implementation of the control protocol (`docs/control-protocol.md`).
+//! The control protocol's server end (`docs/control-protocol.md`): the reference
+//! engine as an out-of-process target, what `loadgen serve --control` runs.
 //!
 //! Connects to the Unix socket named by `$LOADGEN_CONTROL`, says hello, then serves
 //! the harness's requests (each on its own thread, so that a request waiting on the
@@ -16,16 +16,29 @@ use std::time::{Duration, Instant};
 use engine::sync::lock;
 use engine::sys::socket;
 use engine::{Engine, EngineError};
-use scenarios::harness::TestHandler;
-use scenarios::remote::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
-use scenarios::target::{new_reference, panic_text, Capability, ListenState, ListenThread};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::EXIT_OK;
+use super::messages::{
+    to_value, Count, Done, Entered, Event, Fd, Hello, Paused, Reply, ReplyBody, SelectedAnswer,
+    Sequenced, Started, StateAnswer, StatusAnswer, Unregistered,
+};
+use super::proto::{self, ENV_SOCKET, PROTOCOL, VERSION};
+use crate::targets::reference::{new_reference, panic_text, ListenThread};
+use crate::targets::{engine_fd_of, Capability, ListenState};
+use crate::test_handler::TestHandler;
 
 /// The capabilities this target declares: all of them.
-fn capabilities() -> Vec<&'static str> {
-    Capability::ALL.into_iter().map(Capability::name).collect()
+fn capabilities() -> Vec<Value> {
+    Capability::ALL
+        .into_iter()
+        .map(|c| Value::from(c.name()))
+        .collect()
+}
+
+/// An answer with no fields: `{}`.
+fn done() -> Value {
+    to_value(&Done {})
 }
 
 /// An fd number the engine has never been given: operations on a harness fd this
@@ -53,7 +66,7 @@ struct State {
 }
 
 impl State {
-    fn send(&self, msg: &Value) {
+    fn send(&self, msg: &impl Serialize) {
         use std::io::Write;
         let mut line = serde_json::to_vec(msg).unwrap_or_default();
         line.push(b'\n');
@@ -62,11 +75,13 @@ impl State {
     }
 
     /// Sends a callback event and waits until the harness's callback has returned.
-    fn event(&self, mut msg: Value) {
+    fn event(&self, event: Event) {
         let seq = self.seq.fetch_add(1, SeqCst);
-        msg["seq"] = seq.into();
-        msg["tid"] = engine::sys::thread::gettid().into();
-        self.send(&msg);
+        self.send(&Sequenced {
+            seq: Some(seq),
+            tid: engine::sys::thread::gettid(),
+            event,
+        });
         let mut acks = lock(&self.acks);
         while !acks.remove(&seq) && !self.closed.load(SeqCst) {
             acks = self
@@ -116,8 +131,9 @@ impl State {
     }
 }
 
-/// Runs the control loop until the harness closes the socket.
-pub fn run() -> Result<u8, String> {
+/// Connects to the harness's socket (`$LOADGEN_CONTROL`), says hello and serves its
+/// requests until it closes the socket. Errors (one line) when it cannot connect.
+pub fn serve_control() -> Result<(), String> {
     let path = std::env::var_os(ENV_SOCKET).ok_or_else(|| {
         format!(
             "serve --control: ${ENV_SOCKET} is not set: the harness starts this command, e.g. \
@@ -146,13 +162,13 @@ pub fn run() -> Result<u8, String> {
         closed: AtomicBool::new(false),
         counting_sigpipes: sigpipe_counter.is_some(),
     });
-    state.send(&json!({
-        "hello": PROTOCOL,
-        "version": VERSION,
-        "target": "reference engine (loadgen serve --control)",
-        "capabilities": capabilities(),
-        "pid": std::process::id(),
-    }));
+    state.send(&Hello {
+        hello: Some(PROTOCOL.to_string()),
+        version: Some(VERSION),
+        target: Some("reference engine (loadgen serve --control)".to_string()),
+        capabilities: Some(capabilities()),
+        pid: Some(u64::from(std::process::id())),
+    });
     let mut buf = vec![0u8; 1 << 20];
     let mut pending: Vec<u8> = Vec::new();
     let mut received: Vec<OwnedFd> = Vec::new();
@@ -172,7 +188,14 @@ pub fn run() -> Result<u8, String> {
             let line: Vec<u8> = pending.drain(..=end).collect();
             search = 0;
             let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-                state.send(&json!({"id": null, "error": proto::error_object("bad-request", "a line that is not JSON", json!({}))}));
+                state.send(&Reply {
+                    id: Value::Null,
+                    body: ReplyBody::Error(proto::error_object(
+                        "bad-request",
+                        "a line that is not JSON",
+                        json!({}),
+                    )),
+                });
                 continue;
             };
             if let Some(seq) = msg.get("ack").and_then(Value::as_u64) {
@@ -192,8 +215,14 @@ pub fn run() -> Result<u8, String> {
             let answer = move || {
                 let id = msg.get("id").cloned().unwrap_or(Value::Null);
                 let reply = match handle(&st, &msg, fd) {
-                    Ok(ok) => json!({"id": id, "ok": ok}),
-                    Err(error) => json!({"id": id, "error": error}),
+                    Ok(ok) => Reply {
+                        id,
+                        body: ReplyBody::Ok(ok),
+                    },
+                    Err(error) => Reply {
+                        id,
+                        body: ReplyBody::Error(error),
+                    },
                 };
                 st.send(&reply);
             };
@@ -215,7 +244,7 @@ pub fn run() -> Result<u8, String> {
         let _ = r.listen.join();
     }
     drop(sigpipe_counter);
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// The message's `fd` (the harness's number).
@@ -258,11 +287,11 @@ fn handle(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Va
 fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
     let op = msg.get("op").and_then(Value::as_str).unwrap_or("");
     let eng = |r: Result<(), EngineError>| {
-        r.map(|()| json!({}))
+        r.map(|()| done())
             .map_err(|e| proto::engine_error_to_json(&e))
     };
     match op {
-        "new" => new(st, msg).map(|_| json!({})),
+        "new" => new(st, msg).map(|_| done()),
         "listen" => {
             let mut running = lock(&st.running);
             let r = running
@@ -280,25 +309,31 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                 ListenState::Running => ("running", None),
                 ListenState::Returned(r) => ("returned", r.err()),
             };
-            Ok(json!({
-                "addr": r.engine.addr().map(|a| a.to_string()),
-                "workers": r.engine.num_workers(),
-                "engine_type": r.engine.engine_type().to_string(),
-                "listen": listen,
-                "listen_error": error,
+            Ok(to_value(&StatusAnswer {
+                addr: r.engine.addr().map(|a| a.to_string()),
+                workers: Some(r.engine.num_workers() as u64),
+                engine_type: Some(r.engine.engine_type().to_string()),
+                listen: Some(listen.to_string()),
+                listen_error: error,
             }))
         }
         "start" => start(st, msg),
         "pause_accept" => eng(st.engine()?.0.pause_accept()),
         "resume_accept" => eng(st.engine()?.0.resume_accept()),
-        "accept_paused" => Ok(json!({"paused": st.engine()?.0.accept_paused()})),
+        "accept_paused" => Ok(to_value(&Paused {
+            paused: Some(st.engine()?.0.accept_paused()),
+        })),
         "pause_worker" => eng(st.engine()?.0.pause_worker(uint(msg, "index")? as usize)),
         "resume_worker" => eng(st.engine()?.0.resume_worker(uint(msg, "index")? as usize)),
         "worker_state" => st
             .engine()?
             .0
             .worker_state(uint(msg, "index")? as usize)
-            .map(|s| json!({"state": proto::state_name(s)}))
+            .map(|s| {
+                to_value(&StateAnswer {
+                    state: Some(proto::state_name(s).to_string()),
+                })
+            })
             .map_err(|e| proto::engine_error_to_json(&e)),
         "worker_loop" => {
             let n = msg
@@ -314,18 +349,24 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                     .try_worker_loop(n)
                     .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?
             };
-            Ok(json!({"index": wl.index(), "cpu_id": wl.cpu_id(), "thread_id": wl.thread_id()}))
+            Ok(to_value(&SelectedAnswer {
+                index: Some(wl.index() as u64),
+                cpu_id: Some(i64::from(wl.cpu_id())),
+                thread_id: Some(i64::from(wl.thread_id())),
+            }))
         }
         "metrics" => Ok(proto::metrics_to_json(&st.engine()?.0.metrics())),
-        "holds" => Ok(json!({"entered": st.engine()?.1.gate.entered()})),
+        "holds" => Ok(to_value(&Entered {
+            entered: Some(st.engine()?.1.gate.entered()),
+        })),
         "release_holds" => {
             st.engine()?.1.gate.release();
-            Ok(json!({}))
+            Ok(done())
         }
         "shutdown" => {
             let grace = Duration::from_millis(uint(msg, "grace_ms")?);
             let Ok((engine, handler)) = st.engine() else {
-                return Ok(json!({}));
+                return Ok(done());
             };
             handler.gate.release();
             engine
@@ -344,8 +385,8 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                 });
                 match returned {
                     Some(Err(e)) => return Err(proto::engine_error_to_json(&e)),
-                    Some(Ok(())) => return Ok(json!({})),
-                    None if Instant::now() >= end => return Ok(json!({})),
+                    Some(Ok(())) => return Ok(done()),
+                    None if Instant::now() >= end => return Ok(done()),
                     None => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
@@ -354,7 +395,11 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
         "register_engine_fd" => register_engine_fd(st, msg),
         "sigpipes" => st
             .counting_sigpipes
-            .then(|| json!({"count": engine::sys::signal::delivered()}))
+            .then(|| {
+                to_value(&Count {
+                    count: Some(engine::sys::signal::delivered()),
+                })
+            })
             .ok_or_else(|| {
                 proto::error_object(
                     "unsupported",
@@ -371,7 +416,7 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                     .map_err(|e| bad(&format!("data: {e}")))?;
                 return wl
                     .write(local, &data)
-                    .map(|()| json!({}))
+                    .map(|()| done())
                     .map_err(|e| proto::driver_error_to_json(&e, hfd));
             }
             // Our copy is held across the call (its close callback may run meanwhile
@@ -390,7 +435,9 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
                 st.release_fd(hfd);
             }
             r.map_err(|e| proto::driver_error_to_json(&e, hfd))?;
-            Ok(json!({"closed": closed}))
+            Ok(to_value(&Unregistered {
+                closed: Some(closed),
+            }))
         }
         other => Err(bad(&format!("unknown op {other:?}"))),
     }
@@ -457,7 +504,10 @@ fn listening(st: &Arc<State>, engine: &Arc<Engine>) -> Result<Value, Value> {
             None => std::thread::sleep(Duration::from_millis(1)),
         }
     };
-    Ok(json!({"addr": addr.to_string(), "workers": engine.num_workers()}))
+    Ok(to_value(&Started {
+        addr: Some(addr.to_string()),
+        workers: engine.num_workers() as u64,
+    }))
 }
 
 fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, Value> {
@@ -468,7 +518,7 @@ fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
         // -1, or a number the harness does not have open: passed through as is.
         return wl
             .register_conn(hfd, |_: &[u8]| {}, |_| {})
-            .map(|()| json!({}))
+            .map(|()| done())
             .map_err(|e| proto::driver_error_to_json(&e, hfd));
     }
     let fd = fd.ok_or_else(|| bad("register: no descriptor came with the message"))?;
@@ -486,15 +536,23 @@ fn register(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
     let r = wl.register_conn(
         local,
         move |data: &[u8]| {
-            recv_st.event(json!({"event": "recv", "worker": worker, "fd": hfd, "data": proto::b64(data)}));
+            recv_st.event(Event::Recv {
+                worker,
+                fd: hfd,
+                data: proto::b64(data),
+            });
         },
         move |err: Option<std::io::Error>| {
-            close_st.event(json!({"event": "close", "worker": worker, "fd": hfd, "errno": err.and_then(|e| e.raw_os_error())}));
+            close_st.event(Event::Close {
+                worker,
+                fd: hfd,
+                errno: err.and_then(|e| e.raw_os_error()),
+            });
             close_st.release_fd(hfd);
         },
     );
     match r {
-        Ok(()) => Ok(json!({})),
+        Ok(()) => Ok(done()),
         Err(e) => {
             st.release_fd(hfd);
             Err(proto::driver_error_to_json(&e, hfd))
@@ -515,7 +573,7 @@ fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     let local = engine
         .addr()
         .ok_or_else(|| proto::engine_error_to_json(&EngineError::NotListening))?;
-    let fd = scenarios::target::engine_fd_of(local, peer).ok_or_else(|| {
+    let fd = engine_fd_of(local, peer).ok_or_else(|| {
         proto::error_object(
             "not-found",
             &format!("no connection from {peer} to {local}"),
@@ -525,7 +583,9 @@ fn register_engine_fd(st: &Arc<State>, msg: &Value) -> Result<Value, Value> {
     match wl.register_conn(fd, |_: &[u8]| {}, |_| {}) {
         Ok(()) => {
             let _ = wl.unregister_conn(fd);
-            Ok(json!({"fd": fd}))
+            Ok(to_value(&Fd {
+                fd: Some(i64::from(fd)),
+            }))
         }
         Err(e) => Err(proto::driver_error_to_json(&e, fd)),
     }

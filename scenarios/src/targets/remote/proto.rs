@@ -9,7 +9,10 @@ use base64::Engine as _;
 use engine::{
     Config, ConfigError, DriverError, EngineError, EngineType, Metrics, WorkerMetrics, WorkerState,
 };
+use serde::Serialize;
 use serde_json::{json, Map, Value};
+
+use super::messages::to_value;
 
 /// The protocol's name, in the target's `hello`.
 pub const PROTOCOL: &str = "loadgen-control";
@@ -37,30 +40,51 @@ fn us(d: Duration) -> u64 {
     d.as_micros().min(u64::MAX as u128) as u64
 }
 
+/// A `config` object as the target receives it (durations in microseconds).
+#[derive(Serialize)]
+struct WireConfig<'a> {
+    workers: usize,
+    address: &'a str,
+    pin_workers: bool,
+    cpus: &'a [usize],
+    listen_backlog: u32,
+    read_buffer_size: usize,
+    max_header_bytes: usize,
+    max_body_bytes: usize,
+    idle_timeout_us: u64,
+    header_timeout_us: u64,
+    write_timeout_us: u64,
+    drain_linger_us: u64,
+    driver_write_cap: usize,
+    tcp_defer_accept: bool,
+    /// The fault to inject, by name (`null`: none).
+    fault: Option<String>,
+}
+
 /// The configuration as a `config` object (durations in microseconds).
 pub fn config_to_json(cfg: &Config) -> Value {
     #[allow(unused_mut)]
-    let mut fault = Value::Null;
+    let mut fault = None;
     #[cfg(feature = "faults")]
     if let Some(f) = cfg.fault {
-        fault = Value::String(f.name());
+        fault = Some(f.name());
     }
-    json!({
-        "workers": cfg.workers,
-        "address": cfg.address,
-        "pin_workers": cfg.pin_workers,
-        "cpus": cfg.cpus,
-        "listen_backlog": cfg.listen_backlog,
-        "read_buffer_size": cfg.read_buffer_size,
-        "max_header_bytes": cfg.max_header_bytes,
-        "max_body_bytes": cfg.max_body_bytes,
-        "idle_timeout_us": us(cfg.idle_timeout),
-        "header_timeout_us": us(cfg.header_timeout),
-        "write_timeout_us": us(cfg.write_timeout),
-        "drain_linger_us": us(cfg.drain_linger),
-        "driver_write_cap": cfg.driver_write_cap,
-        "tcp_defer_accept": cfg.tcp_defer_accept,
-        "fault": fault,
+    to_value(&WireConfig {
+        workers: cfg.workers,
+        address: &cfg.address,
+        pin_workers: cfg.pin_workers,
+        cpus: &cfg.cpus,
+        listen_backlog: cfg.listen_backlog,
+        read_buffer_size: cfg.read_buffer_size,
+        max_header_bytes: cfg.max_header_bytes,
+        max_body_bytes: cfg.max_body_bytes,
+        idle_timeout_us: us(cfg.idle_timeout),
+        header_timeout_us: us(cfg.header_timeout),
+        write_timeout_us: us(cfg.write_timeout),
+        drain_linger_us: us(cfg.drain_linger),
+        driver_write_cap: cfg.driver_write_cap,
+        tcp_defer_accept: cfg.tcp_defer_accept,
+        fault,
     })
 }
 
@@ -153,22 +177,48 @@ pub fn state_from_name(s: &str) -> Result<WorkerState, String> {
     }
 }
 
+/// A `metrics` object.
+#[derive(Serialize)]
+struct WireMetrics {
+    requests_served: u64,
+    active_connections: u64,
+    accepted: u64,
+    closed: u64,
+    errors: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    workers: Vec<WireWorker>,
+}
+
+/// One worker's entry of a `metrics` object.
+#[derive(Serialize)]
+struct WireWorker {
+    index: usize,
+    state: &'static str,
+    active_connections: u64,
+    accepted: u64,
+}
+
 /// A metrics snapshot as an object.
 pub fn metrics_to_json(m: &Metrics) -> Value {
-    json!({
-        "requests_served": m.requests_served,
-        "active_connections": m.active_connections,
-        "accepted": m.accepted,
-        "closed": m.closed,
-        "errors": m.errors,
-        "bytes_read": m.bytes_read,
-        "bytes_written": m.bytes_written,
-        "workers": m.workers.iter().map(|w| json!({
-            "index": w.index,
-            "state": state_name(w.state),
-            "active_connections": w.active_connections,
-            "accepted": w.accepted,
-        })).collect::<Vec<_>>(),
+    to_value(&WireMetrics {
+        requests_served: m.requests_served,
+        active_connections: m.active_connections,
+        accepted: m.accepted,
+        closed: m.closed,
+        errors: m.errors,
+        bytes_read: m.bytes_read,
+        bytes_written: m.bytes_written,
+        workers: m
+            .workers
+            .iter()
+            .map(|w| WireWorker {
+                index: w.index,
+                state: state_name(w.state),
+                active_connections: w.active_connections,
+                accepted: w.accepted,
+            })
+            .collect(),
     })
 }
 

@@ -6,7 +6,11 @@
 //! worker, and are acknowledged when they return (so that a callback that blocks here
 //! blocks that worker there, as it would in process).
 
+pub mod messages;
 pub mod proto;
+mod server;
+
+pub use server::serve_control;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -22,11 +26,16 @@ use std::time::{Duration, Instant};
 
 use engine::sync::lock;
 use engine::{Config, DriverError, EngineError, Metrics, WorkerState};
+use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::target::{
+use super::{
     set_callback_thread, BuildError, Built, Capability, DriverLoop, Host, Instance, ListenState,
     OnClose, OnRecv, Rejected, Selected, Status, Target, TypeReport,
+};
+use messages::{
+    from_value, Ack, Count, Entered, Fd, Numbered, Paused, Request, SelectedAnswer, Sequenced,
+    Started, StateAnswer, StatusAnswer, Unregistered,
 };
 use proto::{ENV_SOCKET, PROTOCOL, VERSION};
 
@@ -80,16 +89,19 @@ impl Target for RemoteTarget {
         let ok = process
             .conn
             .request(
-                json!({"op": "start", "config": proto::config_to_json(cfg), "tag": tag}),
+                Request::Start {
+                    config: proto::config_to_json(cfg),
+                    tag: tag.to_string(),
+                },
                 None,
             )
             .map_err(|e| format!("start: {}", message(&e)))?;
-        let addr: SocketAddr = ok
-            .get("addr")
-            .and_then(Value::as_str)
+        let started: Started = from_value(&ok);
+        let addr: SocketAddr = started
+            .addr
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| format!("start: the answer has no valid addr: {ok}"))?;
-        let workers = ok.get("workers").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let workers = started.workers as usize;
         Ok(Arc::new(RemoteInstance {
             process,
             addr,
@@ -114,7 +126,10 @@ impl Host for RemoteHost {
         self.process.pid
     }
     fn build(&self, cfg: &Config, tag: &str) -> Result<Box<dyn Built>, BuildError> {
-        let msg = json!({"op": "new", "config": proto::config_to_json(cfg), "tag": tag});
+        let msg = Request::New {
+            config: proto::config_to_json(cfg),
+            tag: tag.to_string(),
+        };
         match self.process.conn.request(msg, None) {
             Ok(_) => Ok(Box::new(RemoteBuilt {
                 process: Arc::clone(&self.process),
@@ -153,30 +168,26 @@ impl Built for RemoteBuilt {
         let v = self
             .process
             .conn
-            .request(json!({"op": "status"}), None)
+            .request(Request::Status, None)
             .map_err(|e| format!("status: {}", message(&e)))?;
-        let addr = match v.get("addr") {
-            None | Some(Value::Null) => None,
+        let answer: StatusAnswer = from_value(&v);
+        let addr = match answer.addr {
+            None => None,
             Some(a) => Some(
-                a.as_str()
-                    .and_then(|a| a.parse().ok())
-                    .ok_or_else(|| format!("status: addr {a} is not host:port"))?,
+                a.parse()
+                    .map_err(|_| format!("status: addr {a:?} is not host:port"))?,
             ),
         };
-        let shown = v
-            .get("engine_type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("status: no engine_type in {v}"))?
-            .to_string();
-        let listen = match v.get("listen").and_then(Value::as_str) {
+        let shown = answer
+            .engine_type
+            .ok_or_else(|| format!("status: no engine_type in {v}"))?;
+        let listen = match answer.listen.as_deref() {
             Some("idle") => ListenState::Idle,
             Some("running") => ListenState::Running,
-            Some("returned") => {
-                ListenState::Returned(match v.get("listen_error").and_then(Value::as_str) {
-                    Some(e) => Err(e.to_string()),
-                    None => Ok(()),
-                })
-            }
+            Some("returned") => ListenState::Returned(match answer.listen_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }),
             _ => {
                 return Err(format!(
                     "status: listen is not idle, running or returned: {v}"
@@ -185,9 +196,8 @@ impl Built for RemoteBuilt {
         };
         Ok(Status {
             addr,
-            workers: v
-                .get("workers")
-                .and_then(Value::as_u64)
+            workers: answer
+                .workers
                 .ok_or_else(|| format!("status: no workers in {v}"))? as usize,
             engine_type: TypeReport {
                 typed: proto::engine_type_from_name(&shown),
@@ -197,12 +207,14 @@ impl Built for RemoteBuilt {
         })
     }
     fn select(&self, n: i64, strict: bool) -> Result<Option<Selected>, String> {
-        let msg = json!({"op": "worker_loop", "n": n, "strict": strict});
+        let msg = Request::WorkerLoop {
+            n,
+            strict: Some(strict),
+        };
         match self.process.conn.request(msg, None) {
             Ok(v) => {
-                let index = v.get("index").and_then(Value::as_u64);
-                let tid = v.get("thread_id").and_then(Value::as_i64);
-                match (index, tid) {
+                let answer: SelectedAnswer = from_value(&v);
+                match (answer.index, answer.thread_id) {
                     (Some(index), Some(tid)) => Ok(Some(Selected {
                         index: index as usize,
                         thread_id: tid as i32,
@@ -228,7 +240,7 @@ impl Built for RemoteBuilt {
     fn listen(&self) -> Result<(), String> {
         self.process
             .conn
-            .request(json!({"op": "listen"}), None)
+            .request(Request::Listen, None)
             .map(drop)
             .map_err(|e| format!("listen: {}", message(&e)))
     }
@@ -236,7 +248,9 @@ impl Built for RemoteBuilt {
         self.process
             .conn
             .request(
-                json!({"op": "shutdown", "grace_ms": grace.as_millis() as u64}),
+                Request::Shutdown {
+                    grace_ms: grace.as_millis() as u64,
+                },
                 None,
             )
             .map(drop)
@@ -294,7 +308,7 @@ fn trace(direction: &str, line: &[u8]) {
 }
 
 impl Conn {
-    fn send(&self, msg: &Value, fds: &[RawFd]) -> std::io::Result<()> {
+    fn send(&self, msg: &impl Serialize, fds: &[RawFd]) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
         trace(">", &line);
         line.push(b'\n');
@@ -307,9 +321,12 @@ impl Conn {
     }
 
     /// Sends `msg` (with an id) and waits for its answer: `Ok(ok)` or `Err(error)`.
-    fn request(&self, mut msg: Value, fd: Option<RawFd>) -> Result<Value, Value> {
+    fn request(&self, request: Request, fd: Option<RawFd>) -> Result<Value, Value> {
         let id = self.next_id.fetch_add(1, SeqCst);
-        msg["id"] = id.into();
+        let msg = Numbered {
+            id,
+            request: &request,
+        };
         let (tx, rx) = mpsc::channel();
         lock(&self.pending).insert(id, tx);
         let fds: Vec<RawFd> = fd.into_iter().collect();
@@ -328,8 +345,8 @@ impl Conn {
                 Err(proto::error_object(
                     "transport",
                     &format!(
-                        "no answer to {} within {} s (the target died or hangs)",
-                        msg["op"],
+                        "no answer to {:?} within {} s (the target died or hangs)",
+                        request.op(),
                         REQUEST_DEADLINE.as_secs()
                     ),
                     json!({}),
@@ -369,36 +386,37 @@ impl Conn {
     /// Runs one worker's callbacks in order, acknowledging each when it returns.
     fn run_callbacks(self: Arc<Conn>, rx: Receiver<Event>) {
         for Event { msg } in rx {
-            let worker = msg.get("worker").and_then(Value::as_u64).unwrap_or(0);
-            let fd = msg.get("fd").and_then(Value::as_i64).unwrap_or(-1) as i32;
-            let tid = msg.get("tid").and_then(Value::as_i64).unwrap_or(0) as i32;
-            let seq = msg.get("seq").cloned().unwrap_or(Value::Null);
-            let cbs = lock(&self.callbacks).get(&(worker, fd)).cloned();
-            set_callback_thread(Some(tid));
-            match (msg["event"].as_str(), cbs) {
-                (Some("recv"), Some(cbs)) => {
-                    let data = msg
-                        .get("data")
-                        .and_then(Value::as_str)
-                        .map(proto::unb64)
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
-                    (lock(&cbs).on_recv)(&data);
-                }
-                (Some("close"), Some(cbs)) => {
-                    lock(&self.callbacks).remove(&(worker, fd));
-                    let err = msg
-                        .get("errno")
-                        .and_then(Value::as_i64)
-                        .map(|n| std::io::Error::from_raw_os_error(n as i32));
-                    if let Some(f) = lock(&cbs).on_close.take() {
-                        f(err);
-                    }
-                }
-                _ => {}
+            let seq = msg.get("seq").and_then(Value::as_u64);
+            // An event this side does not know is acknowledged and otherwise ignored.
+            if let Ok(Sequenced { tid, event, .. }) = serde_json::from_value::<Sequenced>(msg) {
+                set_callback_thread(Some(tid));
+                self.callback(event);
+                set_callback_thread(None);
             }
-            set_callback_thread(None);
-            let _ = self.send(&json!({ "ack": seq }), &[]);
+            let _ = self.send(&Ack { ack: seq }, &[]);
+        }
+    }
+
+    /// Runs the callback of `event`'s registration, if it has one.
+    fn callback(&self, event: messages::Event) {
+        match event {
+            messages::Event::Recv { worker, fd, data } => {
+                let Some(cbs) = lock(&self.callbacks).get(&(worker, fd)).cloned() else {
+                    return;
+                };
+                let data = proto::unb64(&data).unwrap_or_default();
+                (lock(&cbs).on_recv)(&data);
+            }
+            messages::Event::Close { worker, fd, errno } => {
+                let Some(cbs) = lock(&self.callbacks).remove(&(worker, fd)) else {
+                    return;
+                };
+                let err = errno.map(std::io::Error::from_raw_os_error);
+                let on_close = lock(&cbs).on_close.take();
+                if let Some(f) = on_close {
+                    f(err);
+                }
+            }
         }
     }
 }
@@ -576,22 +594,20 @@ fn read_loop(mut lines: BufReader<UnixStream>, conn: Arc<Conn>) {
 fn parse_hello(line: &str) -> Result<Hello, String> {
     let v: Value =
         serde_json::from_str(line.trim()).map_err(|e| format!("its hello is not JSON: {e}"))?;
-    if v.get("hello").and_then(Value::as_str) != Some(PROTOCOL) {
-        return Err(format!(
-            "its first line is not a {PROTOCOL} hello: {}",
-            line.trim()
-        ));
+    let not_hello = || format!("its first line is not a {PROTOCOL} hello: {}", line.trim());
+    let hello: messages::Hello = serde_json::from_value(v).map_err(|_| not_hello())?;
+    if hello.hello.as_deref() != Some(PROTOCOL) {
+        return Err(not_hello());
     }
-    let version = v.get("version").and_then(Value::as_u64).unwrap_or(0);
+    let version = hello.version.unwrap_or(0);
     if version != VERSION {
         return Err(format!(
             "it speaks {PROTOCOL} version {version}; this harness speaks version {VERSION}"
         ));
     }
     let mut capabilities = Vec::new();
-    for c in v
-        .get("capabilities")
-        .and_then(Value::as_array)
+    for c in hello
+        .capabilities
         .ok_or("its hello has no capabilities array")?
     {
         let name = c.as_str().unwrap_or("");
@@ -601,13 +617,9 @@ fn parse_hello(line: &str) -> Result<Hello, String> {
         }
     }
     Ok(Hello {
-        name: v
-            .get("target")
-            .and_then(Value::as_str)
-            .unwrap_or("remote")
-            .to_string(),
+        name: hello.target.unwrap_or_else(|| "remote".to_string()),
         capabilities,
-        pid: v.get("pid").and_then(Value::as_u64).unwrap_or(0) as u32,
+        pid: hello.pid.unwrap_or(0) as u32,
     })
 }
 
@@ -639,7 +651,7 @@ struct RemoteInstance {
 }
 
 impl RemoteInstance {
-    fn call(&self, msg: Value) -> Result<Value, EngineError> {
+    fn call(&self, msg: Request) -> Result<Value, EngineError> {
         self.process
             .conn
             .request(msg, None)
@@ -661,71 +673,71 @@ impl Instance for RemoteInstance {
         Some(self.process.pid)
     }
     fn pause_accept(&self) -> Result<(), EngineError> {
-        self.call(json!({"op": "pause_accept"})).map(drop)
+        self.call(Request::PauseAccept).map(drop)
     }
     fn accept_paused(&self) -> bool {
-        self.call(json!({"op": "accept_paused"}))
+        self.call(Request::AcceptPaused)
             .ok()
-            .and_then(|v| v.get("paused").and_then(Value::as_bool))
+            .and_then(|v| from_value::<Paused>(&v).paused)
             .unwrap_or(false)
     }
     fn resume_accept(&self) -> Result<(), EngineError> {
-        self.call(json!({"op": "resume_accept"})).map(drop)
+        self.call(Request::ResumeAccept).map(drop)
     }
     fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.call(json!({"op": "pause_worker", "index": index}))
-            .map(drop)
+        self.call(Request::PauseWorker { index }).map(drop)
     }
     fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.call(json!({"op": "resume_worker", "index": index}))
-            .map(drop)
+        self.call(Request::ResumeWorker { index }).map(drop)
     }
     fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
-        let v = self.call(json!({"op": "worker_state", "index": index}))?;
-        proto::state_from_name(v.get("state").and_then(Value::as_str).unwrap_or("")).map_err(|e| {
-            EngineError::Io {
-                what: e,
-                source: std::io::Error::from(std::io::ErrorKind::InvalidData),
-            }
+        let v = self.call(Request::WorkerState { index })?;
+        let state = from_value::<StateAnswer>(&v).state.unwrap_or_default();
+        proto::state_from_name(&state).map_err(|e| EngineError::Io {
+            what: e,
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
         })
     }
     fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
-        let v = self.call(json!({"op": "worker_loop", "n": n})).ok()?;
+        let v = self.call(Request::WorkerLoop { n, strict: None }).ok()?;
+        let answer: SelectedAnswer = from_value(&v);
         Some(Arc::new(RemoteLoop {
             conn: Arc::clone(&self.process.conn),
-            index: v.get("index")?.as_u64()?,
-            cpu_id: v.get("cpu_id")?.as_i64()? as i32,
-            tid: v.get("thread_id")?.as_i64()? as i32,
+            index: answer.index?,
+            cpu_id: answer.cpu_id? as i32,
+            tid: answer.thread_id? as i32,
         }))
     }
     fn metrics(&self) -> Metrics {
-        self.call(json!({"op": "metrics"}))
+        self.call(Request::Metrics)
             .ok()
             .and_then(|v| proto::metrics_from_json(&v).ok())
             .unwrap_or_default()
     }
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
-        self.call(json!({"op": "shutdown", "grace_ms": grace.as_millis() as u64}))
-            .map(drop)
+        self.call(Request::Shutdown {
+            grace_ms: grace.as_millis() as u64,
+        })
+        .map(drop)
     }
     fn holds_entered(&self) -> u64 {
-        self.call(json!({"op": "holds"}))
+        self.call(Request::Holds)
             .ok()
-            .and_then(|v| v.get("entered").and_then(Value::as_u64))
+            .and_then(|v| from_value::<Entered>(&v).entered)
             .unwrap_or(0)
     }
     fn release_holds(&self) {
-        let _ = self.call(json!({"op": "release_holds"}));
+        let _ = self.call(Request::ReleaseHolds);
     }
     fn sigpipes(&self) -> Option<Result<u64, String>> {
         Some(
             self.process
                 .conn
-                .request(json!({"op": "sigpipes"}), None)
+                .request(Request::Sigpipes, None)
                 .map_err(|e| message(&e))
                 .and_then(|v| {
-                    v.get("count")
-                        .and_then(Value::as_u64)
+                    from_value::<Count>(&v)
+                        .count
                         .ok_or_else(|| format!("sigpipes: no count in {v}"))
                 }),
         )
@@ -741,7 +753,7 @@ struct RemoteLoop {
 }
 
 impl RemoteLoop {
-    fn call(&self, msg: Value, fd: Option<RawFd>) -> Result<Value, DriverError> {
+    fn call(&self, msg: Request, fd: Option<RawFd>) -> Result<Value, DriverError> {
         self.conn
             .request(msg, fd)
             .map_err(|e| proto::driver_error_from_json(&e))
@@ -786,7 +798,11 @@ impl DriverLoop for RemoteLoop {
         // the number through, and its engine answers for it.
         let open = fd >= 0 && engine::sys::socket::is_nonblocking(fd).is_ok();
         let r = self.call(
-            json!({"op": "register", "worker": self.index, "fd": fd, "attached": open}),
+            Request::Register {
+                worker: self.index,
+                fd,
+                attached: open,
+            },
             open.then_some(fd),
         );
         if r.is_err() && inserted {
@@ -796,10 +812,13 @@ impl DriverLoop for RemoteLoop {
     }
     fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError> {
         let ok = self.call(
-            json!({"op": "unregister", "worker": self.index, "fd": fd}),
+            Request::Unregister {
+                worker: self.index,
+                fd,
+            },
             None,
         )?;
-        if ok.get("closed").and_then(Value::as_bool) == Some(true) {
+        if from_value::<Unregistered>(&ok).closed == Some(true) {
             // The engine closed its copy (which it must not). In process, the peer
             // would read EOF: make it so here, without closing a number the caller
             // still owns.
@@ -809,7 +828,11 @@ impl DriverLoop for RemoteLoop {
     }
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
         self.call(
-            json!({"op": "write", "worker": self.index, "fd": fd, "data": proto::b64(data)}),
+            Request::Write {
+                worker: self.index,
+                fd,
+                data: proto::b64(data),
+            },
             None,
         )
         .map(drop)
@@ -820,10 +843,13 @@ impl DriverLoop for RemoteLoop {
         peer: SocketAddr,
     ) -> Option<(RawFd, Result<(), DriverError>)> {
         match self.conn.request(
-            json!({"op": "register_engine_fd", "worker": self.index, "peer": peer.to_string()}),
+            Request::RegisterEngineFd {
+                worker: self.index,
+                peer: peer.to_string(),
+            },
             None,
         ) {
-            Ok(v) => Some((v.get("fd")?.as_i64()? as RawFd, Ok(()))),
+            Ok(v) => Some((from_value::<Fd>(&v).fd? as RawFd, Ok(()))),
             Err(e) if e.get("kind").and_then(Value::as_str) == Some("not-found") => None,
             Err(e) => {
                 let err = proto::driver_error_from_json(&e);
