@@ -5,7 +5,6 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::Notes;
 use crate::http_client::{Deadline, ResponseReader};
 
 /// Descriptors kept free for everything but the idle connections (client threads,
@@ -29,7 +28,7 @@ impl IdleConns {
         host: &str,
         path: &str,
         n: usize,
-        note: &mut Notes<'_>,
+        note: &mut dyn FnMut(String),
     ) -> Result<IdleConns, String> {
         let mut conns = Vec::with_capacity(n);
         for i in 0..n {
@@ -90,7 +89,7 @@ fn answered(reader: &mut ResponseReader, s: &mut TcpStream, end: Instant) -> boo
 
 /// Raises the open-files limit for `idle` idle connections (children started later
 /// inherit it) and returns how many idle connections fit.
-pub fn idle_capacity(idle: usize, max_conns: usize, note: &mut Notes<'_>) -> usize {
+pub fn idle_capacity(idle: usize, max_conns: usize, note: &mut dyn FnMut(String)) -> usize {
     let want = 2 * idle as u64 + FD_RESERVE + max_conns as u64;
     let limit = match engine::sys::rlimit::raise_nofile_limit(want) {
         Ok(l) => l,

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use scenarios::targets::{on_free_port, StartError};
 
-use super::Notes;
 use crate::load::Target;
 use crate::server::Server;
 
@@ -72,7 +71,7 @@ pub fn start_target(
     spec: &str,
     idle: usize,
     deadline: Duration,
-    note: &mut Notes<'_>,
+    note: &mut dyn FnMut(String),
 ) -> Result<BenchTarget, String> {
     let parsed = parse_spec(flag, spec)?;
     let server = match &parsed {
