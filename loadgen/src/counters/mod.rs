@@ -184,7 +184,7 @@ fn measure() -> Result<Vec<Measured>, String> {
                 .into(),
         );
     }
-    if per_poll % 8 != 0 {
+    if !per_poll.is_multiple_of(8) {
         return Err(format!(
             "8 polls of the engine's metrics made {per_poll} allocations, not a multiple of 8: \
              something else allocates while the engine is idle"

@@ -123,7 +123,7 @@ pub fn ratio(t: u64, r: u64) -> String {
     if r == 0 {
         return "-".into();
     }
-    if t % r == 0 {
+    if t.is_multiple_of(r) {
         return (t / r).to_string();
     }
     let v = t as f64 / r as f64;

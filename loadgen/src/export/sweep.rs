@@ -7,9 +7,9 @@ use crate::sweep::search::{ms, NotHeld, Outcome, Phase, Stop};
 
 /// The SLO as the answer line shows it: `10ms`, `500us`, `1.5s`.
 pub fn slo_text(us: u64) -> String {
-    if us >= 1_000_000 && us % 100_000 == 0 {
+    if us >= 1_000_000 && us.is_multiple_of(100_000) {
         format!("{}s", us as f64 / 1e6)
-    } else if us >= 1000 && us % 100 == 0 {
+    } else if us >= 1000 && us.is_multiple_of(100) {
         format!("{}ms", us as f64 / 1e3)
     } else {
         format!("{us}us")
