@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::with_workers;
 use crate::client::{self, parse_response, Class, Resp, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, Server};
@@ -216,10 +217,7 @@ pub fn pipelining(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "requests after a Connection: close request: not answered; the close response, then EOF",
     );
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
+    let cfg = with_workers(ctx, 1);
     let server = start(ctx, cfg)?;
     let addr = server.addr();
     let mut batch = Vec::new();
@@ -363,10 +361,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const BATCH: usize = 16;
     o.expect("each corpus request sent whole: 200 responses whose /inspect body shows the right body length and hash");
     o.expect("the same request split in two at every byte, and one byte per write: responses identical (minus date) to the whole request's");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
+    let cfg = with_workers(ctx, 1);
     let server = start(ctx, cfg)?;
     let addr = server.addr();
     let corpus = split_corpus();
@@ -396,10 +391,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
         for group in cuts.chunks(BATCH) {
             let mut streams = Vec::new();
             for _ in group {
-                match connect(ctx, addr) {
-                    Ok(s) => streams.push(s),
-                    Err(e) => return Err(e.into()),
-                }
+                streams.push(connect(ctx, addr)?);
             }
             let before = bytes_read(&server);
             for (s, &c) in streams.iter_mut().zip(group) {
@@ -442,10 +434,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
     // One byte per write, every corpus request at once in lockstep.
     let mut streams = Vec::new();
     for _ in &corpus {
-        match connect(ctx, addr) {
-            Ok(s) => streams.push(s),
-            Err(e) => return Err(e.into()),
-        }
+        streams.push(connect(ctx, addr)?);
     }
     let longest = corpus.iter().map(|(_, r, _)| r.len()).max().unwrap_or(0);
     let mut lockstep = true;
@@ -514,10 +503,10 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     .into_bytes();
     req.extend_from_slice(body);
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(2)),
-        Err(e) => return Err(e.into()),
-    };
+    let obs = client::observe(
+        &mut send(ctx, addr, &req)?,
+        Watch::until_end(ctx.ms(1500)).responses(2),
+    );
     o.saw(format!("Content-Length: [{}]", briefs(&obs.responses)));
     o.check(
         obs.responses.len() == 2
@@ -578,10 +567,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
         b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 13\r\n\r\nabcdefghijklm"
             .to_vec();
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500))),
-        Err(e) => return Err(e.into()),
-    };
+    let obs = client::observe(&mut send(ctx, addr, &req)?, Watch::until_end(ctx.ms(1500)));
     o.saw(format!(
         "conflicting Content-Length: [{}], {obs}",
         briefs(&obs.responses)
@@ -610,10 +596,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     req.extend_from_slice(hidden);
     req.extend_from_slice(b"\r\n0\r\n\r\n");
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1000))),
-        Err(e) => return Err(e.into()),
-    };
+    let obs = client::observe(&mut send(ctx, addr, &req)?, Watch::until_end(ctx.ms(1000)));
     o.saw(format!(
         "Transfer-Encoding + Content-Length: [{}], {obs}",
         briefs(&obs.responses)
@@ -834,10 +817,10 @@ pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("HEAD /: GET /'s status and headers (content-length included, date aside), no body bytes; the next pipelined response follows right after the head");
     let server = start(ctx, ctx.config())?;
     let addr = server.addr();
-    let get = match send(ctx, addr, &client::get("/")) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(1)),
-        Err(e) => return Err(e.into()),
-    };
+    let get = client::observe(
+        &mut send(ctx, addr, &client::get("/"))?,
+        Watch::until_end(ctx.ms(1500)).responses(1),
+    );
     let Some(get) = get.responses.first().cloned() else {
         return Err(format!("GET / got no response: {get}").into());
     };

@@ -6,3 +6,14 @@ pub(crate) mod engine_api;
 pub(crate) mod http;
 pub(crate) mod select;
 pub(crate) mod worker;
+
+use crate::ctx::Ctx;
+
+/// The scenario's configuration ([`Ctx::config`]) with `workers` workers: the checks
+/// that need a known worker count start their engine with it.
+pub(crate) fn with_workers(ctx: &Ctx, workers: usize) -> engine::Config {
+    engine::Config {
+        workers,
+        ..ctx.config()
+    }
+}

@@ -6,6 +6,7 @@ use engine::WorkerState;
 
 use crate::targets::Instance;
 
+use super::with_workers;
 use crate::client;
 use crate::ctx::Ctx;
 use crate::harness::Server;
@@ -106,13 +107,7 @@ pub fn before_listen(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("before listen: worker_loop(5) panics with a message containing \"not listening\"; try_worker_loop(5) returns None");
     let host = ctx.target.host()?;
     let engine = host
-        .build(
-            &engine::Config {
-                workers: 2,
-                ..ctx.config()
-            },
-            "",
-        )
+        .build(&with_workers(ctx, 2), "")
         .map_err(|e| e.to_string())?;
     match engine.select(5, true) {
         Ok(w) => {
