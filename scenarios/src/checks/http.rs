@@ -493,6 +493,10 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let addr = server.addr();
     let after = client::get("/inspect?after");
     let is_after = |r: &Resp| r.status == 200 && r.body.starts_with(b"GET /inspect?after 1\n");
+    // The body echoed (200), then the request after it answered: framed right.
+    let echo_then_after = |rs: &[Resp], body: &[u8]| {
+        rs.len() == 2 && rs[0].status == 200 && rs[0].body == body && is_after(&rs[1])
+    };
 
     // Content-Length.
     let body = b"0123456789\r\n\r\nGET / HTTP/1.1\r\n";
@@ -508,18 +512,12 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
         Watch::until_end(ctx.ms(1500)).responses(2),
     );
     o.saw(format!("Content-Length: [{}]", briefs(&obs.responses)));
-    o.check(
-        obs.responses.len() == 2
-            && obs.responses[0].status == 200
-            && obs.responses[0].body == body
-            && is_after(&obs.responses[1]),
-        || {
-            format!(
-                "Content-Length body: [{}] (expected the exact echo, then the next request)",
-                briefs(&obs.responses)
-            )
-        },
-    );
+    o.check(echo_then_after(&obs.responses, body), || {
+        format!(
+            "Content-Length body: [{}] (expected the exact echo, then the next request)",
+            briefs(&obs.responses)
+        )
+    });
 
     // Chunked, whole and split after the head and inside the chunks.
     let head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -547,19 +545,13 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
             "chunked, cuts {cuts:?}: [{}]",
             briefs(&obs.responses)
         ));
-        o.check(
-            obs.responses.len() == 2
-                && obs.responses[0].status == 200
-                && obs.responses[0].body == decoded
-                && is_after(&obs.responses[1]),
-            || {
-                format!(
-                    "chunked body, cuts {cuts:?}: [{}] (expected {:?}, then the next request)",
-                    briefs(&obs.responses),
-                    String::from_utf8_lossy(decoded)
-                )
-            },
-        );
+        o.check(echo_then_after(&obs.responses, decoded), || {
+            format!(
+                "chunked body, cuts {cuts:?}: [{}] (expected {:?}, then the next request)",
+                briefs(&obs.responses),
+                String::from_utf8_lossy(decoded)
+            )
+        });
     }
 
     // Conflicting Content-Length.
