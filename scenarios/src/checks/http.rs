@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::with_workers;
+use super::{nothing_yet, with_workers};
 use crate::client::{self, parse_response, Class, Resp, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, Server};
@@ -926,13 +926,7 @@ fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize,
                     std::thread::sleep(Duration::from_millis(4));
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if nothing_yet(&e) => {}
             Err(e) => return (cl, got, format!("error: {e}")),
         }
     }
@@ -1181,13 +1175,7 @@ pub fn timeouts(ctx: &Ctx, o: &mut Outcome) -> Checked {
                                 format!("{n} bytes: {:?}", String::from_utf8_lossy(&one[..n])),
                             )
                         }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock
-                                    | io::ErrorKind::TimedOut
-                                    | io::ErrorKind::Interrupted
-                            ) => {}
+                        Err(e) if nothing_yet(&e) => {}
                         Err(e) => return (Some(start.elapsed()), format!("read error: {e}")),
                     }
                 }

@@ -13,6 +13,7 @@ use engine::{EngineError, WorkerState};
 
 use crate::targets::Instance;
 
+use super::nothing_yet;
 use crate::client::{self, Class, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, thread_switches, Server};
@@ -575,13 +576,7 @@ fn read_exact_within(peer: &mut TcpStream, want: usize, within: Duration) -> Vec
         match peer.read(&mut buf[..(want - got.len()).min(64 * 1024)]) {
             Ok(0) => break,
             Ok(k) => got.extend_from_slice(&buf[..k]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if nothing_yet(&e) => {}
             Err(_) => break,
         }
     }
