@@ -59,6 +59,24 @@ fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
     engine.worker_state(i).ok()
 }
 
+/// `pause_worker(i)`, then up to 2 s for worker i to report suspended (no connection
+/// holds it); the error says it did not `what` (each scenario's words for it).
+fn pause_until_suspended(ctx: &Ctx, engine: &dyn Instance, i: usize, what: &str) -> Checked {
+    if let Err(e) = engine.pause_worker(i) {
+        return Err(format!("pause_worker({i}): {e}").into());
+    }
+    if !wait_until(ctx.ms(2000), || {
+        state(engine, i) == Some(WorkerState::Suspended)
+    }) {
+        return Err(format!(
+            "worker {i} did not {what} within 2 s (state {:?})",
+            state(engine, i)
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Holds a keep-alive connection open on worker i, calls `pause_worker(i)` from another
 /// thread and times it (it must return at once although i cannot suspend yet), then
 /// watches i go `Draining` while still answering on that connection, and `Suspended`
@@ -262,18 +280,7 @@ pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     if thread_switches(tid).is_none() || thread_cpu_time(tid).is_none() {
         return Err(format!("cannot read /proc/{tid}").into());
     }
-    if let Err(e) = engine.pause_worker(i) {
-        return Err(format!("pause_worker({i}): {e}").into());
-    }
-    if !wait_until(ctx.ms(2000), || {
-        state(engine, i) == Some(WorkerState::Suspended)
-    }) {
-        return Err(format!(
-            "worker {i} did not become suspended within 2 s (state {:?})",
-            state(engine, i)
-        )
-        .into());
-    }
+    pause_until_suspended(ctx, engine, i, "become suspended")?;
     // The state flips just before the worker finishes its iteration: wait until its
     // switch count holds still for 20 ms (an engine that never settles is measured anyway).
     let mut last = thread_switches(tid);
@@ -334,18 +341,7 @@ pub fn resume(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let tries = 100;
 
     // 1. Suspend, resume: listens and accepts again.
-    if let Err(e) = engine.pause_worker(i) {
-        return Err(format!("pause_worker({i}): {e}").into());
-    }
-    if !wait_until(ctx.ms(2000), || {
-        state(engine, i) == Some(WorkerState::Suspended)
-    }) {
-        return Err(format!(
-            "worker {i} did not suspend within 2 s (state {:?})",
-            state(engine, i)
-        )
-        .into());
-    }
+    pause_until_suspended(ctx, engine, i, "suspend")?;
     if let Err(e) = engine.resume_worker(i) {
         return Err(format!("resume_worker({i}): {e}").into());
     }
