@@ -153,6 +153,11 @@ pub fn stable(ctx: &Ctx, o: &mut Outcome) -> Checked {
             .map(|w| (w.index(), w.thread_id()))
             .ok_or_else(|| "the target has no worker_loop".to_string())
     };
+    let worker_1_becomes = |state: WorkerState| {
+        wait_until(ctx.ms(1000), || {
+            engine.worker_state(1).is_ok_and(|s| s == state)
+        })
+    };
     let first: BTreeMap<i64, _> = ns.iter().map(|&n| (n, pick(n))).collect();
     let mut changes = Vec::new();
     let mut events = Vec::new();
@@ -164,22 +169,14 @@ pub fn stable(ctx: &Ctx, o: &mut Outcome) -> Checked {
             }
             2 => {
                 let r = engine.pause_worker(1);
-                let suspended = wait_until(ctx.ms(1000), || {
-                    engine
-                        .worker_state(1)
-                        .is_ok_and(|s| s == WorkerState::Suspended)
-                });
+                let suspended = worker_1_becomes(WorkerState::Suspended);
                 events.push(format!(
                     "round {round}: pause_worker(1) {r:?}, suspended {suspended}"
                 ));
             }
             3 => {
                 let r = engine.resume_worker(1);
-                let active = wait_until(ctx.ms(1000), || {
-                    engine
-                        .worker_state(1)
-                        .is_ok_and(|s| s == WorkerState::Active)
-                });
+                let active = worker_1_becomes(WorkerState::Active);
                 events.push(format!(
                     "round {round}: resume_worker(1) {r:?}, active {active}"
                 ));
