@@ -10,15 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 rounds=${2:-3}
-for tool in wrk nginx gcc taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install wrk nginx-light gcc util-linux" >&2; exit 2; }
-done
-# LOADGEN=path uses a prebuilt binary instead of building one.
-loadgen=${LOADGEN:-target/release/loadgen}
-[ -n "${LOADGEN:-}" ] || cargo build --release -p loadgen --locked -q
-work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-gcc -O2 -o "$work/floor_server" ../shared/yardsticks/floor_server.c
+# shellcheck source=ci/bench-common.sh
+. ci/bench-common.sh
+bench_setup "wrk nginx gcc taskset" "wrk nginx-light gcc util-linux"
 tick=$(getconf CLK_TCK)
 
 # CPU seconds of a process and its children (nginx serves from a worker process).

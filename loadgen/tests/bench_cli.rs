@@ -8,11 +8,19 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_schema_valid, loadgen, schema_validator};
+use common::{assert_schema_valid, loadgen, schema_validator, Output};
 
 fn tmp(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("bench-cli-{name}-{}", std::process::id()))
+}
+
+/// Runs `loadgen args`, which must exit 0 within 30 s.
+#[track_caller]
+fn loadgen_ok(args: &[&str]) -> Output {
+    let out = loadgen(args, Duration::from_secs(30));
+    assert_eq!(out.code(), 0, "{out:?}");
+    out
 }
 
 fn read(path: &Path) -> reports::Results {
@@ -134,8 +142,7 @@ fn ab_of_two_commands_alternates_and_feeds_the_gate() {
         "--json-b",
         b.to_str().unwrap(),
     ];
-    let out = loadgen(&args, Duration::from_secs(30));
-    assert_eq!(out.code(), 0, "{out:?}");
+    let out = loadgen_ok(&args);
 
     // Rounds alternate the order: A B, B A, A B.
     let all_runs = read(&all).runs;
@@ -210,8 +217,7 @@ fn aa_starts_the_command_twice() {
         "--json-b",
         b.to_str().unwrap(),
     ];
-    let out = loadgen(&args, Duration::from_secs(30));
-    assert_eq!(out.code(), 0, "{out:?}");
+    let out = loadgen_ok(&args);
     let (ra, rb) = (read(&a).runs, read(&b).runs);
     assert_eq!((ra.len(), rb.len()), (1, 1));
     assert_eq!(
@@ -346,8 +352,7 @@ fn idle_active_holds_idle_connections_while_active_ones_run() {
         "--json",
         json.to_str().unwrap(),
     ];
-    let out = loadgen(&args, Duration::from_secs(30));
-    assert_eq!(out.code(), 0, "{out:?}");
+    loadgen_ok(&args);
     let runs = read(&json).runs;
     assert_eq!(runs.len(), 1);
     let r = &runs[0];
@@ -394,8 +399,7 @@ fn nginx_target_when_installed() {
         "--json",
         json.to_str().unwrap(),
     ];
-    let out = loadgen(&args, Duration::from_secs(30));
-    assert_eq!(out.code(), 0, "{out:?}");
+    let out = loadgen_ok(&args);
     let runs = read(&json).runs;
     let names: Vec<&str> = runs.iter().map(|r| r.workload.as_str()).collect();
     assert_eq!(names, ["plaintext", "response-1m"], "post-4k is skipped");

@@ -3,15 +3,15 @@
 //! into the serde structs, and the schema rejects a damaged document.
 
 mod common;
+mod scenario_file;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use jsonschema::Validator;
 use reports::scenarios::{ScenarioResults, VerdictKind, SCENARIOS_SCHEMA};
 use serde_json::{json, Value};
 
-use common::loadgen;
+use scenario_file::scenario_file;
 
 const SCHEMA_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -34,19 +34,10 @@ fn tmp(name: &str) -> PathBuf {
 
 /// Runs `loadgen scenario <args> --json FILE`; returns the exit code and the file.
 fn real_results(name: &str, args: &[&str]) -> (i32, Value) {
-    let path = tmp(name);
-    let _ = std::fs::remove_file(&path);
-    let file = path.to_str().unwrap();
-    let mut all = vec!["scenario"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--json", file]);
-    let out = loadgen(&all, Duration::from_secs(120));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("--json {file} was not written ({e}): {out:?}"));
-    let _ = std::fs::remove_file(&path);
+    let (code, text, file) = scenario_file(name, "--json", "json", args);
     let doc =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("--json {file} is not JSON: {e}"));
-    (out.code(), doc)
+    (code, doc)
 }
 
 #[test]

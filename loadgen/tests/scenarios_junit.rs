@@ -3,30 +3,18 @@
 //! with quick-junit's own deserializer.
 
 mod common;
-
-use std::path::PathBuf;
-use std::time::Duration;
+mod scenario_file;
 
 use quick_junit::{Report, TestCaseStatus};
 
-use common::loadgen;
+use scenario_file::scenario_file;
 
 fn junit(name: &str, args: &[&str]) -> (i32, Report) {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("scenarios-{name}-{}.xml", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let file = path.to_str().unwrap();
-    let mut all = vec!["scenario"];
-    all.extend_from_slice(args);
-    all.extend_from_slice(&["--junit", file]);
-    let out = loadgen(&all, Duration::from_secs(120));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("--junit {file} was not written ({e}): {out:?}"));
-    let _ = std::fs::remove_file(&path);
+    let (code, text, file) = scenario_file(name, "--junit", "xml", args);
     assert!(text.starts_with("<?xml"), "{text}");
     let report = Report::deserialize_from_str(&text)
         .unwrap_or_else(|e| panic!("--junit {file} is not JUnit XML: {e}\n{text}"));
-    (out.code(), report)
+    (code, report)
 }
 
 #[test]

@@ -139,19 +139,31 @@ pub fn summary_markdown(
 ) -> String {
     let mut md = String::from("## loadgen report\n\n");
     if !comparisons.is_empty() {
-        md.push_str("| target | workload | runs | req/s (95 % CI) | p50 | p99 | errors |\n");
+        md_row(
+            &mut md,
+            &[
+                "target",
+                "workload",
+                "runs",
+                "req/s (95 % CI)",
+                "p50",
+                "p99",
+                "errors",
+            ],
+        );
         md.push_str("|---|---|---:|---:|---:|---:|---:|\n");
         for c in comparisons {
-            let _ = writeln!(
-                md,
-                "| `{}` | {} | {} | {} | {} | {} | {} |",
-                c.target,
-                c.workload,
-                c.requests_per_s.n,
-                format_rate(&c.requests_per_s),
-                format_us(c.p50_us.mean),
-                format_us(c.p99_us.mean),
-                c.errors
+            md_row(
+                &mut md,
+                &[
+                    format!("`{}`", c.target),
+                    c.workload.clone(),
+                    c.requests_per_s.n.to_string(),
+                    format_rate(&c.requests_per_s),
+                    format_us(c.p50_us.mean),
+                    format_us(c.p99_us.mean),
+                    c.errors.to_string(),
+                ],
             );
         }
         md.push_str(
@@ -159,33 +171,53 @@ pub fn summary_markdown(
         );
     }
     if !sweeps.is_empty() {
-        md.push_str(
-            "\n| sweep target | p99 SLO | max rate under the SLO | first rate over it | steps |\n",
+        md.push('\n');
+        md_row(
+            &mut md,
+            &[
+                "sweep target",
+                "p99 SLO",
+                "max rate under the SLO",
+                "first rate over it",
+                "steps",
+            ],
         );
         md.push_str("|---|---:|---:|---:|---:|\n");
         for s in sweeps {
-            let _ = writeln!(
-                md,
-                "| `{}` | {} | {} | {} | {} |",
-                s.target,
-                format_us(s.slo_us as f64),
-                sweep_answer(s),
-                sweep_failed(s),
-                s.steps
+            md_row(
+                &mut md,
+                &[
+                    format!("`{}`", s.target),
+                    format_us(s.slo_us as f64),
+                    sweep_answer(s),
+                    sweep_failed(s),
+                    s.steps.to_string(),
+                ],
             );
         }
     }
     if !scenarios.is_empty() {
-        md.push_str("\n| scenarios | pass | fail | non-strict | skipped | error | flaky |\n");
+        md.push('\n');
+        md_row(
+            &mut md,
+            &[
+                "scenarios",
+                "pass",
+                "fail",
+                "non-strict",
+                "skipped",
+                "error",
+                "flaky",
+            ],
+        );
         md.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
         let columns = stats::verdict_matrix(scenarios).columns;
         for (f, col) in scenarios.iter().zip(columns) {
             let t = &f.totals;
-            let _ = writeln!(
-                md,
-                "| {col} | {} | {} | {} | {} | {} | {} |",
-                t.pass, t.fail, t.non_strict, t.skipped, t.error, t.flaky
-            );
+            let counts = [t.pass, t.fail, t.non_strict, t.skipped, t.error, t.flaky];
+            let mut cells = vec![col];
+            cells.extend(counts.iter().map(u32::to_string));
+            md_row(&mut md, &cells);
         }
     }
     if !plots.is_empty() {
@@ -205,6 +237,17 @@ pub fn summary_markdown(
         md.push('\n');
     }
     md
+}
+
+/// One Markdown table row: `| a | b |`.
+fn md_row(md: &mut String, cells: &[impl AsRef<str>]) {
+    md.push('|');
+    for c in cells {
+        md.push(' ');
+        md.push_str(c.as_ref());
+        md.push_str(" |");
+    }
+    md.push('\n');
 }
 
 fn escape(s: &str) -> String {

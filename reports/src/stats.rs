@@ -310,6 +310,23 @@ pub struct RateCurve {
     pub slo_ms: Option<f64>,
 }
 
+/// The element of `groups` that `is_it` picks, else `new()` appended: how runs are
+/// grouped in first-seen order.
+fn first_seen_entry<T>(
+    groups: &mut Vec<T>,
+    is_it: impl Fn(&T) -> bool,
+    new: impl FnOnce() -> T,
+) -> &mut T {
+    let i = match groups.iter().position(is_it) {
+        Some(i) => i,
+        None => {
+            groups.push(new());
+            groups.len() - 1
+        }
+    };
+    &mut groups[i]
+}
+
 /// The latency-vs-rate curves: one per target, from every run that has an open model
 /// (a sweep's steps, or `loadgen run --rate` runs), in first-seen target order. Empty
 /// when no run has an open model.
@@ -318,18 +335,15 @@ pub fn rate_curves(files: &[Results]) -> Vec<RateCurve> {
     for run in all_runs(files) {
         let Some(om) = &run.open_model else { continue };
         let target = display_target(&run.target);
-        let i = match curves.iter().position(|c| c.target == target) {
-            Some(i) => i,
-            None => {
-                curves.push(RateCurve {
-                    target,
-                    points: Vec::new(),
-                    slo_ms: None,
-                });
-                curves.len() - 1
-            }
-        };
-        let c = &mut curves[i];
+        let c = first_seen_entry(
+            &mut curves,
+            |c| c.target == target,
+            || RateCurve {
+                target: target.clone(),
+                points: Vec::new(),
+                slo_ms: None,
+            },
+        );
         if c.slo_ms.is_none() {
             c.slo_ms = run
                 .config
@@ -377,23 +391,17 @@ pub fn sweep_summaries(files: &[Results]) -> Vec<SweepSummary> {
         };
         let (rate, slo_us, held) = (sweep.sweep_rate, sweep.sweep_slo_us, sweep.sweep_held);
         let target = display_target(&run.target);
-        let i = match out
-            .iter()
-            .position(|s| s.target == target && s.slo_us == slo_us)
-        {
-            Some(i) => i,
-            None => {
-                out.push(SweepSummary {
-                    target,
-                    slo_us,
-                    steps: 0,
-                    max_rate_per_s: None,
-                    first_failed_per_s: None,
-                });
-                out.len() - 1
-            }
-        };
-        let s = &mut out[i];
+        let s = first_seen_entry(
+            &mut out,
+            |s| s.target == target && s.slo_us == slo_us,
+            || SweepSummary {
+                target: target.clone(),
+                slo_us,
+                steps: 0,
+                max_rate_per_s: None,
+                first_failed_per_s: None,
+            },
+        );
         s.steps += 1;
         if held {
             s.max_rate_per_s = Some(s.max_rate_per_s.map_or(rate, |r| r.max(rate)));

@@ -345,21 +345,15 @@ pub fn set_linger(fd: RawFd, linger: Option<Duration>) -> io::Result<()> {
 
 /// `SO_SNDBUF` / `SO_RCVBUF` (the kernel doubles the value it stores).
 pub fn set_buffer_sizes(fd: RawFd, send: Option<usize>, recv: Option<usize>) -> io::Result<()> {
-    if let Some(s) = send {
-        setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            s.min(i32::MAX as usize) as i32,
-        )?;
-    }
-    if let Some(r) = recv {
-        setsockopt_int(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            r.min(i32::MAX as usize) as i32,
-        )?;
+    for (option, size) in [(libc::SO_SNDBUF, send), (libc::SO_RCVBUF, recv)] {
+        if let Some(n) = size {
+            setsockopt_int(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                n.min(i32::MAX as usize) as i32,
+            )?;
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::with_workers;
 use crate::client::{self, Class, Observation, Watch};
 use crate::ctx::Ctx;
 use crate::harness::Server;
@@ -865,10 +866,7 @@ struct Pair {
 
 impl Pair {
     fn start(ctx: &Ctx) -> Result<Pair, String> {
-        let cfg_a = engine::Config {
-            workers: 1,
-            ..ctx.config()
-        };
+        let cfg_a = with_workers(ctx, 1);
         let a = Server::start_tagged(ctx, cfg_a, "A").map_err(|e| format!("engine A: {e}"))?;
         let cfg_b = engine::Config {
             workers: 1,

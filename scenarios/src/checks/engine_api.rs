@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use engine::{ConfigError, EngineError, EngineType, Metrics};
 
+use super::with_workers;
 use crate::client::{self, Class, Watch};
 use crate::ctx::Ctx;
 use crate::harness::Server;
@@ -492,13 +493,7 @@ pub fn new_validate(ctx: &Ctx, o: &mut Outcome) -> Checked {
 pub fn listen_bind(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("3 LISTEN sockets owned by the engine's process on its port; each of 3 workers accepts some of 60 dials");
     let n = 3;
-    let server = Server::start(
-        ctx,
-        engine::Config {
-            workers: n,
-            ..ctx.config()
-        },
-    )?;
+    let server = Server::start(ctx, with_workers(ctx, n))?;
     let Some(pid) = server.engine().pid() else {
         return Err("the target does not say which process the engine runs in".into());
     };
@@ -548,17 +543,8 @@ pub fn listen_bind(ctx: &Ctx, o: &mut Outcome) -> Checked {
 pub fn listen_addr(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("addr() None before listen; then Some(127.0.0.1:p), p != 0, with 3 LISTEN sockets on p, and a GET to it answered 200");
     let n = 3;
-    let b = Building::new(
-        ctx,
-        engine::Config {
-            workers: n,
-            ..ctx.config()
-        },
-    )?;
-    let before = match b.status() {
-        Ok(st) => st.addr,
-        Err(e) => return Err(e.into()),
-    };
+    let b = Building::new(ctx, with_workers(ctx, n))?;
+    let before = b.status()?.addr;
     o.saw(format!("before listen: addr() = {before:?}"));
     o.check(before.is_none(), || {
         format!("addr() is {before:?} before listen")
@@ -620,13 +606,7 @@ fn engine_fd_summary(table: &BTreeMap<i32, proc_fds::FdEntry>, fds: &BTreeSet<i3
 pub fn listen_blocks(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("listen still running after 300 ms of serving; returns Ok within 2 s of shutdown; worker threads gone; engine sockets closed; no orphaned eventfd/epoll left");
     let n = 3;
-    let b = Building::new(
-        ctx,
-        engine::Config {
-            workers: n,
-            ..ctx.config()
-        },
-    )?;
+    let b = Building::new(ctx, with_workers(ctx, n))?;
     let pid = b.pid();
     let before = proc_fds::table(pid);
     let count_before = before.len();
@@ -660,10 +640,7 @@ pub fn listen_blocks(ctx: &Ctx, o: &mut Outcome) -> Checked {
         })
         .map(|(&fd, _)| fd)
         .collect();
-    let still_running = match b.status() {
-        Ok(st) => !matches!(st.listen, ListenState::Returned(_)),
-        Err(e) => return Err(e.into()),
-    };
+    let still_running = !matches!(b.status()?.listen, ListenState::Returned(_));
     // What is looked for afterwards must be seen now: the listen sockets and the
     // worker threads (else reading /proc tells nothing, and the check must not pass).
     let threads_seen = tids.iter().all(|&t| proc_fds::thread_alive(pid, t));
@@ -750,13 +727,7 @@ pub fn engine_type(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "engine_type() == EngineType::Epoll, to_string() == \"epoll\", before and while listening",
     );
-    let b = Building::new(
-        ctx,
-        engine::Config {
-            workers: 1,
-            ..ctx.config()
-        },
-    )?;
+    let b = Building::new(ctx, with_workers(ctx, 1))?;
     let check = |o: &mut Outcome, when: &str, t: TypeReport| {
         let TypeReport { typed, shown } = t;
         o.saw(format!(
@@ -769,15 +740,9 @@ pub fn engine_type(ctx: &Ctx, o: &mut Outcome) -> Checked {
             format!("{when}: engine_type() displays {shown:?}")
         });
     };
-    match b.status() {
-        Ok(st) => check(o, "before listen", st.engine_type),
-        Err(e) => return Err(e.into()),
-    }
+    check(o, "before listen", b.status()?.engine_type);
     b.listen(ctx.ms(5000))?;
-    match b.status() {
-        Ok(st) => check(o, "listening", st.engine_type),
-        Err(e) => return Err(e.into()),
-    }
+    check(o, "listening", b.status()?.engine_type);
     Ok(())
 }
 
@@ -786,17 +751,8 @@ pub fn engine_type(ctx: &Ctx, o: &mut Outcome) -> Checked {
 pub fn workers_count(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("num_workers() == 0 before listen, never other than 0 or N while starting, N once listening (N = 1, 3)");
     for n in [1usize, 3] {
-        let b = Building::new(
-            ctx,
-            engine::Config {
-                workers: n,
-                ..ctx.config()
-            },
-        )?;
-        let before = match b.status() {
-            Ok(st) => st.workers,
-            Err(e) => return Err(e.into()),
-        };
+        let b = Building::new(ctx, with_workers(ctx, n))?;
+        let before = b.status()?.workers;
         b.engine.listen()?;
         let mut seen = BTreeSet::new();
         let polled = b.poll(ctx.ms(5000), |s| {
@@ -867,13 +823,7 @@ fn show(m: &Metrics) -> String {
 pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("requests_served +1 then +5 (pipelined), exactly, each visible within 50 ms; bytes_read/bytes_written equal to the bytes exchanged; accepted 1 = sum of per-worker accepted; active 1 then 0; closed 1; counters monotonic; one worker entry per worker");
     let n = 2;
-    let server = Server::start(
-        ctx,
-        engine::Config {
-            workers: n,
-            ..ctx.config()
-        },
-    )?;
+    let server = Server::start(ctx, with_workers(ctx, n))?;
     let engine = Arc::clone(server.engine());
     let mut snaps: Vec<(String, Metrics)> = vec![("start".into(), engine.metrics())];
     let m0 = snaps[0].1.clone();
@@ -1023,13 +973,7 @@ pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// `shutdown` and `listen` return.
 pub fn shutdown_graceful(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("idle keep-alive: fin (probe draws no RST); large response being read: complete (16 MiB) then fin; held request: complete response then fin; half-sent request: completed, answered, then fin; connect after the listeners closed: refused; shutdown Ok and listen returns");
-    let server = Server::start(
-        ctx,
-        engine::Config {
-            workers: 2,
-            ..ctx.config()
-        },
-    )?;
+    let server = Server::start(ctx, with_workers(ctx, 2))?;
     let addr = server.addr();
     let engine = Arc::clone(server.engine());
     let connect = |what: &str| {

@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::{nothing_yet, with_workers};
 use crate::client::{self, parse_response, Class, Resp, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, Server};
@@ -216,10 +217,7 @@ pub fn pipelining(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
         "requests after a Connection: close request: not answered; the close response, then EOF",
     );
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
+    let cfg = with_workers(ctx, 1);
     let server = start(ctx, cfg)?;
     let addr = server.addr();
     let mut batch = Vec::new();
@@ -363,10 +361,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const BATCH: usize = 16;
     o.expect("each corpus request sent whole: 200 responses whose /inspect body shows the right body length and hash");
     o.expect("the same request split in two at every byte, and one byte per write: responses identical (minus date) to the whole request's");
-    let cfg = engine::Config {
-        workers: 1,
-        ..ctx.config()
-    };
+    let cfg = with_workers(ctx, 1);
     let server = start(ctx, cfg)?;
     let addr = server.addr();
     let corpus = split_corpus();
@@ -396,10 +391,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
         for group in cuts.chunks(BATCH) {
             let mut streams = Vec::new();
             for _ in group {
-                match connect(ctx, addr) {
-                    Ok(s) => streams.push(s),
-                    Err(e) => return Err(e.into()),
-                }
+                streams.push(connect(ctx, addr)?);
             }
             let before = bytes_read(&server);
             for (s, &c) in streams.iter_mut().zip(group) {
@@ -442,10 +434,7 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
     // One byte per write, every corpus request at once in lockstep.
     let mut streams = Vec::new();
     for _ in &corpus {
-        match connect(ctx, addr) {
-            Ok(s) => streams.push(s),
-            Err(e) => return Err(e.into()),
-        }
+        streams.push(connect(ctx, addr)?);
     }
     let longest = corpus.iter().map(|(_, r, _)| r.len()).max().unwrap_or(0);
     let mut lockstep = true;
@@ -504,6 +493,10 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let addr = server.addr();
     let after = client::get("/inspect?after");
     let is_after = |r: &Resp| r.status == 200 && r.body.starts_with(b"GET /inspect?after 1\n");
+    // The body echoed (200), then the request after it answered: framed right.
+    let echo_then_after = |rs: &[Resp], body: &[u8]| {
+        rs.len() == 2 && rs[0].status == 200 && rs[0].body == body && is_after(&rs[1])
+    };
 
     // Content-Length.
     let body = b"0123456789\r\n\r\nGET / HTTP/1.1\r\n";
@@ -514,23 +507,17 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     .into_bytes();
     req.extend_from_slice(body);
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(2)),
-        Err(e) => return Err(e.into()),
-    };
-    o.saw(format!("Content-Length: [{}]", briefs(&obs.responses)));
-    o.check(
-        obs.responses.len() == 2
-            && obs.responses[0].status == 200
-            && obs.responses[0].body == body
-            && is_after(&obs.responses[1]),
-        || {
-            format!(
-                "Content-Length body: [{}] (expected the exact echo, then the next request)",
-                briefs(&obs.responses)
-            )
-        },
+    let obs = client::observe(
+        &mut send(ctx, addr, &req)?,
+        Watch::until_end(ctx.ms(1500)).responses(2),
     );
+    o.saw(format!("Content-Length: [{}]", briefs(&obs.responses)));
+    o.check(echo_then_after(&obs.responses, body), || {
+        format!(
+            "Content-Length body: [{}] (expected the exact echo, then the next request)",
+            briefs(&obs.responses)
+        )
+    });
 
     // Chunked, whole and split after the head and inside the chunks.
     let head = b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -558,19 +545,13 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
             "chunked, cuts {cuts:?}: [{}]",
             briefs(&obs.responses)
         ));
-        o.check(
-            obs.responses.len() == 2
-                && obs.responses[0].status == 200
-                && obs.responses[0].body == decoded
-                && is_after(&obs.responses[1]),
-            || {
-                format!(
-                    "chunked body, cuts {cuts:?}: [{}] (expected {:?}, then the next request)",
-                    briefs(&obs.responses),
-                    String::from_utf8_lossy(decoded)
-                )
-            },
-        );
+        o.check(echo_then_after(&obs.responses, decoded), || {
+            format!(
+                "chunked body, cuts {cuts:?}: [{}] (expected {:?}, then the next request)",
+                briefs(&obs.responses),
+                String::from_utf8_lossy(decoded)
+            )
+        });
     }
 
     // Conflicting Content-Length.
@@ -578,10 +559,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
         b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 13\r\n\r\nabcdefghijklm"
             .to_vec();
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500))),
-        Err(e) => return Err(e.into()),
-    };
+    let obs = client::observe(&mut send(ctx, addr, &req)?, Watch::until_end(ctx.ms(1500)));
     o.saw(format!(
         "conflicting Content-Length: [{}], {obs}",
         briefs(&obs.responses)
@@ -610,10 +588,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     req.extend_from_slice(hidden);
     req.extend_from_slice(b"\r\n0\r\n\r\n");
     req.extend_from_slice(&after);
-    let obs = match send(ctx, addr, &req) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1000))),
-        Err(e) => return Err(e.into()),
-    };
+    let obs = client::observe(&mut send(ctx, addr, &req)?, Watch::until_end(ctx.ms(1000)));
     o.saw(format!(
         "Transfer-Encoding + Content-Length: [{}], {obs}",
         briefs(&obs.responses)
@@ -834,10 +809,10 @@ pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("HEAD /: GET /'s status and headers (content-length included, date aside), no body bytes; the next pipelined response follows right after the head");
     let server = start(ctx, ctx.config())?;
     let addr = server.addr();
-    let get = match send(ctx, addr, &client::get("/")) {
-        Ok(mut s) => client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(1)),
-        Err(e) => return Err(e.into()),
-    };
+    let get = client::observe(
+        &mut send(ctx, addr, &client::get("/"))?,
+        Watch::until_end(ctx.ms(1500)).responses(1),
+    );
     let Some(get) = get.responses.first().cloned() else {
         return Err(format!("GET / got no response: {get}").into());
     };
@@ -951,13 +926,7 @@ fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize,
                     std::thread::sleep(Duration::from_millis(4));
                 }
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if nothing_yet(&e) => {}
             Err(e) => return (cl, got, format!("error: {e}")),
         }
     }
@@ -1206,13 +1175,7 @@ pub fn timeouts(ctx: &Ctx, o: &mut Outcome) -> Checked {
                                 format!("{n} bytes: {:?}", String::from_utf8_lossy(&one[..n])),
                             )
                         }
-                        Err(e)
-                            if matches!(
-                                e.kind(),
-                                io::ErrorKind::WouldBlock
-                                    | io::ErrorKind::TimedOut
-                                    | io::ErrorKind::Interrupted
-                            ) => {}
+                        Err(e) if nothing_yet(&e) => {}
                         Err(e) => return (Some(start.elapsed()), format!("read error: {e}")),
                     }
                 }

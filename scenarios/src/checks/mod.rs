@@ -6,3 +6,24 @@ pub(crate) mod engine_api;
 pub(crate) mod http;
 pub(crate) mod select;
 pub(crate) mod worker;
+
+use crate::ctx::Ctx;
+
+/// The scenario's configuration ([`Ctx::config`]) with `workers` workers: the checks
+/// that need a known worker count start their engine with it.
+pub(crate) fn with_workers(ctx: &Ctx, workers: usize) -> engine::Config {
+    engine::Config {
+        workers,
+        ..ctx.config()
+    }
+}
+
+/// Whether a read on a socket with a read timeout failed only because nothing came
+/// yet (would block, timed out, interrupted): the caller reads again.
+pub(crate) fn nothing_yet(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+    )
+}

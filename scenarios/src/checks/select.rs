@@ -6,6 +6,7 @@ use engine::WorkerState;
 
 use crate::targets::Instance;
 
+use super::with_workers;
 use crate::client;
 use crate::ctx::Ctx;
 use crate::harness::Server;
@@ -106,13 +107,7 @@ pub fn before_listen(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("before listen: worker_loop(5) panics with a message containing \"not listening\"; try_worker_loop(5) returns None");
     let host = ctx.target.host()?;
     let engine = host
-        .build(
-            &engine::Config {
-                workers: 2,
-                ..ctx.config()
-            },
-            "",
-        )
+        .build(&with_workers(ctx, 2), "")
         .map_err(|e| e.to_string())?;
     match engine.select(5, true) {
         Ok(w) => {
@@ -158,6 +153,11 @@ pub fn stable(ctx: &Ctx, o: &mut Outcome) -> Checked {
             .map(|w| (w.index(), w.thread_id()))
             .ok_or_else(|| "the target has no worker_loop".to_string())
     };
+    let worker_1_becomes = |state: WorkerState| {
+        wait_until(ctx.ms(1000), || {
+            engine.worker_state(1).is_ok_and(|s| s == state)
+        })
+    };
     let first: BTreeMap<i64, _> = ns.iter().map(|&n| (n, pick(n))).collect();
     let mut changes = Vec::new();
     let mut events = Vec::new();
@@ -169,22 +169,14 @@ pub fn stable(ctx: &Ctx, o: &mut Outcome) -> Checked {
             }
             2 => {
                 let r = engine.pause_worker(1);
-                let suspended = wait_until(ctx.ms(1000), || {
-                    engine
-                        .worker_state(1)
-                        .is_ok_and(|s| s == WorkerState::Suspended)
-                });
+                let suspended = worker_1_becomes(WorkerState::Suspended);
                 events.push(format!(
                     "round {round}: pause_worker(1) {r:?}, suspended {suspended}"
                 ));
             }
             3 => {
                 let r = engine.resume_worker(1);
-                let active = wait_until(ctx.ms(1000), || {
-                    engine
-                        .worker_state(1)
-                        .is_ok_and(|s| s == WorkerState::Active)
-                });
+                let active = worker_1_becomes(WorkerState::Active);
                 events.push(format!(
                     "round {round}: resume_worker(1) {r:?}, active {active}"
                 ));

@@ -13,6 +13,7 @@ use engine::{EngineError, WorkerState};
 
 use crate::targets::Instance;
 
+use super::nothing_yet;
 use crate::client::{self, Class, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, thread_switches, Server};
@@ -56,6 +57,24 @@ fn dial_until_served_by(
 
 fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
     engine.worker_state(i).ok()
+}
+
+/// `pause_worker(i)`, then up to 2 s for worker i to report suspended (no connection
+/// holds it); the error says it did not `what` (each scenario's words for it).
+fn pause_until_suspended(ctx: &Ctx, engine: &dyn Instance, i: usize, what: &str) -> Checked {
+    if let Err(e) = engine.pause_worker(i) {
+        return Err(format!("pause_worker({i}): {e}").into());
+    }
+    if !wait_until(ctx.ms(2000), || {
+        state(engine, i) == Some(WorkerState::Suspended)
+    }) {
+        return Err(format!(
+            "worker {i} did not {what} within 2 s (state {:?})",
+            state(engine, i)
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// Holds a keep-alive connection open on worker i, calls `pause_worker(i)` from another
@@ -261,18 +280,7 @@ pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     if thread_switches(tid).is_none() || thread_cpu_time(tid).is_none() {
         return Err(format!("cannot read /proc/{tid}").into());
     }
-    if let Err(e) = engine.pause_worker(i) {
-        return Err(format!("pause_worker({i}): {e}").into());
-    }
-    if !wait_until(ctx.ms(2000), || {
-        state(engine, i) == Some(WorkerState::Suspended)
-    }) {
-        return Err(format!(
-            "worker {i} did not become suspended within 2 s (state {:?})",
-            state(engine, i)
-        )
-        .into());
-    }
+    pause_until_suspended(ctx, engine, i, "become suspended")?;
     // The state flips just before the worker finishes its iteration: wait until its
     // switch count holds still for 20 ms (an engine that never settles is measured anyway).
     let mut last = thread_switches(tid);
@@ -333,18 +341,7 @@ pub fn resume(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let tries = 100;
 
     // 1. Suspend, resume: listens and accepts again.
-    if let Err(e) = engine.pause_worker(i) {
-        return Err(format!("pause_worker({i}): {e}").into());
-    }
-    if !wait_until(ctx.ms(2000), || {
-        state(engine, i) == Some(WorkerState::Suspended)
-    }) {
-        return Err(format!(
-            "worker {i} did not suspend within 2 s (state {:?})",
-            state(engine, i)
-        )
-        .into());
-    }
+    pause_until_suspended(ctx, engine, i, "suspend")?;
     if let Err(e) = engine.resume_worker(i) {
         return Err(format!("resume_worker({i}): {e}").into());
     }
@@ -575,13 +572,7 @@ fn read_exact_within(peer: &mut TcpStream, want: usize, within: Duration) -> Vec
         match peer.read(&mut buf[..(want - got.len()).min(64 * 1024)]) {
             Ok(0) => break,
             Ok(k) => got.extend_from_slice(&buf[..k]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) => {}
+            Err(e) if nothing_yet(&e) => {}
             Err(_) => break,
         }
     }

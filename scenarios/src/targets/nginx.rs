@@ -6,10 +6,16 @@
 //! (see [`nginx_conf`]). nginx serves `/` (13 bytes, like the reference engine) and
 //! `/id`; it has none of the other test routes, no accept or worker control and no
 //! driver API, so the scenarios needing them are skipped.
+//!
+//! The launcher parts that `loadgen bench --target nginx` shares live here too:
+//! [`Nginx::find`] (the binary, its version, the install hint), [`ConfDir`] (the
+//! temporary directory with the config and the error log), [`config`] (the directives
+//! every generated config has) and [`ConfDir::failure`] (why nginx did not start).
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +38,12 @@ impl Nginx {
     /// Finds `nginx` (`binary`, else on `PATH`) and its version. Errors say how to
     /// install it.
     pub fn find(binary: Option<&Path>) -> Result<Nginx, String> {
-        let binary = binary.map_or_else(|| PathBuf::from("nginx"), Path::to_path_buf);
+        let binary = match binary {
+            Some(b) => b.to_path_buf(),
+            None => find_on_path("nginx").ok_or(
+                "--target nginx: nginx is not on PATH: install nginx-light (apt-get install nginx-light)",
+            )?,
+        };
         let out = Command::new(&binary).arg("-v").output().map_err(|e| {
             format!(
                 "--target nginx: cannot run {}: {e}; install it (apt-get install nginx-light)",
@@ -47,6 +58,11 @@ impl Nginx {
             .unwrap_or(text.trim())
             .to_string();
         Ok(Nginx { binary, version })
+    }
+
+    /// The binary that runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
     }
 
     /// `nginx/1.22.1`.
@@ -67,6 +83,121 @@ impl Target for Nginx {
     }
 }
 
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A new temporary directory for one nginx process: its config, its error log, its pid
+/// file and its temp paths. Removed on drop unless [`ConfDir::keep`] hands it on.
+#[derive(Debug)]
+pub struct ConfDir {
+    // Empty once `keep` has handed it on.
+    path: PathBuf,
+}
+
+impl ConfDir {
+    /// Creates `<temp>/loadgen-<label>-<pid>-<n>` (`n` counts the directories this
+    /// process made). The error names the directory.
+    pub fn create(label: &str) -> Result<ConfDir, String> {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "loadgen-{label}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok(ConfDir { path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `nginx.conf` (`text`, see [`config`]). The error names the file.
+    pub fn write_conf(&self, text: &str) -> Result<(), String> {
+        let conf = self.path().join("nginx.conf");
+        std::fs::write(&conf, text).map_err(|e| format!("writing {}: {e}", conf.display()))
+    }
+
+    /// The command-line arguments that run nginx on this directory: `-p DIR -c
+    /// DIR/nginx.conf -e DIR/error.log` (so even the errors before the config is read
+    /// land in the directory).
+    pub fn args(&self) -> Vec<String> {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        let dir = self.path();
+        vec![
+            "-p".to_string(),
+            s(dir),
+            "-c".into(),
+            s(&dir.join("nginx.conf")),
+            "-e".into(),
+            s(&dir.join("error.log")),
+        ]
+    }
+
+    /// Why nginx did not start, from its error log: the line that says a port was
+    /// taken (nginx retries a failed bind, then says "still could not bind()", so the
+    /// line that says why comes first), else the last `[emerg]` line, else `None`.
+    pub fn failure(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.path().join("error.log")).ok()?;
+        log.lines()
+            .rev()
+            .find(|l| l.contains("Address already in use"))
+            .or_else(|| log.lines().rev().find(|l| l.contains("[emerg]")))
+            .map(str::to_string)
+    }
+
+    /// The last line of the error log, if any.
+    fn last_log_line(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.path().join("error.log")).ok()?;
+        log.lines().last().map(str::to_string)
+    }
+
+    /// Gives up ownership: the directory stays and the caller removes it.
+    pub fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for ConfDir {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// An nginx configuration for one process in `dir`: no daemon, no master, one worker
+/// process, `worker_connections`, no access log, the pid file, the error log and every
+/// temp path inside `dir`; `http` (the caller's `http` directives and `server` block)
+/// goes inside `http { }`.
+pub fn config(dir: &Path, worker_connections: usize, http: &str) -> String {
+    let d = dir.display();
+    format!(
+        "daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections {worker_connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+{http}}}
+"
+    )
+}
+
 /// Seconds (rounded up, at least 1) for an nginx time directive.
 fn secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
@@ -81,23 +212,9 @@ fn secs(d: Duration) -> u64 {
 ///   `write_timeout` → `send_timeout` (whole seconds: nginx's unit here);
 /// - `workers` is not mapped: one nginx worker process (`master_process off`).
 pub fn nginx_conf(cfg: &Config, addr: SocketAddr, dir: &Path, tag: &str) -> String {
-    let d = dir.display();
     let tag = tag.replace(['"', '\\'], "");
-    format!(
-        "daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    keepalive_requests 1000000;
+    let http = format!(
+        "    keepalive_requests 1000000;
     keepalive_timeout {idle}s;
     client_header_timeout {header}s;
     send_timeout {write}s;
@@ -115,14 +232,14 @@ http {{
             return 200 \"Hello, World!\";
         }}
     }}
-}}
 ",
         idle = secs(cfg.idle_timeout),
         header = secs(cfg.header_timeout),
         write = secs(cfg.write_timeout),
         hdr = cfg.max_header_bytes.max(1024),
         body = cfg.max_body_bytes,
-    )
+    );
+    config(dir, 4096, &http)
 }
 
 /// One nginx process; killed (and its directory removed) on drop.
@@ -130,7 +247,8 @@ http {{
 pub struct NginxInstance {
     child: std::sync::Mutex<Option<Child>>,
     addr: SocketAddr,
-    dir: PathBuf,
+    // Dropped after `Drop::drop` has killed the process.
+    dir: ConfDir,
     config: Config,
 }
 
@@ -157,21 +275,11 @@ impl NginxInstance {
         tag: &str,
         addr: SocketAddr,
     ) -> Result<NginxInstance, StartError> {
-        let dir = std::env::temp_dir().join(format!(
-            "loadgen-nginx-{}-{}",
-            std::process::id(),
-            addr.port()
-        ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("nginx: creating {}: {e}", dir.display()))?;
-        let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, nginx_conf(cfg, addr, &dir, tag))
-            .map_err(|e| format!("nginx: writing {}: {e}", conf.display()))?;
+        let dir = ConfDir::create("nginx").map_err(|e| format!("nginx: {e}"))?;
+        dir.write_conf(&nginx_conf(cfg, addr, dir.path(), tag))
+            .map_err(|e| format!("nginx: {e}"))?;
         let child = Command::new(binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf)
+            .args(dir.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -201,16 +309,11 @@ impl NginxInstance {
                 .map(|c| matches!(c.try_wait(), Ok(Some(_))))
                 .unwrap_or(true);
             if exited || Instant::now() >= end {
-                let log = std::fs::read_to_string(inst.dir.join("error.log")).unwrap_or_default();
-                // nginx retries a failed bind, then says "still could not bind()":
-                // the line that says why is the one to show.
-                let last = log
-                    .lines()
-                    .rev()
-                    .find(|l| l.contains("Address already in use"))
-                    .or(log.lines().last())
-                    .unwrap_or("no error log")
-                    .to_string();
+                let last = inst
+                    .dir
+                    .failure()
+                    .or_else(|| inst.dir.last_log_line())
+                    .unwrap_or_else(|| "no error log".to_string());
                 return Err(StartError::from_output(format!(
                     "nginx did not accept connections on {addr} within {}s: {last}",
                     START_DEADLINE.as_secs()
@@ -231,7 +334,6 @@ impl NginxInstance {
 impl Drop for NginxInstance {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
