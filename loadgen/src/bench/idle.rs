@@ -5,8 +5,9 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use scenarios::client::{Deadline, ResponseReader};
+
 use super::Notes;
-use crate::http_client::{Deadline, ResponseReader};
 
 /// Descriptors kept free for everything but the idle connections (client threads,
 /// active connections, pipes, files).
