@@ -11,9 +11,9 @@
 //! - [`suite`]: the conformance runner (selection, pool, expectations, JUnit, JSON).
 //! - [`gate`]: pairing runs for the regression verdict (statistics in `reports::gate`).
 //! - [`serve`]: the reference engine's routes for `loadgen serve`.
-//! - [`server`]: a server this process started (a child process or an in-process
-//!   engine), stopped on drop. The blocking response reader (`bench`'s idle
-//!   connections, `counters`) is `scenarios::client`'s.
+//! - [`server`]: a server this process started as a child process, stopped on drop.
+//!   The blocking response reader (`bench`'s idle connections, `counters`) is
+//!   `scenarios::client`'s.
 //! - [`export`]: every document and console table (serialization does no I/O) and the
 //!   one place that writes output files.
 //!
