@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use engine::http::parse::{decode_chunked, parse_head, BodyKind, Limits};
 use engine::{Config, Request, Response};
-use request_gen::{gen_request, mutate, Rng};
+use request_gen::{gen_request, mutate, show, Rng};
 use scenarios::client::{self, read_raw};
 use scenarios::targets::reference::Running;
 
@@ -339,23 +339,6 @@ fn exchange(addr: SocketAddr, input: &Input) -> Result<Vec<u8>, String> {
         )),
         why => Err(format!("read after {} bytes: {why}", got.len())),
     }
-}
-
-fn show(buf: &[u8]) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    while i < buf.len() {
-        let run = buf[i..].iter().take_while(|&&b| b == buf[i]).count();
-        let one = std::ascii::escape_default(buf[i]).to_string();
-        if run >= 8 {
-            s += &format!("[{one}×{run}]");
-            i += run;
-        } else {
-            s += &one;
-            i += 1;
-        }
-    }
-    s
 }
 
 fn check(addr: SocketAddr, input: &Input) -> Result<(), String> {
