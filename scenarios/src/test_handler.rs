@@ -58,8 +58,9 @@ impl Gate {
 /// The reference engine's route table, one for `loadgen serve` and the scenarios.
 ///
 /// Public routes, always served: `/` → `Hello, World!`; `/worker` → the worker index;
-/// `/echo` → the body; `/big?bytes=N` → N bytes of `a` streamed in 64 KiB pieces
-/// (N <= 64 MiB, else 400).
+/// `/echo` → the body; `/big?bytes=N` → N bytes of `a` (N <= 64 MiB, else 400),
+/// streamed in 64 KiB pieces by the public table (a client cannot make the server
+/// hold 64 MiB), written whole by the test table (see the route).
 ///
 /// Test routes, only in a handler built for tests ([`TestHandler::tagged`],
 /// `Default`), never in [`TestHandler::public`] (they hold a worker thread for seconds
@@ -173,6 +174,16 @@ impl Handler for TestHandler {
                 res.body(req.body());
             }
             b"/big" => match query_num(req, "bytes").filter(|&n| n <= BIG_MAX) {
+                Some(n) if self.test_routes => {
+                    // Whole, not streamed: the engine's buffered write path is the one
+                    // the `truncate-large-response` fault cuts (and http_path covers).
+                    // A memset, not `resize`'s per-byte loop: fast in debug builds too,
+                    // so that the handler's time does not blur the timings checks measure.
+                    res.header("content-type", b"application/octet-stream");
+                    let body = res.body_mut();
+                    body.clear();
+                    body.extend_from_slice(&vec![b'a'; n as usize]);
+                }
                 Some(n) => {
                     res.header("content-type", b"application/octet-stream")
                         .stream(n, |buf| buf.resize(buf.len() + 64 * 1024, b'a'));
