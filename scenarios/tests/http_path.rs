@@ -27,6 +27,14 @@ fn connect(r: &Running) -> TcpStream {
     s
 }
 
+/// Connects and sends `req`.
+#[track_caller]
+fn send(r: &Running, req: impl AsRef<[u8]>) -> TcpStream {
+    let mut s = connect(r);
+    s.write_all(req.as_ref()).unwrap();
+    s
+}
+
 /// Reads until `n` complete final responses or the end of the connection; whether it
 /// ended (EOF) before `n` came. A reset or 10 s without either fails.
 #[track_caller]
@@ -69,8 +77,7 @@ fn cfg() -> Config {
 #[test]
 fn keep_alive_and_pipelining_in_order() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(tagged_get("a").as_bytes()).unwrap();
+    let mut s = send(&r, tagged_get("a"));
     let (resp, _) = read_responses(&mut s, 1);
     assert_eq!(resp[0].body, tagged_body("a"));
     let pipelined = format!(
@@ -92,9 +99,7 @@ fn keep_alive_and_pipelining_in_order() {
 #[test]
 fn connection_close_gets_a_response_then_eof_and_later_requests_are_not_answered() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let mut s = send(&r, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /y HTTP/1.1\r\nHost: x\r\n\r\n");
     let (resp, eof) = read_responses(&mut s, 2);
     assert_eq!(resp.len(), 1);
     assert!(closes(&resp[0]), "{:?}", resp[0].headers);
@@ -104,13 +109,10 @@ fn connection_close_gets_a_response_then_eof_and_later_requests_are_not_answered
 #[test]
 fn http10_closes_unless_keep_alive() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut s = send(&r, b"GET / HTTP/1.0\r\n\r\n");
     let (_, eof) = read_responses(&mut s, 2);
     assert!(eof);
-    let mut s = connect(&r);
-    s.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        .unwrap();
+    let mut s = send(&r, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
     let (resp, eof) = read_responses(&mut s, 1);
     assert_eq!(resp.len(), 1);
     assert!(!eof);
@@ -119,8 +121,7 @@ fn http10_closes_unless_keep_alive() {
 #[test]
 fn malformed_request_gets_400_with_close() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(b"GARBAGE\r\n\r\n").unwrap();
+    let mut s = send(&r, b"GARBAGE\r\n\r\n");
     let (resp, eof) = read_responses(&mut s, 2);
     assert_eq!(resp[0].status, 400);
     assert!(closes(&resp[0]), "{:?}", resp[0].headers);
@@ -161,9 +162,10 @@ fn large_response_reaches_a_slow_reader_whole() {
 #[test]
 fn metrics_count_requests_and_connections() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let mut s = send(
+        &r,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     read_responses(&mut s, 2);
     let end = Instant::now() + Duration::from_secs(2);
     loop {
@@ -214,8 +216,7 @@ fn smuggling_and_oversize_are_refused() {
         (b"GET / HTTP/1.1\r\nHost: x\r\n", 431),
     ];
     for (req, status) in cases {
-        let mut s = connect(&r);
-        s.write_all(req).unwrap();
+        let mut s = send(&r, req);
         if status == 431 {
             s.write_all(&[b'a'; 2048]).unwrap();
         }
@@ -233,9 +234,7 @@ const COUNT_LEN: usize = (8 << 20) + 7;
 fn streamed_bodies_reach_a_slow_reader_whole_and_in_order() {
     let r = start(cfg());
     let count = format!("GET /count?bytes={COUNT_LEN} HTTP/1.1\r\nHost: x\r\n");
-    let mut s = connect(&r);
-    s.write_all(format!("{count}\r\n{}", tagged_get("after")).as_bytes())
-        .unwrap();
+    let mut s = send(&r, format!("{count}\r\n{}", tagged_get("after")));
     std::thread::sleep(Duration::from_millis(100));
     let (resp, eof) = read_responses(&mut s, 2);
     assert!(!eof);
@@ -261,9 +260,7 @@ fn streamed_bodies_reach_a_slow_reader_whole_and_in_order() {
         "HEAD sent a body: {rest:?}"
     );
     // With Connection: close the stream ends the connection.
-    let mut s = connect(&r);
-    s.write_all(format!("{count}Connection: close\r\n\r\n").as_bytes())
-        .unwrap();
+    let mut s = send(&r, format!("{count}Connection: close\r\n\r\n"));
     let (resp, eof) = read_responses(&mut s, 2);
     assert_eq!(resp.len(), 1);
     assert_eq!(resp[0].body.len(), COUNT_LEN);
@@ -273,9 +270,7 @@ fn streamed_bodies_reach_a_slow_reader_whole_and_in_order() {
 #[test]
 fn a_stalled_stream_closes_the_connection_instead_of_misframing() {
     let r = start(cfg());
-    let mut s = connect(&r);
-    s.write_all(b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
+    let mut s = send(&r, b"GET /stall HTTP/1.1\r\nHost: x\r\n\r\n");
     let mut all = Vec::new();
     let _ = s.read_to_end(&mut all);
     let text = String::from_utf8_lossy(&all);
