@@ -11,7 +11,7 @@
 
 mod request_gen;
 
-use request_gen::{gen_request, mutate, Expected, Generated, Rng};
+use request_gen::{gen_request, mutate, show, Expected, Generated, Rng};
 
 use engine::http::parse::{
     decode_chunked, parse_head, BodyKind, Head, HeaderSpan, Limits, ParseError,
@@ -165,24 +165,6 @@ fn minimise(mut buf: Vec<u8>, fails: &mut dyn FnMut(&[u8]) -> bool) -> Vec<u8> {
         width /= 2;
     }
     buf
-}
-
-/// Printable form with long runs of one byte shortened to `b×n`.
-fn show(buf: &[u8]) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    while i < buf.len() {
-        let run = buf[i..].iter().take_while(|&&b| b == buf[i]).count();
-        let one = std::ascii::escape_default(buf[i]).to_string();
-        if run >= 8 {
-            s += &format!("[{one}×{run}]");
-            i += run;
-        } else {
-            s += &one;
-            i += 1;
-        }
-    }
-    s
 }
 
 fn check_expected(c: &mut Checker, g: &Generated, e: &Expected) -> Result<(), String> {

@@ -11,8 +11,9 @@
 //! - [`suite`]: the conformance runner (selection, pool, expectations, JUnit, JSON).
 //! - [`gate`]: pairing runs for the regression verdict (statistics in `reports::gate`).
 //! - [`serve`]: the reference engine's routes for `loadgen serve`.
-//! - [`server`]: a server this process started (a child process or an in-process
-//!   engine), stopped on drop; [`http_client`]: the blocking response reader.
+//! - [`server`]: a server this process started as a child process, stopped on drop.
+//!   The blocking response reader (`bench`'s idle connections, `counters`) is
+//!   `scenarios::client`'s.
 //! - [`export`]: every document and console table (serialization does no I/O) and the
 //!   one place that writes output files.
 //!
@@ -26,7 +27,6 @@ pub mod cli;
 pub mod counters;
 pub mod export;
 pub mod gate;
-pub mod http_client;
 pub mod load;
 pub mod serve;
 pub mod server;

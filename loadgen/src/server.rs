@@ -1,6 +1,6 @@
-//! A server this process started, stopped when dropped: a child process (`loadgen
-//! serve`, nginx, a user's command; `bench`) or the reference engine in this process
-//! (`counters`). A child is pinned to a CPU with `taskset` where it can be, its stderr
+//! A server this process started as a child process (`loadgen serve`, nginx, a
+//! user's command; `bench`), stopped when dropped. (An engine in this process is
+//! `scenarios::targets::reference::Running`.) A child is pinned to a CPU with `taskset` where it can be, its stderr
 //! is drained (the last lines kept for error messages) and its CPU time is read from
 //! `/proc/PID/stat`.
 
@@ -9,10 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use engine::{Config, Engine, EngineError, Handler};
 
 /// A started server.
 #[derive(Debug)]
@@ -22,24 +19,15 @@ pub struct Server {
 }
 
 #[derive(Debug)]
-enum Running {
-    Process {
-        child: Child,
-        pinned_cpu: Option<usize>,
-        clk_tck: f64,
-        /// The last lines of its stderr, for error messages.
-        tail: Arc<Mutex<Vec<String>>>,
-        /// A temporary directory of its own (nginx), removed on drop.
-        dir: Option<PathBuf>,
-    },
-    InProcess {
-        engine: Arc<Engine>,
-        thread: Option<JoinHandle<Result<(), EngineError>>>,
-    },
+struct Running {
+    child: Child,
+    pinned_cpu: Option<usize>,
+    clk_tck: f64,
+    /// The last lines of its stderr, for error messages.
+    tail: Arc<Mutex<Vec<String>>>,
+    /// A temporary directory of its own (nginx), removed on drop.
+    dir: Option<PathBuf>,
 }
-
-/// How long the in-process engine may take to listen.
-const LISTEN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The CPU started servers are pinned to: the last one this process may use.
 fn server_cpu() -> Option<usize> {
@@ -49,34 +37,6 @@ fn server_cpu() -> Option<usize> {
 }
 
 impl Server {
-    /// The reference engine with `cfg` and `handler` on a thread of this process, once
-    /// it listens.
-    pub fn in_process(cfg: Config, handler: impl Handler) -> Result<Server, String> {
-        let engine =
-            Arc::new(Engine::new(cfg, handler).map_err(|e| format!("starting the engine: {e}"))?);
-        let e = Arc::clone(&engine);
-        let mut thread = Some(std::thread::spawn(move || e.listen()));
-        let end = Instant::now() + LISTEN_DEADLINE;
-        let addr = loop {
-            if let Some(addr) = engine.addr() {
-                break addr;
-            }
-            if thread.as_ref().is_some_and(|t| t.is_finished()) || Instant::now() > end {
-                let why = match thread.take().map(|t| t.join()) {
-                    Some(Ok(Err(e))) => e.to_string(),
-                    _ => "not listening after 5 s".into(),
-                };
-                let _ = engine.shutdown(Duration::from_secs(2));
-                return Err(format!("starting the engine on 127.0.0.1:0: {why}"));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        Ok(Server {
-            addr,
-            running: Running::InProcess { engine, thread },
-        })
-    }
-
     /// Starts `program args` pinned with `taskset` (which execs it, so the pid is the
     /// server's), or unpinned when taskset cannot run; stderr piped and drained, the
     /// rest null. It is expected on `addr` (see [`Server::wait_listening`]); every
@@ -109,7 +69,7 @@ impl Server {
         let lines = drain_stderr(&mut child, &tail);
         let server = Server {
             addr,
-            running: Running::Process {
+            running: Running {
                 child,
                 pinned_cpu,
                 clk_tck: clk_tck(),
@@ -132,56 +92,36 @@ impl Server {
 
     /// Gives the child a temporary directory, removed when it stops.
     pub fn own_dir(&mut self, d: PathBuf) {
-        if let Running::Process { dir, .. } = &mut self.running {
-            *dir = Some(d);
-        }
+        self.running.dir = Some(d);
     }
 
     /// The child's temporary directory.
     pub fn dir(&self) -> Option<&Path> {
-        match &self.running {
-            Running::Process { dir, .. } => dir.as_deref(),
-            Running::InProcess { .. } => None,
-        }
+        self.running.dir.as_deref()
     }
 
-    /// The in-process engine.
-    pub fn engine(&self) -> Option<&Engine> {
-        match &self.running {
-            Running::InProcess { engine, .. } => Some(engine),
-            Running::Process { .. } => None,
-        }
-    }
-
-    /// The child's pid (this process's for the in-process engine).
+    /// The child's pid.
     pub fn pid(&self) -> u32 {
-        match &self.running {
-            Running::Process { child, .. } => child.id(),
-            Running::InProcess { .. } => std::process::id(),
-        }
+        self.running.child.id()
     }
 
     /// The CPU the child is pinned to.
     pub fn pinned_cpu(&self) -> Option<usize> {
-        match &self.running {
-            Running::Process { pinned_cpu, .. } => *pinned_cpu,
-            Running::InProcess { .. } => None,
-        }
+        self.running.pinned_cpu
     }
 
     /// The last lines of the child's stderr, joined with ` | `.
     pub fn stderr_tail(&self) -> String {
-        match &self.running {
-            Running::Process { tail, .. } => tail.lock().map(|t| t.join(" | ")).unwrap_or_default(),
-            Running::InProcess { .. } => String::new(),
-        }
+        self.running
+            .tail
+            .lock()
+            .map(|t| t.join(" | "))
+            .unwrap_or_default()
     }
 
     /// CPU seconds (user + system, all threads) the child has used so far.
     pub fn cpu_s(&self) -> Option<f64> {
-        let Running::Process { child, clk_tck, .. } = &self.running else {
-            return None;
-        };
+        let Running { child, clk_tck, .. } = &self.running;
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
         let after = &stat[stat.rfind(')')? + 1..];
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -196,10 +136,7 @@ impl Server {
     pub fn wait_listening(&mut self, what: &str, deadline: Duration) -> Result<(), String> {
         let end = Instant::now() + deadline;
         loop {
-            let exited = match &mut self.running {
-                Running::Process { child, .. } => child.try_wait().ok().flatten(),
-                Running::InProcess { .. } => None,
-            };
+            let exited = self.running.child.try_wait().ok().flatten();
             if let Some(status) = exited {
                 // Let the stderr reader catch up with the last lines.
                 std::thread::sleep(Duration::from_millis(50));
@@ -227,20 +164,11 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        match &mut self.running {
-            Running::Process { child, dir, .. } => {
-                let _ = child.kill();
-                let _ = child.wait();
-                if let Some(dir) = dir {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
-            Running::InProcess { engine, thread } => {
-                let _ = engine.shutdown(Duration::from_secs(2));
-                if let Some(t) = thread.take() {
-                    let _ = t.join();
-                }
-            }
+        let Running { child, dir, .. } = &mut self.running;
+        let _ = child.kill();
+        let _ = child.wait();
+        if let Some(dir) = dir {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -170,17 +171,59 @@ impl Watch {
     }
 }
 
-/// Parses one complete response at the start of `buf`; `None` if incomplete.
+/// Where the head at the start of `buf` ends: the index after its blank line.
+pub fn head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
+}
+
+/// A response head borrowed from the bytes it was read into; parsing it allocates
+/// nothing (the fixed-buffer [`ResponseReader`] relies on that).
+#[derive(Debug, Clone, Copy)]
+pub struct Head<'a> {
+    /// The status code: the second space-separated word of the status line.
+    pub status: u16,
+    /// The header lines after the status line.
+    fields: &'a str,
+}
+
+impl<'a> Head<'a> {
+    /// Every `name: value` line, both trimmed (lines without a colon are skipped).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.fields
+            .split("\r\n")
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim(), v.trim()))
+    }
+
+    /// The value of the first `content-length` field (any case), unparsed.
+    pub fn content_length(&self) -> Option<&'a str> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v)
+    }
+}
+
+/// Parses a response head (without its blank line); `None` unless it is UTF-8 with a
+/// numeric status.
+pub fn parse_head(head: &[u8]) -> Option<Head<'_>> {
+    let head = std::str::from_utf8(head).ok()?;
+    let (status_line, fields) = head.split_once("\r\n").unwrap_or((head, ""));
+    let status = status_line.split(' ').nth(1)?.parse().ok()?;
+    Some(Head { status, fields })
+}
+
+/// Parses one complete response at the start of `buf`; `None` if incomplete. A
+/// missing or unparsable `content-length` means an empty body; a 1xx has none.
 pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
-    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&buf[..end - 4]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next()?;
-    let status: u16 = status_line.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+    let end = head_end(buf)?;
+    let head = parse_head(&buf[..end - 4])?;
+    let headers: Vec<(String, String)> = head
+        .headers()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
         .collect();
+    let status = head.status;
     if (100..200).contains(&status) {
         return Some((
             Resp {
@@ -191,10 +234,9 @@ pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
             end,
         ));
     }
-    let len: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .and_then(|(_, v)| v.parse().ok())
+    let len: usize = head
+        .content_length()
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     if buf.len() < end + len {
         return None;
@@ -207,6 +249,127 @@ pub fn parse_response(buf: &[u8]) -> Option<(Resp, usize)> {
         },
         end + len,
     ))
+}
+
+/// Why [`ResponseReader::read`] could not read a response.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// The head has no status line [`parse_head`] accepts.
+    #[error("a response without a status line")]
+    NoStatus,
+    /// No `content-length` (the only framing this reader knows).
+    #[error("a response without content-length")]
+    NoLength,
+    /// The response does not fit the buffer.
+    #[error("response of {0} bytes: too large")]
+    TooLarge(usize),
+    /// Reading failed (a timeout included).
+    #[error("reading a response: {0}")]
+    Read(io::Error),
+    /// The peer closed before a whole response.
+    #[error("the engine closed the connection before a whole response")]
+    Closed,
+}
+
+/// Reads whole responses (`content-length` framing) into one fixed buffer: after
+/// construction it does not allocate, except to build an error (`loadgen counters`
+/// measures allocations around it).
+#[derive(Debug)]
+pub struct ResponseReader {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl ResponseReader {
+    /// A reader for responses up to `capacity` bytes.
+    pub fn new(capacity: usize) -> ResponseReader {
+        ResponseReader {
+            buf: vec![0; capacity],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Forgets buffered bytes (a new connection).
+    pub fn reset(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    /// Reads one whole response from `stream`; returns its status and its body's range,
+    /// valid in [`ResponseReader::bytes`] until the next call. Bytes after it (a
+    /// pipelined response) stay buffered for the next call.
+    pub fn read(&mut self, stream: &mut impl Read) -> Result<(u16, Range<usize>), ResponseError> {
+        loop {
+            let data = &self.buf[self.start..self.end];
+            if let Some(end) = head_end(data) {
+                let head = parse_head(&data[..end - 4]).ok_or(ResponseError::NoStatus)?;
+                let len = head
+                    .content_length()
+                    .and_then(|v| parse_u64(v.as_bytes()))
+                    .ok_or(ResponseError::NoLength)? as usize;
+                let total = end + len;
+                if data.len() >= total {
+                    let body = self.start + end..self.start + total;
+                    self.start += total;
+                    return Ok((head.status, body));
+                }
+                if total > self.buf.len() {
+                    return Err(ResponseError::TooLarge(total));
+                }
+            }
+            if self.start == self.end {
+                self.reset();
+            } else if self.end == self.buf.len() {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            let n = stream
+                .read(&mut self.buf[self.end..])
+                .map_err(ResponseError::Read)?;
+            if n == 0 {
+                return Err(ResponseError::Closed);
+            }
+            self.end += n;
+        }
+    }
+
+    /// Bytes of a range [`ResponseReader::read`] returned.
+    pub fn bytes(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+}
+
+/// A stream whose reads all end by one deadline (each read's timeout is what is left).
+#[derive(Debug)]
+pub struct Deadline<'a> {
+    /// The stream.
+    pub stream: &'a mut TcpStream,
+    /// When reading gives up.
+    pub end: Instant,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+/// A decimal of at most 19 digits (no sign, no spaces).
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    s.iter().try_fold(0u64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u64::from(b - b'0'))
+    })
 }
 
 /// Reads from `stream` until it ends or the watch says stop, and classifies the end.
@@ -411,6 +574,46 @@ mod tests {
         assert!(r.closes());
         assert_eq!(used, raw.len() - 8);
         assert!(parse_response(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab").is_none());
+    }
+
+    #[test]
+    fn heads_parse_without_allocating_their_fields() {
+        let head = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\ndate: x").unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.content_length(), Some("13"));
+        assert_eq!(
+            head.headers().collect::<Vec<_>>(),
+            [("Content-Length", "13"), ("date", "x")]
+        );
+        assert!(parse_head(b"HTTP/1.1 200 OK")
+            .unwrap()
+            .content_length()
+            .is_none());
+        assert!(parse_head(b"HTTP/1.1\r\n").is_none());
+        assert_eq!(parse_u64(b"18446744073709551615"), None);
+        assert_eq!(parse_u64(b"12a"), None);
+        assert_eq!(parse_u64(b"0042"), Some(42));
+    }
+
+    #[test]
+    fn without_content_length_parse_response_reads_no_body_and_the_reader_refuses() {
+        let raw = b"HTTP/1.1 200 OK\r\ndate: x\r\n\r\nHTTP/1.1";
+        let (r, used) = parse_response(raw).unwrap();
+        assert_eq!((r.status, r.body.len(), used), (200, 0, raw.len() - 8));
+        let mut input = &raw[..];
+        let err = ResponseReader::new(64).read(&mut input).unwrap_err();
+        assert!(matches!(err, ResponseError::NoLength), "{err}");
+    }
+
+    #[test]
+    fn pipelined_responses_come_one_at_a_time() {
+        let two = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 404 No\r\ncontent-length: 0\r\n\r\n";
+        let mut r = ResponseReader::new(64);
+        let mut input = &two[..];
+        let (status, body) = r.read(&mut input).unwrap();
+        assert_eq!((status, r.bytes(body)), (200, &b"hi"[..]));
+        assert_eq!(r.read(&mut input).unwrap().0, 404);
+        assert!(matches!(r.read(&mut input), Err(ResponseError::Closed)));
     }
 
     #[test]

@@ -12,10 +12,14 @@
 //! - [`harness`]: starting an instance of the target for a check; `/proc` readings.
 //! - [`ctx`]: how a scenario is run (slack, workers, fault, target).
 //! - [`targets`]: what a scenario needs from an engine, and the engines: the reference
-//!   engine in process, a URL, nginx, and an engine in another process over the control
-//!   protocol (both of its ends).
-//! - [`test_handler`]: the test routes.
-//! - [`client`]: the client side: connecting, requests, observing how a connection ends.
+//!   engine in process (and `reference::Running`, the one "engine on a thread" type
+//!   tests and `loadgen counters` share), a URL, nginx, and an engine in another
+//!   process over the control protocol (both of its ends).
+//! - [`test_handler`]: the reference engine's one route table: the public routes
+//!   (`loadgen serve`) and the test routes on top.
+//! - [`client`]: the client side: connecting, requests, observing how a connection
+//!   ends, and the one response head parser (also behind `loadgen`'s fixed-buffer
+//!   reader).
 //! - [`outcome`]: verdicts and outcomes.
 //! - [`wait`]: polling with a deadline.
 

@@ -1,7 +1,8 @@
 //! Requests for the parser and engine fuzz tests: a grammar of HTTP/1.1 requests
 //! (methods, targets, 1.0/1.1, Host, Content-Length, Transfer-Encoding, Connection,
 //! Expect, bodies, chunked bodies with extensions and trailers) and mutations of them.
-//! Deterministic: everything comes from one xorshift generator.
+//! Deterministic: everything comes from one xorshift generator. Included by
+//! `engine/tests/parser_props.rs` and `scenarios/tests/engine_fuzz.rs` (by path).
 
 // Each test crate that includes this module uses a different part of it.
 #![allow(dead_code)]
@@ -389,4 +390,22 @@ pub fn mutate(rng: &mut Rng, buf: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// Printable form of test bytes, long runs of one byte shortened to `[b×n]`.
+pub fn show(buf: &[u8]) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while i < buf.len() {
+        let run = buf[i..].iter().take_while(|&&b| b == buf[i]).count();
+        let one = std::ascii::escape_default(buf[i]).to_string();
+        if run >= 8 {
+            s += &format!("[{one}×{run}]");
+            i += run;
+        } else {
+            s += &one;
+            i += 1;
+        }
+    }
+    s
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::http_client::{Deadline, ResponseReader};
+use scenarios::client::{Deadline, ResponseReader};
 
 /// Descriptors kept free for everything but the idle connections (client threads,
 /// active connections, pipes, files).

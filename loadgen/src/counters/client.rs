@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use engine::sys::count::KINDS;
 
-use crate::http_client::{parse_u64, ResponseReader};
+use scenarios::client::{parse_u64, ResponseReader};
 
 /// Allocations and syscalls by kind, as the snapshot route reports them.
 pub type Snapshot = [u64; KINDS + 1];

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use engine::sys::count::{self, KINDS, NAMES};
 use engine::{Config, Engine, Request, Response};
+use scenarios::targets::reference::Running;
 
-use crate::server::Server;
 use client::{Client, Snapshot, GET, IO_TIMEOUT};
 use model::{compare, is_untimed, Measured};
 
@@ -126,15 +126,13 @@ pub fn measure_repeated(repeat: u32) -> Result<Vec<Measured>, String> {
     Ok(measured)
 }
 
-/// The in-process engine of a server [`measure`] started.
-fn engine(server: &Server) -> &Engine {
-    server
-        .engine()
-        .expect("counters starts the engine in this process")
+/// The engine [`measure`] started.
+fn engine(server: &Running) -> &Engine {
+    server.engine()
 }
 
 /// Waits until the engine has closed `n` connections in all.
-fn wait_closed(server: &Server, n: u64, polls: &mut u64) -> Result<(), String> {
+fn wait_closed(server: &Running, n: u64, polls: &mut u64) -> Result<(), String> {
     let end = Instant::now() + IO_TIMEOUT;
     loop {
         *polls += 1;
@@ -155,7 +153,7 @@ fn measure() -> Result<Vec<Measured>, String> {
         address: "127.0.0.1:0".into(),
         ..Config::default()
     };
-    let server = Server::in_process(cfg, handle)?;
+    let server = Running::start(cfg, handle).map_err(|e| format!("starting the engine: {e}"))?;
     let addr = server.addr();
     let mut control = Client::new();
     control.connect(addr)?;
@@ -259,7 +257,7 @@ fn open(load: &mut Client, addr: SocketAddr, kind: Kind) -> Result<(), String> {
 }
 
 /// Closes what [`open`] opened, after the second snapshot.
-fn finish(server: &Server, load: &mut Client, kind: Kind) -> Result<(), String> {
+fn finish(server: &Running, load: &mut Client, kind: Kind) -> Result<(), String> {
     if kind != Kind::NewConnection {
         close_and_wait(server, load, &mut 0)?;
     }
@@ -269,7 +267,7 @@ fn finish(server: &Server, load: &mut Client, kind: Kind) -> Result<(), String> 
 /// Runs `n` requests of a workload (`n` rounded down to whole batches); returns how
 /// many were served. `polls` counts the calls of `Engine::metrics`.
 fn drive(
-    server: &Server,
+    server: &Running,
     load: &mut Client,
     addr: SocketAddr,
     kind: Kind,
@@ -313,7 +311,7 @@ fn drive(
 /// Closes the client's connection and waits until the engine has closed its end, so
 /// that the engine sees the end of this connection and the next event in separate
 /// wakeups.
-fn close_and_wait(server: &Server, load: &mut Client, polls: &mut u64) -> Result<(), String> {
+fn close_and_wait(server: &Running, load: &mut Client, polls: &mut u64) -> Result<(), String> {
     *polls += 1;
     let closed = engine(server).metrics().closed;
     load.close();

@@ -10,11 +10,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use engine::{Config, Engine};
+use scenarios::targets::reference::Running;
 
 /// An engine with one worker and `handler`, listening on `127.0.0.1:0` until dropped
-/// (the library's in-process server).
+/// (`scenarios`' in-process [`Running`]).
 pub struct EngineServer {
-    server: loadgen::server::Server,
+    server: Running,
 }
 
 impl EngineServer {
@@ -24,13 +25,13 @@ impl EngineServer {
             workers: 1,
             ..Config::default()
         };
-        let server = loadgen::server::Server::in_process(cfg, handler)
-            .unwrap_or_else(|e| panic!("engine did not start: {e}"));
+        let server =
+            Running::start(cfg, handler).unwrap_or_else(|e| panic!("engine did not start: {e}"));
         EngineServer { server }
     }
 
     pub fn engine(&self) -> &Engine {
-        self.server.engine().expect("an in-process engine")
+        self.server.engine()
     }
 
     pub fn url(&self) -> String {

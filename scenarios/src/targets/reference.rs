@@ -1,7 +1,8 @@
 //! The reference engine (`engine` crate) as a target, in this process: every
 //! capability. Also the pieces the protocol's server end (`remote::server`) reuses:
 //! building an engine that tells whether it still holds its handler, and `listen` on a
-//! thread of its own.
+//! thread of its own; and [`Running`], the one "an engine on a thread, shut down on
+//! drop" type every in-process user (tests, `loadgen counters`) shares.
 
 use std::fmt;
 use std::io;
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use engine::sync::lock;
-use engine::{Config, DriverError, Engine, EngineError, Metrics, WorkerState};
+use engine::{Config, DriverError, Engine, EngineError, Handler, Metrics, WorkerState};
 
 use super::{
     BuildError, Built, Capability, DriverLoop, Host, Instance, ListenState, OnClose, OnRecv,
@@ -71,7 +72,6 @@ pub fn new_reference(
     cfg: &Config,
     routes: TestHandler,
 ) -> (Result<Engine, EngineError>, impl Fn() -> bool) {
-    use engine::Handler;
     let marker = Arc::new(());
     let held = Arc::clone(&marker);
     let handler = move |req: &engine::Request<'_>, res: &mut engine::Response| {
@@ -218,27 +218,27 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".into())
 }
 
-/// A reference engine listening on its own thread; shut down (1 s grace) on drop.
-pub struct ReferenceInstance {
+/// An engine with any handler, listening on a thread of its own; shut down (1 s
+/// grace) and joined on drop. Tests, `loadgen counters` and [`ReferenceInstance`] run
+/// engines in this process through it.
+pub struct Running {
     engine: Arc<Engine>,
     listen: Mutex<ListenThread>,
     addr: SocketAddr,
-    handler: TestHandler,
 }
 
-impl fmt::Debug for ReferenceInstance {
+impl fmt::Debug for Running {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReferenceInstance")
+        f.debug_struct("Running")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
 }
 
-impl ReferenceInstance {
+impl Running {
     /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
-    pub fn start(cfg: Config, handler: TestHandler) -> Result<ReferenceInstance, String> {
-        let engine =
-            Arc::new(Engine::new(cfg, handler.clone()).map_err(|e| format!("Engine::new: {e}"))?);
+    pub fn start(cfg: Config, handler: impl Handler) -> Result<Running, String> {
+        let engine = Arc::new(Engine::new(cfg, handler).map_err(|e| format!("Engine::new: {e}"))?);
         let mut listen = ListenThread::Idle;
         listen.start(&engine).map_err(|e| e.to_string())?;
         let mut addr = None;
@@ -247,11 +247,10 @@ impl ReferenceInstance {
             addr.is_some() || listen.returned().is_some()
         });
         match addr {
-            Some(addr) => Ok(ReferenceInstance {
+            Some(addr) => Ok(Running {
                 engine,
                 listen: Mutex::new(listen),
                 addr,
-                handler,
             }),
             None => {
                 let _ = engine.shutdown(Duration::ZERO);
@@ -268,9 +267,19 @@ impl ReferenceInstance {
         &self.engine
     }
 
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether `listen` has returned (the engine stopped serving).
+    pub fn returned(&self) -> bool {
+        lock(&self.listen).returned().is_some()
+    }
+
     /// Waits for `listen` to return; its error, as the engine's own when nothing else
     /// holds it.
-    fn join(&self) -> Result<(), EngineError> {
+    pub fn join(&self) -> Result<(), EngineError> {
         lock(&self.listen).join().map_err(|e| {
             Arc::try_unwrap(e).unwrap_or_else(|e| EngineError::Io {
                 what: format!("listen: {e}"),
@@ -278,56 +287,89 @@ impl ReferenceInstance {
             })
         })
     }
+
+    /// Shuts the engine down with `grace`, then waits for `listen` to return.
+    pub fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
+        self.engine.shutdown(grace)?;
+        self.join()
+    }
 }
 
-impl Drop for ReferenceInstance {
+impl Drop for Running {
     fn drop(&mut self) {
-        self.handler.gate.release();
         let _ = self.engine.shutdown(Duration::from_secs(1));
         let _ = self.join();
     }
 }
 
+/// A reference engine with the test routes, listening on its own thread; its gate
+/// released and the engine shut down (1 s grace) on drop.
+#[derive(Debug)]
+pub struct ReferenceInstance {
+    handler: TestHandler,
+    /// Dropped after `Drop::drop` has released the gate.
+    running: Running,
+}
+
+impl ReferenceInstance {
+    /// Starts an engine with `handler` and waits (up to 5 s) until it listens.
+    pub fn start(cfg: Config, handler: TestHandler) -> Result<ReferenceInstance, String> {
+        let running = Running::start(cfg, handler.clone())?;
+        Ok(ReferenceInstance { handler, running })
+    }
+
+    /// The engine itself.
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.running.engine()
+    }
+}
+
+impl Drop for ReferenceInstance {
+    fn drop(&mut self) {
+        self.handler.gate.release();
+    }
+}
+
 impl Instance for ReferenceInstance {
     fn addr(&self) -> SocketAddr {
-        self.addr
+        self.running.addr()
     }
     fn effective_config(&self) -> Option<Config> {
-        Some(self.engine.config().clone())
+        Some(self.running.engine().config().clone())
     }
     fn num_workers(&self) -> usize {
-        self.engine.num_workers()
+        self.running.engine().num_workers()
     }
     fn pause_accept(&self) -> Result<(), EngineError> {
-        self.engine.pause_accept()
+        self.running.engine().pause_accept()
     }
     fn accept_paused(&self) -> bool {
-        self.engine.accept_paused()
+        self.running.engine().accept_paused()
     }
     fn resume_accept(&self) -> Result<(), EngineError> {
-        self.engine.resume_accept()
+        self.running.engine().resume_accept()
     }
     fn pause_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.engine.pause_worker(index)
+        self.running.engine().pause_worker(index)
     }
     fn resume_worker(&self, index: usize) -> Result<(), EngineError> {
-        self.engine.resume_worker(index)
+        self.running.engine().resume_worker(index)
     }
     fn worker_state(&self, index: usize) -> Result<WorkerState, EngineError> {
-        self.engine.worker_state(index)
+        self.running.engine().worker_state(index)
     }
     fn worker_loop(&self, n: i64) -> Option<Arc<dyn DriverLoop>> {
-        self.engine
+        self.running
+            .engine()
             .try_worker_loop(n)
             .map(|w| Arc::new(w) as Arc<dyn DriverLoop>)
     }
     fn metrics(&self) -> Metrics {
-        self.engine.metrics()
+        self.running.engine().metrics()
     }
     fn shutdown(&self, grace: Duration) -> Result<(), EngineError> {
         self.handler.gate.release();
-        self.engine.shutdown(grace)?;
-        self.join()
+        self.running.shutdown(grace)
     }
     fn holds_entered(&self) -> u64 {
         self.handler.gate.entered()

@@ -4,21 +4,26 @@
 //! HTTP/1.1 responses, and answer exactly what its own parser says the whole input
 //! holds, wherever the input was split.
 //!
-//! `cargo test -p engine --test engine_fuzz -- --nocapture` prints the execution count.
+//! `cargo test -p scenarios --test engine_fuzz -- --nocapture` prints the execution
+//! count. (It lives here, not in `engine/tests`, to read responses with
+//! `scenarios::client`; `scenarios` depends on `engine`. The request grammar stays
+//! in `engine/tests/request_gen`, shared with the parser's property tests.)
 
 // Unsafe code is for engine::sys alone, tests included.
 #![deny(unsafe_code)]
 
+#[path = "../../engine/tests/request_gen/mod.rs"]
 mod request_gen;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engine::http::parse::{decode_chunked, parse_head, BodyKind, Limits};
-use engine::{Config, Engine, Request, Response};
-use request_gen::{gen_request, mutate, Rng};
+use engine::{Config, Request, Response};
+use request_gen::{gen_request, mutate, show, Rng};
+use scenarios::client::{self, read_raw};
+use scenarios::targets::reference::Running;
 
 const SEED: u64 = 0xf022_0000_0000_0003;
 const CONNECTIONS: usize = 3_000;
@@ -28,50 +33,26 @@ const DEADLINE: Duration = Duration::from_secs(3);
 const MAX_HEADER_BYTES: usize = 8 * 1024;
 const MAX_BODY_BYTES: usize = 4 * 1024;
 
-struct Running {
-    engine: Arc<Engine>,
-    thread: Option<std::thread::JoinHandle<Result<(), engine::EngineError>>>,
-}
-
-impl Running {
-    /// The handler answers `method SP target SP body` and names the method in
-    /// `x-method`, so the test can frame HEAD responses and predict every body.
-    #[track_caller]
-    fn start() -> Running {
-        let handler = |req: &Request<'_>, res: &mut Response| {
-            res.header("x-method", req.method().as_bytes());
-            let body = res.body_mut();
-            body.extend_from_slice(req.method().as_bytes());
-            body.push(b' ');
-            body.extend_from_slice(req.target());
-            body.push(b' ');
-            body.extend_from_slice(req.body());
-        };
-        let cfg = Config {
-            workers: 2,
-            max_header_bytes: MAX_HEADER_BYTES,
-            max_body_bytes: MAX_BODY_BYTES,
-            ..Config::default()
-        };
-        let engine = Arc::new(Engine::new(cfg, handler).expect("valid config"));
-        let e = Arc::clone(&engine);
-        let thread = Some(std::thread::spawn(move || e.listen()));
-        let end = Instant::now() + Duration::from_secs(5);
-        while engine.addr().is_none() {
-            assert!(Instant::now() < end, "engine did not listen within 5 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Running { engine, thread }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.engine.shutdown(Duration::from_secs(1));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// The engine with a handler that answers `method SP target SP body` and names the
+/// method in `x-method`, so the test can frame HEAD responses and predict every body.
+#[track_caller]
+fn start() -> Running {
+    let handler = |req: &Request<'_>, res: &mut Response| {
+        res.header("x-method", req.method().as_bytes());
+        let body = res.body_mut();
+        body.extend_from_slice(req.method().as_bytes());
+        body.push(b' ');
+        body.extend_from_slice(req.target());
+        body.push(b' ');
+        body.extend_from_slice(req.body());
+    };
+    let cfg = Config {
+        workers: 2,
+        max_header_bytes: MAX_HEADER_BYTES,
+        max_body_bytes: MAX_BODY_BYTES,
+        ..Config::default()
+    };
+    Running::start(cfg, handler).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A final response as the test compares it.
@@ -160,10 +141,8 @@ fn frame_responses(stream: &[u8]) -> Result<Vec<Answer>, String> {
             return Err(at("bytes after a connection: close response"));
         }
         let rest = &stream[pos..];
-        let end = rest
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| at("a response head without its blank line"))?;
+        let end =
+            client::head_end(rest).ok_or_else(|| at("a response head without its blank line"))? - 4;
         let head = &rest[..end];
         let mut lines = head
             .split(|&b| b == b'\n')
@@ -183,10 +162,9 @@ fn frame_responses(stream: &[u8]) -> Result<Vec<Answer>, String> {
                 String::from_utf8_lossy(status_line)
             )));
         }
-        let code: u16 = std::str::from_utf8(&status[9..12])
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let code = client::parse_head(head)
+            .ok_or_else(|| at("a head the client cannot parse"))?
+            .status;
         let mut content_length = None;
         let mut close = false;
         let mut method = None;
@@ -352,48 +330,15 @@ fn exchange(addr: SocketAddr, input: &Input) -> Result<Vec<u8>, String> {
     }
     s.shutdown(Shutdown::Write)
         .map_err(|e| format!("shutdown: {e}"))?;
-    let mut got = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let left = DEADLINE.saturating_sub(start.elapsed());
-        if left.is_zero() {
-            return Err(format!(
-                "no EOF within {DEADLINE:?} ({} bytes read)",
-                got.len()
-            ));
-        }
-        s.set_read_timeout(Some(left))
-            .map_err(|e| format!("timeout: {e}"))?;
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(format!(
-                    "no EOF within {DEADLINE:?} ({} bytes read)",
-                    got.len()
-                ))
-            }
-            Err(e) => return Err(format!("read after {} bytes: {e}", got.len())),
-        }
+    let (got, stop) = read_raw(&mut s, DEADLINE.saturating_sub(start.elapsed()), |_| false);
+    match stop.as_str() {
+        "eof" => Ok(got),
+        "timeout" => Err(format!(
+            "no EOF within {DEADLINE:?} ({} bytes read)",
+            got.len()
+        )),
+        why => Err(format!("read after {} bytes: {why}", got.len())),
     }
-}
-
-fn show(buf: &[u8]) -> String {
-    let mut s = String::new();
-    let mut i = 0;
-    while i < buf.len() {
-        let run = buf[i..].iter().take_while(|&&b| b == buf[i]).count();
-        let one = std::ascii::escape_default(buf[i]).to_string();
-        if run >= 8 {
-            s += &format!("[{one}×{run}]");
-            i += run;
-        } else {
-            s += &one;
-            i += 1;
-        }
-    }
-    s
 }
 
 fn check(addr: SocketAddr, input: &Input) -> Result<(), String> {
@@ -445,8 +390,8 @@ fn check(addr: SocketAddr, input: &Input) -> Result<(), String> {
 
 #[test]
 fn engine_survives_split_and_mutated_requests_and_frames_every_response() {
-    let r = Running::start();
-    let addr = r.engine.addr().expect("listening");
+    let r = start();
+    let addr = r.addr();
     let started = Instant::now();
     let results: Vec<(usize, usize, Vec<String>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..CLIENT_THREADS)
@@ -487,10 +432,7 @@ fn engine_survives_split_and_mutated_requests_and_frames_every_response() {
     );
 
     // Still alive and serving, on every worker (connections land on both by hash).
-    assert!(
-        !r.thread.as_ref().is_some_and(|t| t.is_finished()),
-        "the engine thread ended"
-    );
+    assert!(!r.returned(), "the engine thread ended");
     for _ in 0..8 {
         let plain = Input {
             bytes: b"GET /alive HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
@@ -505,7 +447,7 @@ fn engine_survives_split_and_mutated_requests_and_frames_every_response() {
             show(&stream)
         );
     }
-    let m = r.engine.metrics();
+    let m = r.engine().metrics();
     assert!(
         m.workers
             .iter()
@@ -530,8 +472,8 @@ fn engine_survives_split_and_mutated_requests_and_frames_every_response() {
 /// a read ends between its CR and its LF.
 #[test]
 fn chunk_line_of_exactly_the_limit_is_accepted_when_split_after_its_cr() {
-    let r = Running::start();
-    let addr = r.engine.addr().expect("listening");
+    let r = start();
+    let addr = r.addr();
     let mut bytes = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let line_start = bytes.len();
     bytes.extend_from_slice(b"3;");
