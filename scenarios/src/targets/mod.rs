@@ -102,7 +102,8 @@ pub enum Capability {
     /// (`max_header_bytes`, `idle_timeout`, ...), and with the number of workers.
     Config,
     /// Serves the test routes: `/worker`, `/echo`, `/slow`, `/hold`, `/big`,
-    /// `/inspect`, `/id` (see [`TestHandler`](crate::test_handler::TestHandler)).
+    /// `/inspect`, `/id`, `/count`, `/stall` (see
+    /// [`TestHandler`](crate::test_handler::TestHandler)).
     TestRoutes,
     /// `pause_accept` / `resume_accept`.
     AcceptControl,
