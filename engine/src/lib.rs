@@ -40,7 +40,7 @@ macro_rules! fault {
 }
 
 // Code map, top down: each module imports only modules on its line or below it, and
-// there is no import cycle (both checked by tests/architecture.rs).
+// there is no import cycle (both checked by loadgen/tests/architecture.rs).
 //
 //   engine       the `Engine` handle: lifecycle, accept and worker control, selection
 //   worker/      one event-loop thread (drain rule and triggering in worker/mod.rs)

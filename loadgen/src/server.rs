@@ -95,11 +95,6 @@ impl Server {
         self.running.dir = Some(d);
     }
 
-    /// The child's temporary directory.
-    pub fn dir(&self) -> Option<&Path> {
-        self.running.dir.as_deref()
-    }
-
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.running.child.id()

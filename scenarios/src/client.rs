@@ -422,8 +422,10 @@ pub fn observe(stream: &mut TcpStream, watch: Watch) -> Observation {
     }
 }
 
-/// A read that timed out or was interrupted: not the end of the connection.
-fn read_again(e: &io::Error) -> bool {
+/// Whether a read on a socket with a read timeout failed only because nothing came
+/// yet (would block, timed out, interrupted): not the end of the connection, the
+/// caller reads again.
+pub fn read_again(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted

@@ -14,10 +14,35 @@ use scenarios::client::{observe, read_raw, Class, Resp, Watch};
 use scenarios::targets::reference::Running;
 use scenarios::test_handler::{count_byte, fnv1a, TestHandler};
 
+/// An engine for one test; dropped, it must shut down cleanly and `listen` return Ok
+/// (each test asserts that too).
+struct Serving(Running);
+
+impl std::ops::Deref for Serving {
+    type Target = Running;
+    fn deref(&self) -> &Running {
+        &self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let clean = self.0.shutdown(Duration::from_secs(1));
+        if !std::thread::panicking() {
+            clean.expect("the engine shuts down cleanly and listen returns Ok");
+        }
+    }
+}
+
 /// The engine with the test routes ([`TestHandler`]).
 #[track_caller]
-fn start(cfg: Config) -> Running {
-    Running::start(cfg, TestHandler::default()).unwrap_or_else(|e| panic!("{e}"))
+fn start(cfg: Config) -> Serving {
+    start_with(cfg, TestHandler::default())
+}
+
+#[track_caller]
+fn start_with(cfg: Config, handler: TestHandler) -> Serving {
+    Serving(Running::start(cfg, handler).unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[track_caller]
@@ -285,7 +310,7 @@ fn a_stalled_stream_closes_the_connection_instead_of_misframing() {
 /// to `/`, and `/big` refuses more than 64 MiB.
 #[test]
 fn the_public_table_serves_no_test_route() {
-    let r = Running::start(cfg(), TestHandler::public()).unwrap_or_else(|e| panic!("{e}"));
+    let r = start_with(cfg(), TestHandler::public());
     let mut s = connect(&r);
     let started = Instant::now();
     for path in [

@@ -18,12 +18,4 @@ pub(crate) fn with_workers(ctx: &Ctx, workers: usize) -> engine::Config {
     }
 }
 
-/// Whether a read on a socket with a read timeout failed only because nothing came
-/// yet (would block, timed out, interrupted): the caller reads again.
-pub(crate) fn nothing_yet(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind;
-    matches!(
-        e.kind(),
-        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-    )
-}
+pub(crate) use crate::client::read_again as nothing_yet;

@@ -102,8 +102,9 @@ pub enum Capability {
     /// (`max_header_bytes`, `idle_timeout`, ...), and with the number of workers.
     Config,
     /// Serves the test routes: `/worker`, `/echo`, `/slow`, `/hold`, `/big`,
-    /// `/inspect`, `/id`, `/count`, `/stall` (see
-    /// [`TestHandler`](crate::test_handler::TestHandler)).
+    /// `/inspect`, `/id` (see [`TestHandler`](crate::test_handler::TestHandler); its
+    /// `/count` and `/stall` serve the reference engine's own tests, no scenario
+    /// asks a target for them).
     TestRoutes,
     /// `pause_accept` / `resume_accept`.
     AcceptControl,
