@@ -218,7 +218,7 @@ pub struct RunResult {
 /// A run's `config` object: the load's settings by flag name, plus typed records of
 /// the command that made the run. The records are flattened into the same object
 /// (`bench_round`, `sweep_rate`, `merged_runs`, ...), so the JSON stays one flat map.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct RunSettings {
     /// Set by `loadgen bench`.
     #[serde(flatten)]
@@ -233,6 +233,51 @@ pub struct RunSettings {
     /// it takes the keys the typed records above did not.
     #[serde(flatten)]
     pub settings: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Read by hand rather than derived: serde's flattened `Option` turns a record that
+/// does not parse (a key missing or of another type) into `None` *and drops the keys
+/// it took*. Here a record that does not parse leaves its keys in `settings`, so
+/// nothing of a file is lost on a read and write (`loadgen merge`).
+impl<'de> Deserialize<'de> for RunSettings {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RunSettings, D::Error> {
+        let mut settings = serde_json::Map::deserialize(d)?;
+        let bench = take_record(&mut settings, BenchRecord::KEYS);
+        let sweep = take_record(&mut settings, SweepRecord::KEYS);
+        let merged_runs = match settings.get("merged_runs").and_then(|v| v.as_u64()) {
+            Some(n) => {
+                settings.remove("merged_runs");
+                Some(n)
+            }
+            None => None,
+        };
+        Ok(RunSettings {
+            bench,
+            sweep,
+            merged_runs,
+            settings,
+        })
+    }
+}
+
+/// The record of type `T` whose field names are `keys`, taken out of `map` when those
+/// of its keys that are there parse as a `T`; otherwise `None`, and `map` unchanged.
+fn take_record<T: serde::de::DeserializeOwned>(
+    map: &mut serde_json::Map<String, serde_json::Value>,
+    keys: &[&str],
+) -> Option<T> {
+    let part: serde_json::Map<String, serde_json::Value> = keys
+        .iter()
+        .filter_map(|k| map.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    if part.is_empty() {
+        return None;
+    }
+    let record = serde_json::from_value(serde_json::Value::Object(part)).ok()?;
+    for k in keys {
+        map.remove(*k);
+    }
+    Some(record)
 }
 
 /// What `loadgen bench` records about a run of its matrix.
@@ -257,6 +302,19 @@ pub struct BenchRecord {
     /// Idle connections that still answered after the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_answered_after: Option<u64>,
+}
+
+impl BenchRecord {
+    /// Its keys in a run's `config` object.
+    pub const KEYS: &'static [&'static str] = &[
+        "bench_round",
+        "bench_url",
+        "bench_target",
+        "bench_skipped_workloads",
+        "idle_requested",
+        "idle_connections",
+        "idle_answered_after",
+    ];
 }
 
 /// Why a sweep step ran.
@@ -311,7 +369,80 @@ pub struct SweepRecord {
     pub sweep_max_rate: Option<Option<f64>>,
 }
 
+impl SweepRecord {
+    /// Its keys in a run's `config` object.
+    pub const KEYS: &'static [&'static str] = &[
+        "sweep_step",
+        "sweep_phase",
+        "sweep_rate",
+        "sweep_slo_us",
+        "sweep_held",
+        "sweep_reason",
+        "sweep_max_rate",
+    ];
+}
+
 /// A field that is present, possibly as null (absent is `None` through `default`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<f64>>, D::Error> {
     Option::<f64>::deserialize(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn keys_of(v: &impl Serialize) -> Vec<String> {
+        match serde_json::to_value(v).unwrap() {
+            Value::Object(m) => m.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn record_keys_are_every_field_the_record_writes() {
+        let bench = BenchRecord {
+            bench_target: Some(String::new()),
+            bench_skipped_workloads: Some(Vec::new()),
+            idle_requested: Some(0),
+            idle_connections: Some(0),
+            idle_answered_after: Some(0),
+            ..BenchRecord::default()
+        };
+        let mut want: Vec<&str> = BenchRecord::KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys_of(&bench), want);
+        let sweep = SweepRecord {
+            sweep_max_rate: Some(None),
+            ..SweepRecord::default()
+        };
+        let mut want: Vec<&str> = SweepRecord::KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys_of(&sweep), want);
+    }
+
+    #[test]
+    fn whole_records_round_trip_and_partial_ones_lose_nothing() {
+        let whole = json!({
+            "bench_round": 2, "bench_url": "http://x/", "idle_requested": 8,
+            "sweep_step": 3, "sweep_phase": "refine", "sweep_rate": 1000.0,
+            "sweep_slo_us": 5000, "sweep_held": false, "sweep_reason": "p99",
+            "sweep_max_rate": null, "merged_runs": 2, "url": "http://x/", "connections": 8
+        });
+        let s: RunSettings = serde_json::from_value(whole.clone()).unwrap();
+        assert_eq!(s.bench.as_ref().map(|b| b.bench_round), Some(2));
+        assert_eq!(
+            s.sweep.as_ref().map(|w| w.sweep_phase),
+            Some(SweepPhase::Refine)
+        );
+        assert_eq!(s.merged_runs, Some(2));
+        assert_eq!(s.settings.len(), 2, "{:?}", s.settings);
+        assert_eq!(serde_json::to_value(&s).unwrap(), whole);
+        // A bench record without its round and a mistyped sweep rate: kept as they were.
+        let partial = json!({"bench_url": "http://x/", "sweep_rate": "fast", "sweep_slo_us": 1,
+            "sweep_held": true, "merged_runs": "two", "url": "http://x/"});
+        let s: RunSettings = serde_json::from_value(partial.clone()).unwrap();
+        assert!(s.bench.is_none() && s.sweep.is_none() && s.merged_runs.is_none());
+        assert_eq!(serde_json::to_value(&s).unwrap(), partial);
+    }
 }
