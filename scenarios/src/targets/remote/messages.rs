@@ -14,14 +14,19 @@ use serde_json::Value;
 #[serde(default)]
 pub struct Hello {
     /// The protocol's name ([`super::proto::PROTOCOL`]).
+    #[serde(deserialize_with = "lenient")]
     pub hello: Option<String>,
     /// The protocol version it speaks.
+    #[serde(deserialize_with = "lenient")]
     pub version: Option<u64>,
     /// Its name in reports.
+    #[serde(deserialize_with = "lenient")]
     pub target: Option<String>,
     /// The capabilities it declares, by name.
+    #[serde(deserialize_with = "lenient")]
     pub capabilities: Option<Vec<Value>>,
     /// The engine's process.
+    #[serde(deserialize_with = "lenient")]
     pub pid: Option<u64>,
 }
 
@@ -243,6 +248,7 @@ pub struct Ack {
 #[serde(default)]
 pub struct Started {
     /// Where it listens, `host:port`.
+    #[serde(deserialize_with = "lenient")]
     pub addr: Option<String>,
     /// Its workers.
     pub workers: u64,
@@ -253,14 +259,19 @@ pub struct Started {
 #[serde(default)]
 pub struct StatusAnswer {
     /// `addr()`, `null` until every worker listens.
+    #[serde(deserialize_with = "lenient")]
     pub addr: Option<String>,
     /// `num_workers()`.
+    #[serde(deserialize_with = "lenient")]
     pub workers: Option<u64>,
     /// `engine_type()` as displayed.
+    #[serde(deserialize_with = "lenient")]
     pub engine_type: Option<String>,
     /// `idle`, `running` or `returned`.
+    #[serde(deserialize_with = "lenient")]
     pub listen: Option<String>,
     /// What `listen` returned, when it returned an error.
+    #[serde(deserialize_with = "lenient")]
     pub listen_error: Option<String>,
 }
 
@@ -269,10 +280,13 @@ pub struct StatusAnswer {
 #[serde(default)]
 pub struct SelectedAnswer {
     /// The worker's index.
+    #[serde(deserialize_with = "lenient")]
     pub index: Option<u64>,
     /// Its pinned CPU or -1.
+    #[serde(deserialize_with = "lenient")]
     pub cpu_id: Option<i64>,
     /// Its kernel thread id.
+    #[serde(deserialize_with = "lenient")]
     pub thread_id: Option<i64>,
 }
 
@@ -281,6 +295,7 @@ pub struct SelectedAnswer {
 #[serde(default)]
 pub struct Paused {
     /// Whether accepting is paused engine-wide.
+    #[serde(deserialize_with = "lenient")]
     pub paused: Option<bool>,
 }
 
@@ -289,6 +304,7 @@ pub struct Paused {
 #[serde(default)]
 pub struct StateAnswer {
     /// `active`, `draining` or `suspended`.
+    #[serde(deserialize_with = "lenient")]
     pub state: Option<String>,
 }
 
@@ -297,6 +313,7 @@ pub struct StateAnswer {
 #[serde(default)]
 pub struct Entered {
     /// `/hold` requests that entered the handler so far.
+    #[serde(deserialize_with = "lenient")]
     pub entered: Option<u64>,
 }
 
@@ -305,6 +322,7 @@ pub struct Entered {
 #[serde(default)]
 pub struct Count {
     /// SIGPIPEs the target's process received so far.
+    #[serde(deserialize_with = "lenient")]
     pub count: Option<u64>,
 }
 
@@ -313,6 +331,7 @@ pub struct Count {
 #[serde(default)]
 pub struct Unregistered {
     /// Whether the engine closed its copy of the fd (which it must not).
+    #[serde(deserialize_with = "lenient")]
     pub closed: Option<bool>,
 }
 
@@ -321,6 +340,7 @@ pub struct Unregistered {
 #[serde(default)]
 pub struct Fd {
     /// The engine's fd number.
+    #[serde(deserialize_with = "lenient")]
     pub fd: Option<i64>,
 }
 
@@ -331,6 +351,17 @@ pub struct Done {}
 /// An answer as JSON (what [`ReplyBody::Ok`] carries).
 pub fn to_value(answer: &impl Serialize) -> Value {
     serde_json::to_value(answer).unwrap_or(Value::Null)
+}
+
+/// A field of a peer's line that is there but of another type reads as absent, like
+/// a missing one: the harness's use of each field then says what it wanted (and a
+/// peer that gets one field wrong is told about that field, not about the line).
+fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    Ok(serde_json::from_value(Value::deserialize(d)?).ok())
 }
 
 /// An answer read from JSON; one that does not fit reads as empty (every field

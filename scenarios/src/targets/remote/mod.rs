@@ -862,7 +862,22 @@ impl DriverLoop for RemoteLoop {
 
 #[cfg(test)]
 mod tests {
-    use super::engine_pid;
+    use super::{engine_pid, parse_hello, PROTOCOL, VERSION};
+
+    #[test]
+    fn a_hello_with_a_mistyped_field_reads_that_field_as_absent() {
+        let line = format!(
+            r#"{{"hello":"{PROTOCOL}","version":{VERSION},"target":5,"pid":"12","capabilities":["http"]}}"#
+        );
+        let hello = parse_hello(&line).expect("the hello is accepted");
+        assert_eq!((hello.name.as_str(), hello.pid), ("remote", 0));
+        assert_eq!(hello.capabilities.len(), 1);
+        let old = format!(r#"{{"hello":"{PROTOCOL}","version":"1","capabilities":[]}}"#);
+        let e = parse_hello(&old).expect_err("a version that is not a number");
+        assert!(e.contains("version 0; this harness speaks version"), "{e}");
+        let e = parse_hello(r#"{"hello":"other"}"#).expect_err("another protocol");
+        assert!(e.contains("is not a"), "{e}");
+    }
 
     #[test]
     fn the_engine_pid_is_the_connected_process() {
