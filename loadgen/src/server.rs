@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
-    running: Running,
+    running: ChildProcess,
 }
 
 #[derive(Debug)]
-struct Running {
+struct ChildProcess {
     child: Child,
     pinned_cpu: Option<usize>,
     clk_tck: f64,
@@ -69,7 +69,7 @@ impl Server {
         let lines = drain_stderr(&mut child, &tail);
         let server = Server {
             addr,
-            running: Running {
+            running: ChildProcess {
                 child,
                 pinned_cpu,
                 clk_tck: clk_tck(),
@@ -116,7 +116,7 @@ impl Server {
 
     /// CPU seconds (user + system, all threads) the child has used so far.
     pub fn cpu_s(&self) -> Option<f64> {
-        let Running { child, clk_tck, .. } = &self.running;
+        let ChildProcess { child, clk_tck, .. } = &self.running;
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).ok()?;
         let after = &stat[stat.rfind(')')? + 1..];
         let fields: Vec<&str> = after.split_whitespace().collect();
@@ -159,7 +159,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let Running { child, dir, .. } = &mut self.running;
+        let ChildProcess { child, dir, .. } = &mut self.running;
         let _ = child.kill();
         let _ = child.wait();
         if let Some(dir) = dir {

@@ -46,7 +46,7 @@ fn done() -> Value {
 const UNMAPPED_FD: RawFd = i32::MAX - 1;
 
 /// The engine `new` (or `start`) built, and its `listen`.
-struct Running {
+struct Served {
     engine: Arc<Engine>,
     listen: ListenThread,
     handler: TestHandler,
@@ -54,7 +54,7 @@ struct Running {
 
 struct State {
     writer: Mutex<UnixStream>,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Option<Served>>,
     /// Harness fd number → this process's copy and how many registrations use it.
     fds: Mutex<HashMap<RawFd, (OwnedFd, usize)>>,
     seq: AtomicU64,
@@ -463,7 +463,7 @@ fn new(st: &Arc<State>, msg: &Value) -> Result<Arc<Engine>, Value> {
             return Err(error);
         }
     };
-    *running = Some(Running {
+    *running = Some(Served {
         engine: Arc::clone(&engine),
         listen: ListenThread::Idle,
         handler,
