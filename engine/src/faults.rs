@@ -192,6 +192,12 @@ impl Fault {
         Fault::ALL.iter().copied().find(|f| f.name() == name)
     }
 
+    /// Every fault's name, comma-separated: for a message that lists the choices.
+    pub fn names() -> String {
+        let names: Vec<String> = Fault::ALL.iter().map(|f| f.name()).collect();
+        names.join(", ")
+    }
+
     /// Whether the fault only makes the engine slower, breaking no clause: such faults
     /// are marked `-` in `ci/fault-matrix.tsv` and caught by the performance gate.
     pub fn is_performance_only(self) -> bool {

@@ -48,14 +48,11 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     if let Some(name) = &args.fault {
         #[cfg(feature = "faults")]
         {
-            cfg.fault = Some(engine::faults::Fault::from_name(name).ok_or_else(|| {
-                let names: Vec<String> = engine::faults::Fault::ALL
-                    .iter()
-                    .map(|f| f.name())
-                    .collect();
+            use engine::faults::Fault;
+            cfg.fault = Some(Fault::from_name(name).ok_or_else(|| {
                 format!(
                     "--fault {name:?}: unknown fault; use one of {}",
-                    names.join(", ")
+                    Fault::names()
                 )
             })?);
             eprintln!("serve: fault {name} injected");

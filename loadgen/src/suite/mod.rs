@@ -145,13 +145,9 @@ pub fn context(o: &Options) -> Result<Ctx, String> {
     if let Some(name) = &o.fault {
         #[cfg(feature = "faults")]
         {
-            let f = engine::faults::Fault::from_name(name).ok_or_else(|| {
-                let names: Vec<String> = engine::faults::Fault::ALL
-                    .iter()
-                    .map(|f| f.name())
-                    .collect();
-                format!("unknown fault {name:?}: use one of {}", names.join(", "))
-            })?;
+            use engine::faults::Fault;
+            let f = Fault::from_name(name)
+                .ok_or_else(|| format!("unknown fault {name:?}: use one of {}", Fault::names()))?;
             ctx.fault = Some(f);
         }
         #[cfg(not(feature = "faults"))]
