@@ -820,29 +820,29 @@ pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
     req.extend_from_slice(&client::get("/inspect?next"));
     let mut s = send(ctx, addr, &req)?;
     let complete = |b: &[u8]| {
-        let Some(end) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+        let Some(end) = client::head_end(b) else {
             return false;
         };
         // Whatever follows the HEAD head: complete once the next response is.
-        let rest = &b[end + 4..];
-        match rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let rest = &b[end..];
+        match client::head_end(rest) {
             Some(_) => parse_response(rest).is_some() || !rest.starts_with(b"HTTP/"),
             None => false,
         }
     };
     let (raw, how) = client::read_raw(&mut s, ctx.ms(1500), complete);
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(end) = client::head_end(&raw) else {
         o.saw(format!("HEAD: {:?} ({how})", String::from_utf8_lossy(&raw)));
         o.fail("HEAD / got no complete response head");
         return Ok(());
     };
-    let head_resp = parse_response(&raw[..end + 4]).map(|(mut r, _)| {
+    let head_resp = parse_response(&raw[..end]).map(|(mut r, _)| {
         r.body.clear();
         r
     });
     // parse_response wants the body: rebuild the head-only response by hand.
     let head_resp = head_resp.or_else(|| {
-        let mut fake = raw[..end + 4].to_vec();
+        let mut fake = raw[..end].to_vec();
         let len = get.body.len();
         fake.extend(std::iter::repeat_n(b'-', len));
         parse_response(&fake).map(|(mut r, _)| {
@@ -850,11 +850,11 @@ pub fn head(ctx: &Ctx, o: &mut Outcome) -> Checked {
             r
         })
     });
-    let rest = &raw[end + 4..];
+    let rest = &raw[end..];
     o.saw(format!(
         "GET /: {}; HEAD / head: {:?}; then {} bytes starting {:?} ({how})",
         norm(&get),
-        String::from_utf8_lossy(&raw[..end]),
+        String::from_utf8_lossy(&raw[..end - 4]),
         rest.len(),
         String::from_utf8_lossy(&rest[..rest.len().min(24)])
     ));
@@ -888,20 +888,19 @@ const BIG: usize = 64 << 20;
 /// Returns (content-length, body bytes that were right, how it stopped).
 fn read_big(ctx: &Ctx, s: &mut TcpStream, want: usize) -> (Option<usize>, usize, String) {
     let (raw, how) = client::read_raw(s, ctx.ms(3000), |b| contains(b, b"\r\n\r\n"));
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+    let Some(end) = client::head_end(&raw) else {
         return (None, 0, format!("no response head ({how})"));
     };
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let head = String::from_utf8_lossy(&raw[..end - 4]).to_ascii_lowercase();
     if !head.starts_with("http/1.1 200") {
         return (None, 0, format!("head {head:?}"));
     }
-    let cl = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
+    let cl = client::parse_head(&raw[..end - 4])
+        .and_then(|h| h.content_length())
         .and_then(|v| v.trim().parse::<usize>().ok());
     let aaa = vec![b'a'; 256 * 1024];
-    let mut got = raw.len() - end - 4;
-    if raw[end + 4..] != aaa[..got.min(aaa.len())][..got] {
+    let mut got = raw.len() - end;
+    if raw[end..] != aaa[..got.min(aaa.len())][..got] {
         return (cl, 0, "body bytes are not all 'a'".into());
     }
     let mut buf = vec![0u8; 256 * 1024];
