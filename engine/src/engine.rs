@@ -315,6 +315,9 @@ impl Engine {
         if fault!(self.config(), AsyncPause) && self.shared.accept_paused.load(SeqCst) {
             return Ok(());
         }
+        if fault!(self.config(), AsyncResume) && !self.shared.accept_paused.load(SeqCst) {
+            return Ok(());
+        }
         let mut result = Ok(());
         for (index, rx) in acks {
             match rx.recv() {
@@ -364,6 +367,11 @@ impl Engine {
         let workers = self.workers()?;
         let _serial = lock(&self.accept_control);
         self.shared.accept_paused.store(false, SeqCst);
+        if fault!(self.config(), ResumeClearsWorkerPause) {
+            for w in workers.iter() {
+                w.paused.store(false, SeqCst);
+            }
+        }
         self.reconcile_all(&workers)
     }
 

@@ -44,6 +44,20 @@ pub enum Fault {
     PausedWorkerKeepsListening,
     /// A suspended worker polls with a zero timeout (worker.suspended.idle).
     SpinWhileSuspended,
+    /// A suspended worker wakes on a 600 ms timer, a "cheap" housekeeping tick
+    /// (worker.suspended.idle: a watch shorter than the period never sees it).
+    SuspendedTimerWakeup,
+    /// `resume_accept` asks the workers to listen again and returns without waiting for
+    /// them (accept.resume: the window is as short as a thread wake-up).
+    AsyncResume,
+    /// `resume_accept` also clears each worker's own pause, so a worker paused with
+    /// `pause_worker` listens again (accept.resume, worker.resume).
+    ResumeClearsWorkerPause,
+    /// A worker's `accepted` counter is reset when its listen socket closes
+    /// (engine.metrics: counters must be monotonic across pause).
+    AcceptedResetOnPause,
+    /// Connections accepted by a drain are not counted as accepted (engine.metrics).
+    DrainNotCounted,
     /// `resume_worker` listens again even while accept is paused engine-wide (worker.resume).
     ResumeIgnoresEnginePause,
     /// Out-of-range worker indexes are silently ignored (worker.index).
@@ -137,6 +151,11 @@ impl Fault {
         Fault::SyncWorkerPause,
         Fault::PausedWorkerKeepsListening,
         Fault::SpinWhileSuspended,
+        Fault::SuspendedTimerWakeup,
+        Fault::AsyncResume,
+        Fault::ResumeClearsWorkerPause,
+        Fault::AcceptedResetOnPause,
+        Fault::DrainNotCounted,
         Fault::ResumeIgnoresEnginePause,
         Fault::IgnoreBadWorkerIndex,
         Fault::PausedIgnoresDrivers,

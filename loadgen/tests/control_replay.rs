@@ -42,25 +42,58 @@ fn parse(line: &str) -> Value {
     v
 }
 
-/// The fixture's sessions: each a list of (sent?, message).
+/// One transcript line: `>` or `<`, the instance's number (absent in transcripts
+/// recorded before the trace marked instances), a space, the message.
+fn transcript_line(line: &str) -> (bool, Option<u64>, &str) {
+    let sent = match line.as_bytes().first() {
+        Some(b'>') => true,
+        Some(b'<') => false,
+        _ => panic!("bad transcript line {line:?}"),
+    };
+    let (mark, msg) = line[1..]
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("bad transcript line {line:?}"));
+    let instance = (!mark.is_empty()).then(|| {
+        mark.parse()
+            .unwrap_or_else(|_| panic!("bad instance mark in {line:?}"))
+    });
+    (sent, instance, msg)
+}
+
+/// The fixture's sessions, each a list of (sent?, message): one per instance where
+/// lines are marked (interleaved instances come apart), else one per hello.
 fn sessions() -> Vec<Vec<(bool, String)>> {
     let text = std::fs::read_to_string(FIXTURE).unwrap();
     let mut out: Vec<Vec<(bool, String)>> = Vec::new();
+    let mut by_instance: std::collections::HashMap<u64, usize> = Default::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (dir, msg) = line.split_at(2);
-        let sent = match dir {
-            "> " => true,
-            "< " => false,
-            _ => panic!("bad transcript line {line:?}"),
+        let (sent, instance, msg) = transcript_line(line);
+        let at = match instance {
+            Some(i) => *by_instance.entry(i).or_insert_with(|| {
+                out.push(Vec::new());
+                out.len() - 1
+            }),
+            None => {
+                if !sent && msg.contains("\"hello\"") {
+                    out.push(Vec::new());
+                }
+                out.len()
+                    .checked_sub(1)
+                    .expect("the transcript starts with a hello")
+            }
         };
-        if !sent && msg.contains("\"hello\"") {
-            out.push(Vec::new());
-        }
-        out.last_mut()
-            .expect("the transcript starts with a hello")
-            .push((sent, msg.to_string()));
+        out[at].push((sent, msg.to_string()));
     }
     out
+}
+
+#[test]
+fn transcript_lines_read_with_and_without_instance_marks() {
+    assert_eq!(transcript_line("> {}"), (true, None, "{}"));
+    assert_eq!(
+        transcript_line("<12 {\"a\": 1}"),
+        (false, Some(12), "{\"a\": 1}")
+    );
 }
 
 fn replay(session: &[(bool, String)], n: usize) {

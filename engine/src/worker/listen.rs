@@ -83,11 +83,17 @@ impl Worker {
         let mut drained = Vec::new();
         while let Ok(Some(fd)) = socket::accept(listener.as_raw_fd()) {
             if let Some(raw) = self.add_conn(fd) {
+                if fault!(self.cfg(), DrainNotCounted) {
+                    self.ws.counters.accepted.fetch_sub(1, SeqCst);
+                }
                 drained.push(raw);
             }
         }
         drop(listener);
         self.ws.listening.store(false, SeqCst);
+        if fault!(self.cfg(), AcceptedResetOnPause) {
+            self.ws.counters.accepted.store(0, SeqCst);
+        }
         for raw in drained {
             self.finish_drained(raw);
         }

@@ -169,6 +169,9 @@ impl Worker {
             if fault!(self.cfg(), SpinWhileSuspended) && self.listener.is_none() {
                 return Some(Duration::ZERO);
             }
+            if fault!(self.cfg(), SuspendedTimerWakeup) && self.listener.is_none() {
+                return Some(Duration::from_millis(600));
+            }
             return None;
         }
         let mut t = self.next_sweep.saturating_duration_since(Instant::now());

@@ -683,6 +683,144 @@ pub fn resume(ctx: &Ctx, o: &mut Outcome) -> Checked {
             || format!("dial {i} after resume_accept returned: {obs} (expected a 200 response)"),
         );
     }
+    if !o.failures.is_empty() {
+        // The engine does not listen again after a resume: the parts below need it to.
+        return Ok(());
+    }
+    resume_waits_for_held_worker(&server, ctx, o)?;
+    resume_keeps_worker_pause(&server, ctx, o)
+}
+
+/// The synchronous return, judged where transport latency cannot hide it: with accept
+/// paused, one worker is held in a handler (on a connection it accepted before the
+/// pause), so it cannot listen again until it is released. `resume_accept` called now
+/// must still be waiting after a window; it may return only once the worker is released.
+/// A `resume_accept` that returns before its workers listen returns inside the window,
+/// in process and through a control protocol alike.
+fn resume_waits_for_held_worker(server: &Server, ctx: &Ctx, o: &mut Outcome) -> Checked {
+    o.expect("with accept paused and a worker held in a handler, resume_accept has not returned after 300 ms; it returns once the worker is released, and a dial right after is served");
+    let engine = server.engine();
+    let n = engine.num_workers();
+    // Whatever the first part saw, start from every worker listening.
+    let _ = wait_until(ctx.ms(2000), || {
+        (0..n).all(|w| engine.worker_state(w).ok() == Some(engine::WorkerState::Active))
+    });
+    // A request answered on it: the connection is accepted (not queued) before the pause.
+    let mut kept =
+        client::connect(server.addr(), ctx.ms(2000)).or_error("connect the connection to hold")?;
+    let first = request_on(&mut kept, ctx);
+    if first.responses.is_empty() {
+        return Err(
+            format!("the connection to hold got no response before the pause: {first}").into(),
+        );
+    }
+    engine.pause_accept().or_error("pause_accept failed")?;
+    let entered = server.gate.entered();
+    kept.write_all(&client::get("/hold"))
+        .or_error("sending /hold on the kept connection")?;
+    if !server.gate.wait_entered(entered + 1, ctx.ms(5000)) {
+        server.gate.release();
+        return Err("the worker never entered the held handler".into());
+    }
+    let e = Arc::clone(engine);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let resumer = std::thread::spawn(move || {
+        let r = e.resume_accept();
+        let _ = tx.send(());
+        r
+    });
+    let window = ctx.ms(300);
+    let early = rx.recv_timeout(window).is_ok();
+    server.gate.release();
+    let result = match resumer.join() {
+        Ok(r) => r,
+        Err(_) => return Err("resume_accept panicked".into()),
+    };
+    o.saw(format!(
+        "resume_accept with a worker held: {} the {} ms window; result {result:?}",
+        if early {
+            "returned inside"
+        } else {
+            "still waiting after"
+        },
+        window.as_millis()
+    ));
+    o.check(!early, || {
+        format!(
+            "resume_accept returned within {} ms while a worker was held in a handler and could not listen: it returns before its workers listen again",
+            window.as_millis()
+        )
+    });
+    if let Err(e) = result {
+        o.fail(format!(
+            "resume_accept (worker held, then released) failed: {e}"
+        ));
+        return Ok(());
+    }
+    let held = client::observe(&mut kept, Watch::until_end(ctx.ms(2000)).responses(1));
+    o.saw(format!("the held request after release: {held}"));
+    let dial = client::request(server.addr(), &client::get("/"), ctx.ms(2000));
+    o.saw(format!(
+        "dial right after that resume_accept returned: {dial}"
+    ));
+    o.check(
+        dial.class == Class::Response && dial.responses.first().is_some_and(|r| r.status == 200),
+        || format!("dial right after resume_accept returned: {dial} (expected a 200 response)"),
+    );
+    Ok(())
+}
+
+/// A worker paused on its own stays non-listening across `pause_accept` /
+/// `resume_accept` (a worker listens iff accept is not paused engine-wide and it is not
+/// paused on its own), serves nothing new, and listens again at `resume_worker`.
+fn resume_keeps_worker_pause(server: &Server, ctx: &Ctx, o: &mut Outcome) -> Checked {
+    const DIALS: usize = 16;
+    o.expect(format!("worker paused on its own, then pause_accept + resume_accept: it stays suspended and none of {DIALS} dials reaches it; resume_worker makes it active again"));
+    let engine = server.engine();
+    let n = engine.num_workers();
+    let i = n - 1;
+    super::worker::pause_until_suspended(ctx, engine.as_ref(), i, "suspend on its own")?;
+    engine.pause_accept().or_error("pause_accept failed")?;
+    engine.resume_accept().or_error("resume_accept failed")?;
+    let states: Vec<_> = (0..n)
+        .map(|w| super::worker::state(engine.as_ref(), w))
+        .collect();
+    o.saw(format!(
+        "worker {i} paused on its own; after pause_accept + resume_accept: states {states:?}"
+    ));
+    o.check(states[i] == Some(engine::WorkerState::Suspended), || {
+        format!("worker {i}, paused on its own, is {:?} after resume_accept (expected Suspended until resume_worker)", states[i])
+    });
+    let mut reached = Vec::new();
+    for _ in 0..DIALS {
+        let obs = client::request(server.addr(), &client::get("/worker"), ctx.ms(2000));
+        match obs.responses.first().and_then(super::worker::worker_of) {
+            Some(w) if obs.class == Class::Response => reached.push(w),
+            _ => {
+                o.fail(format!(
+                    "dial after resume_accept: {obs} (expected a /worker response)"
+                ));
+                break;
+            }
+        }
+    }
+    o.saw(format!(
+        "{} dials served by workers {reached:?}",
+        reached.len()
+    ));
+    o.check(!reached.contains(&i), || {
+        format!("worker {i}, paused on its own, served a new connection after resume_accept")
+    });
+    engine.resume_worker(i).or_error("resume_worker failed")?;
+    let active = wait_until(ctx.ms(1000), || {
+        super::worker::state(engine.as_ref(), i) == Some(engine::WorkerState::Active)
+    });
+    o.check(active, || {
+        format!(
+            "worker {i} is {:?} 1 s after resume_worker (expected Active)",
+            super::worker::state(engine.as_ref(), i)
+        )
+    });
     Ok(())
 }
 
@@ -795,7 +933,7 @@ pub fn backlog_drain(ctx: &Ctx, o: &mut Outcome) -> Checked {
 
 /// Sends `/hold` on a new connection and waits until a worker is inside the held
 /// handler; returns the connection (its response comes once the gate is released).
-fn hold_worker(server: &Server, ctx: &Ctx) -> Result<TcpStream, String> {
+pub(super) fn hold_worker(server: &Server, ctx: &Ctx) -> Result<TcpStream, String> {
     let entered = server.gate.entered();
     let mut s = client::connect(server.addr(), ctx.ms(2000))
         .map_err(|obs| format!("connect for the held request: {obs}"))?;
@@ -809,7 +947,7 @@ fn hold_worker(server: &Server, ctx: &Ctx) -> Result<TcpStream, String> {
 
 /// A connection that completed its handshake (it waits in the accept queue while the
 /// worker is held), having sent `request` if any.
-fn queue_connection(
+pub(super) fn queue_connection(
     addr: SocketAddr,
     request: Option<&[u8]>,
     ctx: &Ctx,
@@ -823,7 +961,7 @@ fn queue_connection(
 
 /// With a worker held, calls `pause_accept` on another thread, waits until the pause
 /// is under way, releases the gate and waits for `pause_accept` to return `Ok`.
-fn pause_while_held(server: &Server, ctx: &Ctx) -> Result<(), String> {
+pub(super) fn pause_while_held(server: &Server, ctx: &Ctx) -> Result<(), String> {
     let engine = Arc::clone(server.engine());
     let pauser = std::thread::spawn(move || engine.pause_accept());
     if !wait_until(ctx.ms(2000), || server.engine().accept_paused()) {

@@ -945,6 +945,7 @@ pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
         )
     });
     snaps.push(("after close".into(), m3));
+    across_pause(&server, ctx, o, &mut snaps)?;
     for w in snaps.windows(2) {
         let (a, b) = (&w[0], &w[1]);
         for ((name, x), (_, y)) in counters(&a.1).into_iter().zip(counters(&b.1)) {
@@ -961,6 +962,65 @@ pub fn metrics(ctx: &Ctx, o: &mut Outcome) -> Checked {
             });
         }
     }
+    Ok(())
+}
+
+/// The counters across `pause_worker`, a drain, `pause_accept`, `resume_accept` and
+/// `resume_worker` (pushed onto `snaps`, which the caller checks for monotonicity):
+/// with worker 1 paused on its own, worker 0 is held in a handler while one connection
+/// waits in its accept queue; `pause_accept` drains it. The held connection, the
+/// drained one and one dial after `resume_accept` are three accepts, all on worker 0.
+fn across_pause(
+    server: &Server,
+    ctx: &Ctx,
+    o: &mut Outcome,
+    snaps: &mut Vec<(String, Metrics)>,
+) -> Checked {
+    o.expect("across pause_worker, a drain, pause_accept, resume_accept and resume_worker: every counter monotonic; the held, the drained and one new connection count as 3 accepted, on worker 0 and in the total");
+    let engine = server.engine();
+    let before = engine.metrics();
+    super::worker::pause_until_suspended(ctx, engine.as_ref(), 1, "suspend")?;
+    snaps.push(("worker 1 paused".into(), engine.metrics()));
+    let mut held = super::accept::hold_worker(server, ctx)?;
+    let mut queued = super::accept::queue_connection(server.addr(), Some(&client::get("/")), ctx)
+        .map_err(|e| format!("queueing a connection: {e}"))?;
+    super::accept::pause_while_held(server, ctx)?;
+    let held_obs = client::observe(&mut held, Watch::until_end(ctx.ms(2000)).responses(1));
+    let drained = client::observe(&mut queued, Watch::until_end(ctx.ms(2000)).responses(1));
+    o.saw(format!(
+        "held connection: {held_obs}; drained connection: {drained}"
+    ));
+    let paused = engine.metrics();
+    o.saw(format!("after pause_accept drained one: {}", show(&paused)));
+    snaps.push(("after pause_accept (one drained)".into(), paused.clone()));
+    engine.resume_accept().or_error("resume_accept failed")?;
+    let dial = client::request(server.addr(), &client::get("/"), ctx.ms(2000));
+    o.saw(format!("dial after resume_accept: {dial}"));
+    let resumed = engine.metrics();
+    snaps.push(("after resume_accept and a dial".into(), resumed.clone()));
+    engine
+        .resume_worker(1)
+        .or_error("resume_worker(1) failed")?;
+    let _ = wait_until(ctx.ms(1000), || {
+        engine.worker_state(1).ok() == Some(engine::WorkerState::Active)
+    });
+    let after = engine.metrics();
+    o.saw(format!("after resume_worker(1): {}", show(&after)));
+    snaps.push(("after resume_worker(1)".into(), after.clone()));
+    let w0 = |m: &Metrics| m.workers.first().map_or(0, |w| w.accepted);
+    o.check(after.accepted == before.accepted + 3, || {
+        format!(
+            "accepted {} -> {} over a held, a drained and a new connection (expected +3: drained connections count as accepted)",
+            before.accepted, after.accepted
+        )
+    });
+    o.check(w0(&after) == w0(&before) + 3, || {
+        format!(
+            "worker 0 accepted {} -> {} over its held, drained and new connection (expected +3)",
+            w0(&before),
+            w0(&after)
+        )
+    });
     Ok(())
 }
 

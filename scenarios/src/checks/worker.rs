@@ -21,12 +21,12 @@ use crate::outcome::{Abort, Checked, OrError, Outcome};
 use crate::wait::wait_until;
 
 /// The worker index a `GET /worker` response names.
-fn worker_of(resp: &client::Resp) -> Option<usize> {
+pub(super) fn worker_of(resp: &client::Resp) -> Option<usize> {
     std::str::from_utf8(&resp.body).ok()?.trim().parse().ok()
 }
 
 /// Opens a keep-alive connection and asks which worker serves it; the stream stays open.
-fn dial_worker(addr: SocketAddr, ctx: &Ctx) -> Result<(TcpStream, usize), String> {
+pub(super) fn dial_worker(addr: SocketAddr, ctx: &Ctx) -> Result<(TcpStream, usize), String> {
     let mut s = client::connect(addr, ctx.ms(2000)).map_err(|o| format!("connect: {o}"))?;
     s.write_all(&client::get("/worker"))
         .map_err(|e| format!("sending GET /worker: {e}"))?;
@@ -55,13 +55,18 @@ fn dial_until_served_by(
     Ok(None)
 }
 
-fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
+pub(super) fn state(engine: &dyn Instance, i: usize) -> Option<WorkerState> {
     engine.worker_state(i).ok()
 }
 
 /// `pause_worker(i)`, then up to 2 s for worker i to report suspended (no connection
 /// holds it); the error says it did not `what` (each scenario's words for it).
-fn pause_until_suspended(ctx: &Ctx, engine: &dyn Instance, i: usize, what: &str) -> Checked {
+pub(super) fn pause_until_suspended(
+    ctx: &Ctx,
+    engine: &dyn Instance,
+    i: usize,
+    what: &str,
+) -> Checked {
     if let Err(e) = engine.pause_worker(i) {
         return Err(format!("pause_worker({i}): {e}").into());
     }
@@ -271,7 +276,7 @@ pub fn pause_routing(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// switches over a 500 ms window: neither may advance.
 pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect(
-        "over 500 ms, the suspended worker's thread uses < 1 ms CPU and makes no context switch",
+        "over 3 s, the suspended worker's thread uses < 1 ms CPU and makes no context switch (a timer of any period up to 3 s is seen)",
     );
     let server = Server::start(ctx, ctx.config())?;
     let engine = server.engine();
@@ -300,7 +305,9 @@ pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let (Some(cpu0), Some(sw0)) = (thread_cpu_time(tid), thread_switches(tid)) else {
         return Err(format!("cannot read /proc/{tid}").into());
     };
-    let window = Duration::from_millis(500);
+    // At least 3 s (SPEC): a housekeeping timer of any period up to 3 s wakes the
+    // thread at least once inside the window, wherever its phase falls.
+    let window = Duration::from_secs(3);
     std::thread::sleep(window);
     let (Some(cpu1), Some(sw1)) = (thread_cpu_time(tid), thread_switches(tid)) else {
         return Err(format!("cannot read /proc/{tid}").into());
@@ -315,12 +322,16 @@ pub fn suspended_idle(ctx: &Ctx, o: &mut Outcome) -> Checked {
     ));
     o.check(cpu < Duration::from_millis(1), || {
         format!(
-            "suspended worker used {} us of CPU in 500 ms, allowed < 1000 us",
-            cpu.as_micros()
+            "suspended worker used {} us of CPU in {} ms, allowed < 1000 us",
+            cpu.as_micros(),
+            window.as_millis()
         )
     });
     o.check(switches == 0, || {
-        format!("suspended worker woke {switches} times in 500 ms, allowed 0")
+        format!(
+            "suspended worker woke {switches} times in {} ms, allowed 0",
+            window.as_millis()
+        )
     });
     Ok(())
 }

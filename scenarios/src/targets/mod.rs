@@ -77,7 +77,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::{Config, DriverError, EngineError, EngineType, Metrics, WorkerState};
 
@@ -400,6 +400,14 @@ pub trait DriverLoop: Send + Sync {
     fn unregister_conn(&self, fd: RawFd) -> Result<(), DriverError>;
     /// Queues data for fd (QueueFull at the cap).
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError>;
+    /// `write`, and how long the call took where it ran: a target in another process
+    /// measures its own call (so the harness's transport is not counted). The default
+    /// times the call here.
+    fn write_timed(&self, fd: RawFd, data: &[u8]) -> (Result<(), DriverError>, Duration) {
+        let t0 = Instant::now();
+        let r = self.write(fd, data);
+        (r, t0.elapsed())
+    }
     /// Registers the engine's own fd of its HTTP connection `local` ← `peer` (which
     /// must fail with `HttpConn`): the fd number and the result, or `None` when the
     /// connection is not found. The default looks in this process's `/proc/self/fd`
@@ -525,6 +533,9 @@ impl<T: DriverLoop + ?Sized> DriverLoop for Arc<T> {
     }
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
         (**self).write(fd, data)
+    }
+    fn write_timed(&self, fd: RawFd, data: &[u8]) -> (Result<(), DriverError>, Duration) {
+        (**self).write_timed(fd, data)
     }
     fn register_engine_fd(
         &self,

@@ -280,6 +280,8 @@ struct Event {
 
 /// The control connection: requests with ids, their answers, and events.
 struct Conn {
+    /// The instance's number in this process: marks its lines in the trace.
+    instance: u64,
     writer: Mutex<UnixStream>,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Sender<Result<Value, Value>>>>,
@@ -290,8 +292,9 @@ struct Conn {
 /// `LOADGEN_CONTROL_TRACE`: the file every control line is appended to.
 static TRACE: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
 
-/// Appends `line` (with its direction, `>` sent, `<` received) to the trace file.
-fn trace(direction: &str, line: &[u8]) {
+/// Appends `line` to the trace file, marked with its direction (`>` sent, `<`
+/// received) and the instance it belongs to: `>3 {...}`.
+fn trace(direction: &str, instance: u64, line: &[u8]) {
     let file = TRACE.get_or_init(|| {
         let path = std::env::var_os(proto::ENV_TRACE)?;
         std::fs::OpenOptions::new()
@@ -303,14 +306,14 @@ fn trace(direction: &str, line: &[u8]) {
     });
     if let Some(f) = file {
         let line = String::from_utf8_lossy(line);
-        let _ = writeln!(lock(f), "{direction} {}", line.trim_end());
+        let _ = writeln!(lock(f), "{direction}{instance} {}", line.trim_end());
     }
 }
 
 impl Conn {
     fn send(&self, msg: &impl Serialize, fds: &[RawFd]) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(msg).map_err(std::io::Error::other)?;
-        trace(">", &line);
+        trace(">", self.instance, &line);
         line.push(b'\n');
         let w = lock(&self.writer);
         if fds.is_empty() {
@@ -437,10 +440,10 @@ static SOCKETS: AtomicU64 = AtomicU64::new(0);
 
 impl Process {
     fn spawn(command: &str) -> Result<Process, String> {
+        let instance = SOCKETS.fetch_add(1, SeqCst);
         let path = std::env::temp_dir().join(format!(
-            "loadgen-control-{}-{}.sock",
+            "loadgen-control-{}-{instance}.sock",
             std::process::id(),
-            SOCKETS.fetch_add(1, SeqCst)
         ));
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)
@@ -459,7 +462,7 @@ impl Process {
             .map_err(|e| format!("--target-cmd {command:?}: cannot start: {e}"))?;
         let stderr = child.stderr.take();
         let tail = Arc::new(Mutex::new(Vec::<String>::new()));
-        if let Some(stderr) = stderr {
+        let reader = stderr.map(|stderr| {
             let tail = Arc::clone(&tail);
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -469,18 +472,34 @@ impl Process {
                         t.remove(0);
                     }
                 }
-            });
-        }
+            })
+        });
+        // Every failure names how the target ended and the last lines it wrote: the
+        // stderr reader is given time to reach the end of what the dead process wrote
+        // (bounded: a grandchild may hold the pipe open).
         let fail = |child: &mut Child, what: String| {
+            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
             let _ = child.wait();
             let _ = std::fs::remove_file(&path);
-            let said = lock(&tail).join(" | ");
-            if said.is_empty() {
-                what
-            } else {
-                format!("{what} (its stderr: {said})")
+            if let Some(r) = &reader {
+                let end = Instant::now() + Duration::from_secs(1);
+                while !r.is_finished() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
             }
+            let mut msg = what;
+            if let Some(status) = exited.filter(|_| !msg.contains(" exited (")) {
+                msg = format!("{msg} (it exited: {status})");
+            }
+            let said = lock(&tail).join(" | ");
+            if !said.is_empty() {
+                msg = format!("{msg} (its stderr: {said})");
+            }
+            if let Some(hint) = shell_syntax_hint(command) {
+                msg = format!("{msg}; {hint}");
+            }
+            msg
         };
         let end = Instant::now() + CONNECT_DEADLINE;
         let stream = loop {
@@ -515,7 +534,7 @@ impl Process {
         let mut first = String::new();
         let hello = match lines.read_line(&mut first) {
             Ok(n) if n > 0 => {
-                trace("<", first.as_bytes());
+                trace("<", instance, first.as_bytes());
                 parse_hello(&first)
             }
             Ok(_) => Err("the target closed the control socket before its hello".into()),
@@ -532,6 +551,7 @@ impl Process {
         };
         let _ = lines.get_ref().set_read_timeout(None);
         let conn = Arc::new(Conn {
+            instance,
             writer: Mutex::new(stream),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
@@ -551,6 +571,20 @@ impl Process {
             path,
         })
     }
+}
+
+/// A hint for a `--target-cmd` that uses shell syntax: it runs as `sh -c 'exec CMD'`,
+/// so `cd dir && ./engine` execs `cd` (and fails) before `&&` is ever reached.
+fn shell_syntax_hint(command: &str) -> Option<String> {
+    ["&&", "||", ";", "|"]
+        .iter()
+        .find(|op| command.contains(**op))
+        .map(|op| {
+            format!(
+                "the command runs as `sh -c 'exec COMMAND'`, so `{op}` does not do what it would in a shell; wrap it: --target-cmd \"sh -c '{}'\" (or use a script)",
+                command.replace('\'', "'\\''")
+            )
+        })
 }
 
 /// The engine's process: the one at the other end of the control socket, which the
@@ -574,7 +608,7 @@ fn read_loop(mut lines: BufReader<UnixStream>, conn: Arc<Conn>) {
         match lines.read_until(b'\n', &mut line) {
             Ok(0) | Err(_) => break,
             Ok(_) => {
-                trace("<", &line);
+                trace("<", conn.instance, &line);
                 if let Ok(msg) = serde_json::from_slice::<Value>(&line) {
                     conn.dispatch(msg);
                 }
@@ -827,15 +861,31 @@ impl DriverLoop for RemoteLoop {
         Ok(())
     }
     fn write(&self, fd: RawFd, data: &[u8]) -> Result<(), DriverError> {
-        self.call(
+        self.write_timed(fd, data).0
+    }
+    /// The target's own measure of its call (`took_us` in the answer), or the round
+    /// trip when a target does not send it.
+    fn write_timed(&self, fd: RawFd, data: &[u8]) -> (Result<(), DriverError>, Duration) {
+        let t0 = Instant::now();
+        let r = self.call(
             Request::Write {
                 worker: self.index,
                 fd,
                 data: proto::b64(data),
             },
             None,
-        )
-        .map(drop)
+        );
+        let round_trip = t0.elapsed();
+        match r {
+            Ok(v) => {
+                let took = v
+                    .get("took_us")
+                    .and_then(Value::as_u64)
+                    .map_or(round_trip, Duration::from_micros);
+                (Ok(()), took)
+            }
+            Err(e) => (Err(e), round_trip),
+        }
     }
     fn register_engine_fd(
         &self,

@@ -57,7 +57,9 @@ struct WireConfig<'a> {
     drain_linger_us: u64,
     driver_write_cap: usize,
     tcp_defer_accept: bool,
-    /// The fault to inject, by name (`null`: none).
+    /// The fault to inject, by name; absent when there is none (only negative
+    /// controls send it, so a target without faults never sees the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
     fault: Option<String>,
 }
 

@@ -414,9 +414,11 @@ fn dispatch(st: &Arc<State>, msg: &Value, fd: Option<OwnedFd>) -> Result<Value, 
             if op == "write" {
                 let data = proto::unb64(msg.get("data").and_then(Value::as_str).unwrap_or(""))
                     .map_err(|e| bad(&format!("data: {e}")))?;
-                return wl
-                    .write(local, &data)
-                    .map(|()| done())
+                let t0 = Instant::now();
+                let r = wl.write(local, &data);
+                let took_us = t0.elapsed().as_micros() as u64;
+                return r
+                    .map(|()| json!({ "took_us": took_us }))
                     .map_err(|e| proto::driver_error_to_json(&e, hfd));
             }
             // Our copy is held across the call (its close callback may run meanwhile
