@@ -79,3 +79,33 @@ fn names_do_not_change_between_runs_or_pool_sizes() {
     assert_eq!(ids(&a), ids(&b));
     assert_eq!(ids(&a).len(), 3);
 }
+
+/// A real run's file against the Jenkins/Ant `junit-10.xsd` committed as test data
+/// (xmllint; in CI, where it is installed, its absence fails the test).
+#[test]
+fn a_real_run_is_valid_against_junit_10_xsd() {
+    let (code, text, file) = scenario_file("xsd", "--junit", "xml", &["modulo", "engine.type"]);
+    assert_eq!(code, 0, "{text}");
+    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/junit-10.xsd");
+    let path = std::env::temp_dir().join(format!("junit-xsd-{}.xml", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema", xsd])
+        .arg(&path)
+        .output();
+    let _ = std::fs::remove_file(&path);
+    match out {
+        Ok(o) => assert!(
+            o.status.success(),
+            "--junit {file} is not valid against junit-10.xsd: {}\n{text}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "xmllint (apt: libxml2-utils) is needed in CI: {e}"
+            );
+            eprintln!("xmllint not installed ({e}): schema check skipped here");
+        }
+    }
+}

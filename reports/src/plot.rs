@@ -417,6 +417,16 @@ fn verdicts_size(m: &VerdictMatrix) -> (u32, u32) {
     (w.max(640), h)
 }
 
+/// `text` cut to `max` characters, the cut marked with an ellipsis.
+fn fit(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 fn verdict_color(v: Option<VerdictKind>) -> RGBColor {
     match v {
         Some(VerdictKind::Pass) => RGBColor(46, 160, 67),
@@ -442,8 +452,15 @@ fn draw_verdicts<DB: DrawingBackend>(
     );
     for (c, title) in m.columns.iter().enumerate() {
         let x = id_w + c as i32 * col_w + 4;
-        root.draw(&Text::new(title.clone(), (x, top - 24), font(13)))
+        // Target above, fault below, each cut to the column (the page's table has them
+        // whole).
+        let (target, fault) = title.split_once(" + ").unwrap_or((title, ""));
+        root.draw(&Text::new(fit(target, 17), (x, top - 36), font(12)))
             .map_err(err)?;
+        if !fault.is_empty() {
+            root.draw(&Text::new(fit(fault, 17), (x, top - 20), font(12)))
+                .map_err(err)?;
+        }
     }
     for (r, id) in m.rows.iter().enumerate() {
         let y = top + r as i32 * row_h;

@@ -415,7 +415,8 @@ pub fn sweep_summaries(files: &[Results]) -> Vec<SweepSummary> {
 /// Scenario verdicts: one row per clause ID, one column per scenario results file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VerdictMatrix {
-    /// Column titles: the file's fault, or `reference`, made unique with `#n`.
+    /// Column titles: the file's target (`reference`, `nginx (1.22.1)`, a URL, a
+    /// command), with ` + FAULT` for a negative control, made unique with `#n`.
     pub columns: Vec<String>,
     /// Clause IDs, in first-seen order.
     pub rows: Vec<String>,
@@ -429,7 +430,10 @@ pub struct VerdictMatrix {
 pub fn verdict_matrix(files: &[ScenarioResults]) -> VerdictMatrix {
     let mut columns: Vec<String> = Vec::new();
     for f in files {
-        let base = f.fault.clone().unwrap_or_else(|| "reference".to_string());
+        let base = match &f.fault {
+            Some(fault) => format!("{} + {fault}", f.target),
+            None => f.target.clone(),
+        };
         let n = columns
             .iter()
             .filter(|c| **c == base || c.starts_with(&format!("{base} #")))

@@ -355,3 +355,28 @@ fn a_sweep_adds_the_latency_vs_rate_plot_and_its_answer() {
         "no SLO label"
     );
 }
+
+#[test]
+fn verdict_columns_are_named_by_target_and_fault() {
+    let mut url = fixture_scenarios(None);
+    url.target = "http://127.0.0.1:8080/".into();
+    let mut nginx = fixture_scenarios(None);
+    nginx.target = "nginx (nginx/1.22.1)".into();
+    let files = [
+        fixture_scenarios(None),
+        url,
+        nginx,
+        fixture_scenarios(Some("close-without-drain")),
+        fixture_scenarios(None),
+    ];
+    assert_eq!(
+        stats::verdict_matrix(&files).columns,
+        [
+            "reference",
+            "http://127.0.0.1:8080/",
+            "nginx (nginx/1.22.1)",
+            "reference + close-without-drain",
+            "reference #2",
+        ]
+    );
+}
