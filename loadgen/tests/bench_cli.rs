@@ -171,6 +171,11 @@ fn ab_of_two_commands_alternates_and_feeds_the_gate() {
         assert_eq!(runs.len(), 3, "{path:?}");
         assert!(runs.iter().all(|r| r.target == side), "{path:?}");
     }
+    // The three files are one bench: one run id.
+    let id = read(&all).identity.run_id.expect("no run_id");
+    for path in [&a, &b] {
+        assert_eq!(read(path).identity.run_id.as_ref(), Some(&id), "{path:?}");
+    }
 
     let pids = started_pids(&out.stderr);
     assert_eq!(pids.len(), 2, "{}", out.stderr);

@@ -79,6 +79,7 @@ fn results(seed: u64, target: &str, requests_per_s: f64) -> Results {
         },
         started_at: "2024-01-01T00:00:00.000Z".into(),
         started_unix_ms: 1_704_067_200_000,
+        identity: Default::default(),
         runs,
     }
 }

@@ -158,6 +158,75 @@ fn a_closed_model_run_validates_and_damage_is_rejected() {
 }
 
 #[test]
+fn every_run_has_a_run_id_that_older_files_may_lack_and_shards_need() {
+    let v = validator();
+    let doc = real_results("identity", &[]);
+    let r = round_trips(&doc);
+    let id = r.identity.run_id.as_deref().expect("a run without run_id");
+    assert!(r.identity.shard.is_none());
+    let other = round_trips(&real_results("identity-2", &["-t", "1"]));
+    assert_ne!(
+        other.identity.run_id.as_deref(),
+        Some(id),
+        "two runs, one id"
+    );
+    let with = |f: &dyn Fn(&mut serde_json::Map<String, Value>)| {
+        let mut m = doc.as_object().unwrap().clone();
+        f(&mut m);
+        Value::Object(m)
+    };
+    // A file written before run ids existed still validates and reads.
+    let old = with(&|m| {
+        m.remove("run_id");
+    });
+    assert_valid(&v, &old);
+    assert_eq!(round_trips(&old).identity, reports::RunIdentity::default());
+    // A shard of a run validates and reads.
+    let shard = with(&|m| {
+        m.insert("shard".into(), json!({"index": 1, "count": 3}));
+    });
+    assert_valid(&v, &shard);
+    let s = round_trips(&shard).identity.shard.unwrap();
+    assert_eq!((s.index, s.count), (1, 3));
+    let cases: Vec<(&str, Value)> = vec![
+        (
+            "a run id that is not a UUID",
+            with(&|m| {
+                m.insert("run_id".into(), json!("run-1"));
+            }),
+        ),
+        (
+            "a shard without a run id",
+            with(&|m| {
+                m.remove("run_id");
+                m.insert("shard".into(), json!({"index": 0, "count": 2}));
+            }),
+        ),
+        (
+            "a shard without its count",
+            with(&|m| {
+                m.insert("shard".into(), json!({"index": 0}));
+            }),
+        ),
+        (
+            "a shard count of 0",
+            with(&|m| {
+                m.insert("shard".into(), json!({"index": 0, "count": 0}));
+            }),
+        ),
+        (
+            "an unknown field in the shard",
+            with(&|m| {
+                m.insert("shard".into(), json!({"index": 0, "count": 2, "of": 2}));
+            }),
+        ),
+    ];
+    for (what, d) in &cases {
+        assert_rejected(&v, d, what);
+    }
+}
+
+#[test]
 fn an_open_model_run_validates() {
     let v = validator();
     let doc = real_results("open", &["--rate", "200"]);

@@ -8,6 +8,7 @@
 pub mod gate;
 pub mod histogram;
 pub mod merge;
+pub mod output;
 pub mod plot;
 pub mod report;
 pub mod result;

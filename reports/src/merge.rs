@@ -8,11 +8,17 @@
 //! rebuilt from per-second summaries, so a merged timeline keeps the largest of the
 //! inputs' (an upper bound); the latency summaries are recomputed from the merged
 //! histograms.
+//!
+//! What is refused: a run given twice (the same results, or two files of one run id
+//! holding the same target and workload, which would count its requests twice), and
+//! shards of a run (files with `shard`) with one missing, duplicated or of another
+//! count. The merged run's workload label and settings give the totals (connections,
+//! threads, offered rate) of the runs it adds up.
 
 use rayon::prelude::*;
 
 use crate::histogram;
-use crate::result::{OpenModel, Results, RunResult, TimelinePoint};
+use crate::result::{OpenModel, Results, RunIdentity, RunResult, TimelinePoint};
 
 /// How far apart the inputs' starts (and ends) may be by default, milliseconds.
 pub const DEFAULT_TOLERANCE_MS: u64 = 2_000;
@@ -30,11 +36,17 @@ pub struct MergeInput {
 }
 
 /// Merges runs with the same (target, workload) across `inputs`; other runs are kept as
-/// they are, in first-seen order. Refuses (one-line error) when an input holds two runs
-/// of the same target and workload, or when runs to merge do not cover the same time
+/// they are, in first-seen order. Refuses (one-line error) a run given twice, an
+/// incomplete set of shards (see the module's comment), an input holding two runs of
+/// the same target and workload, and runs to merge that do not cover the same time
 /// (starts or ends more than `tolerance_ms` apart).
+///
+/// The merged file keeps the run id when every input has the same one (the shards of a
+/// run); otherwise its `run_id` is `None`, for the caller to give it a new one.
 pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String> {
     let first = inputs.first().ok_or("nothing to merge")?;
+    check_distinct(inputs)?;
+    check_shards(inputs)?;
     let mut groups: Vec<(RunKey, Vec<(usize, &RunResult)>)> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         for run in &input.results.runs {
@@ -78,8 +90,124 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
         host: first.results.host.clone(),
         started_at: earliest.results.started_at.clone(),
         started_unix_ms: earliest.results.started_unix_ms,
+        identity: RunIdentity {
+            run_id: common_run_id(inputs),
+            shard: None,
+        },
         runs,
     })
+}
+
+/// The run id every input has, if they all have the same one.
+fn common_run_id(inputs: &[MergeInput]) -> Option<String> {
+    let id = inputs.first()?.results.identity.run_id.as_ref()?;
+    inputs
+        .iter()
+        .all(|i| i.results.identity.run_id.as_ref() == Some(id))
+        .then(|| id.clone())
+}
+
+/// Refuses a run given twice: the same results in two files, or two files of one run
+/// id (neither of them a different shard than the other) that hold a run of the same
+/// target and workload.
+fn check_distinct(inputs: &[MergeInput]) -> Result<(), String> {
+    for (j, b) in inputs.iter().enumerate() {
+        for a in &inputs[..j] {
+            if a.results == b.results {
+                return Err(format!(
+                    "{} and {} hold the same results: the same run given twice; give each run once",
+                    a.name, b.name
+                ));
+            }
+            let (ia, ib) = (&a.results.identity, &b.results.identity);
+            let Some(id) = ia
+                .run_id
+                .as_ref()
+                .filter(|id| ib.run_id.as_ref() == Some(*id))
+            else {
+                continue;
+            };
+            if let (Some(sa), Some(sb)) = (ia.shard, ib.shard) {
+                if sa.index != sb.index {
+                    continue;
+                }
+            }
+            let shared = a.results.runs.iter().find(|ra| {
+                b.results
+                    .runs
+                    .iter()
+                    .any(|rb| rb.target == ra.target && rb.workload == ra.workload)
+            });
+            if let Some(r) = shared {
+                let what = match (ia.shard, ib.shard) {
+                    (Some(s), Some(_)) => format!("shard {} of {} of run {id}", s.index, s.count),
+                    _ => format!("run {id}"),
+                };
+                return Err(format!(
+                    "{} and {} are both {what} ({} {}): merging would count its requests twice; give each run once",
+                    a.name, b.name, r.target, r.workload
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses shards of a run (inputs with `shard`, grouped by run id) unless each of its
+/// shards is there exactly once (duplicates are [`check_distinct`]'s).
+fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
+    let mut runs: Vec<(&str, u32, Vec<&MergeInput>)> = Vec::new();
+    for input in inputs {
+        let identity = &input.results.identity;
+        let Some(shard) = identity.shard else {
+            continue;
+        };
+        let Some(id) = identity.run_id.as_deref() else {
+            return Err(format!(
+                "{}: shard {} of {} without a run_id: shards are matched by their run's id; write them again with one",
+                input.name, shard.index, shard.count
+            ));
+        };
+        if shard.index >= shard.count {
+            return Err(format!(
+                "{}: shard index {} is not below the count {}: shards are numbered from 0",
+                input.name, shard.index, shard.count
+            ));
+        }
+        match runs.iter_mut().find(|(r, _, _)| *r == id) {
+            Some((_, count, files)) => {
+                if *count != shard.count {
+                    return Err(format!(
+                        "{} is one of {count} shards of run {id} but {} one of {}: give the shards of one split",
+                        files[0].name, input.name, shard.count
+                    ));
+                }
+                files.push(input);
+            }
+            None => runs.push((id, shard.count, vec![input])),
+        }
+    }
+    for (id, count, files) in &runs {
+        let has = |i: u32| {
+            files
+                .iter()
+                .any(|f| f.results.identity.shard.map(|s| s.index) == Some(i))
+        };
+        if let Some(missing) = (0..*count).find(|i| !has(*i)) {
+            let given: Vec<String> = files
+                .iter()
+                .filter_map(|f| {
+                    let s = f.results.identity.shard?;
+                    Some(format!("{} (shard {})", f.name, s.index))
+                })
+                .collect();
+            return Err(format!(
+                "run {id}: shard {missing} of {count} is missing (given: {}); merge needs every shard once",
+                given.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The run's measured time span: from its own start when the file records it (a bench
@@ -170,7 +298,35 @@ fn merge_runs(runs: &[&RunResult]) -> Result<RunResult, String> {
     // process's reading to keep is arbitrary.
     out.server_cpu_s = None;
     out.config.merged_runs = Some(runs.len() as u64);
+    label_totals(&mut out, runs);
     Ok(out)
+}
+
+/// Gives the merged run the totals of the runs it adds up: `connections`, `threads`
+/// and `rate_per_s` in its settings, and in the workload label (`GET /, 8 conns,
+/// open 500/s`, as `loadgen run` names it) the connections and the offered rate.
+fn label_totals(out: &mut RunResult, runs: &[&RunResult]) {
+    let setting = |r: &RunResult, key: &str| r.config.settings.get(key).and_then(|v| v.as_f64());
+    let total = |key: &str| -> Option<f64> { runs.iter().map(|r| setting(r, key)).sum() };
+    if let (Some(each), Some(sum)) = (setting(runs[0], "connections"), total("connections")) {
+        out.workload =
+            out.workload
+                .replacen(&format!(", {each} conns"), &format!(", {sum} conns"), 1);
+        out.config
+            .settings
+            .insert("connections".into(), (sum as u64).into());
+    }
+    if let Some(sum) = total("threads") {
+        out.config
+            .settings
+            .insert("threads".into(), (sum as u64).into());
+    }
+    if let (Some(each), Some(sum)) = (setting(runs[0], "rate_per_s"), total("rate_per_s")) {
+        out.workload =
+            out.workload
+                .replacen(&format!(", open {each}/s"), &format!(", open {sum}/s"), 1);
+        out.config.settings.insert("rate_per_s".into(), sum.into());
+    }
 }
 
 fn merge_timelines(runs: &[&RunResult]) -> Vec<TimelinePoint> {
@@ -270,6 +426,7 @@ mod tests {
                 },
                 started_at: "1970-01-01T00:00:00.000Z".into(),
                 started_unix_ms: file_start,
+                identity: RunIdentity::default(),
                 runs: vec![run(run_start)],
             },
         }

@@ -9,6 +9,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use rayon::prelude::*;
 
+use crate::output::Staged;
 use crate::scenarios::VerdictKind;
 use crate::stats::{self, Comparison, RateCurve, RunSpectrum, TimelineSeries, VerdictMatrix};
 
@@ -122,26 +123,73 @@ pub struct PlotFiles {
     pub svg: PathBuf,
 }
 
-/// Writes `plot` as `DIR/STEM.png` and `DIR/STEM.svg`.
+/// Writes `plot` as `DIR/STEM.png` and `DIR/STEM.svg`, each whole or not at all.
 pub fn render(plot: &Plot, dir: &Path) -> Result<PlotFiles, String> {
-    let png = dir.join(format!("{}.png", plot.stem()));
-    let svg = dir.join(format!("{}.svg", plot.stem()));
-    let size = plot.size();
-    plot.draw(&BitMapBackend::new(&png, size).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", png.display()))?;
-    plot.draw(&SVGBackend::new(&svg, size).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", svg.display()))?;
-    Ok(PlotFiles {
-        stem: plot.stem(),
-        title: plot.title(),
-        png,
-        svg,
-    })
+    let staged = stage(plot, dir)?;
+    commit(staged.staged)?;
+    Ok(staged.files)
 }
 
 /// Renders every plot, in parallel; results in the order given.
 pub fn render_all(plots: &[Plot], dir: &Path) -> Result<Vec<PlotFiles>, String> {
-    plots.par_iter().map(|p| render(p, dir)).collect()
+    let mut files = Vec::new();
+    for s in stage_all(plots, dir)? {
+        commit(s.staged)?;
+        files.push(s.files);
+    }
+    Ok(files)
+}
+
+/// A plot drawn into temporary files, not yet in place.
+#[derive(Debug)]
+pub struct StagedPlot {
+    /// Where it goes.
+    pub files: PlotFiles,
+    /// The SVG document (for pages that inline it).
+    pub svg: String,
+    /// The PNG and SVG files, to [`commit`].
+    pub staged: Vec<Staged>,
+}
+
+/// Draws `plot` into temporary files beside `DIR/STEM.png` and `DIR/STEM.svg`;
+/// nothing is in place until the staged files are committed.
+pub fn stage(plot: &Plot, dir: &Path) -> Result<StagedPlot, String> {
+    let png = dir.join(format!("{}.png", plot.stem()));
+    let svg = dir.join(format!("{}.svg", plot.stem()));
+    let size = plot.size();
+    let cannot = |p: &Path, e: std::io::Error| format!("{}: cannot write: {e}", p.display());
+    let png_tmp = Staged::new(&png).map_err(|e| cannot(&png, e))?;
+    plot.draw(&BitMapBackend::new(png_tmp.tmp_path(), size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", png.display()))?;
+    let mut text = String::new();
+    plot.draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    let svg_tmp = Staged::write(&svg, text.as_bytes()).map_err(|e| cannot(&svg, e))?;
+    Ok(StagedPlot {
+        files: PlotFiles {
+            stem: plot.stem(),
+            title: plot.title(),
+            png,
+            svg,
+        },
+        svg: text,
+        staged: vec![png_tmp, svg_tmp],
+    })
+}
+
+/// [`stage`] for every plot, in parallel; results in the order given.
+pub fn stage_all(plots: &[Plot], dir: &Path) -> Result<Vec<StagedPlot>, String> {
+    plots.par_iter().map(|p| stage(p, dir)).collect()
+}
+
+/// Puts staged files in place, in order.
+pub fn commit(staged: Vec<Staged>) -> Result<(), String> {
+    for s in staged {
+        let target = s.target().to_path_buf();
+        s.commit()
+            .map_err(|e| format!("{}: cannot write: {e}", target.display()))?;
+    }
+    Ok(())
 }
 
 /// Draws the series' legend at `position`, in the one style every plot uses.

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::output::Staged;
 use crate::plot::{self, Plot, PlotFiles};
 use crate::result::{Results, RESULT_SCHEMA};
 use crate::scenarios::{ScenarioResults, SCENARIOS_SCHEMA};
@@ -74,13 +75,20 @@ pub fn write_report(
     if !scenarios.is_empty() {
         plots.push(Plot::Verdicts(stats::verdict_matrix(scenarios)));
     }
-    let files = plot::render_all(&plots, dir)?;
+    // Every file is drawn or written under a temporary name first and put in place
+    // only when all of them are: a report that fails half-way leaves the last one.
+    let drawn = plot::stage_all(&plots, dir)?;
+    let files: Vec<PlotFiles> = drawn.iter().map(|d| d.files.clone()).collect();
+    let svgs: Vec<&str> = drawn.iter().map(|d| d.svg.as_str()).collect();
     let summary = summary_markdown(&comparisons, &sweeps, scenarios, &files);
     let summary_path = dir.join("summary.md");
-    write(&summary_path, &summary)?;
-    let html = index_html(&comparisons, &sweeps, scenarios, &files)?;
+    let summary_file = stage(&summary_path, &summary)?;
+    let html = index_html(&comparisons, &sweeps, scenarios, &files, &svgs);
+    let mut staged: Vec<Staged> = drawn.into_iter().flat_map(|d| d.staged).collect();
+    staged.push(summary_file);
     let index = dir.join("index.html");
-    write(&index, &html)?;
+    staged.push(stage(&index, &html)?);
+    plot::commit(staged)?;
     Ok(ReportFiles {
         index,
         summary: summary_path,
@@ -88,8 +96,9 @@ pub fn write_report(
     })
 }
 
-fn write(path: &Path, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("{}: cannot write: {e}", path.display()))
+fn stage(path: &Path, text: &str) -> Result<Staged, String> {
+    Staged::write(path, text.as_bytes())
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// A latency for people: `85 µs`, `1.25 ms`, `2.10 s`.
@@ -272,13 +281,14 @@ table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:
 td.n{text-align:right}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
 figcaption{font-weight:bold;margin-bottom:.5em}";
 
-/// The self-contained HTML page.
+/// The self-contained HTML page; `svgs` are the plots' SVG documents, in order.
 pub fn index_html(
     comparisons: &[Comparison],
     sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
     plots: &[PlotFiles],
-) -> Result<String, String> {
+    svgs: &[&str],
+) -> String {
     let mut h = String::new();
     let _ = write!(
         h,
@@ -350,20 +360,18 @@ pub fn index_html(
         }
         h.push_str("</table>\n");
     }
-    for p in plots {
-        let svg = std::fs::read_to_string(&p.svg)
-            .map_err(|e| format!("{}: cannot read back: {e}", p.svg.display()))?;
+    for (p, svg) in plots.iter().zip(svgs) {
         let _ = write!(
             h,
             "<figure id=\"{}\">\n<figcaption>{}</figcaption>\n{}\n\
              <p><a href=\"{}\">PNG</a> · <a href=\"{}\">SVG</a></p>\n</figure>\n",
             p.stem,
             escape(p.title),
-            inline_svg(&svg),
+            inline_svg(svg),
             file_name(&p.png),
             file_name(&p.svg)
         );
     }
     h.push_str("</body>\n</html>\n");
-    Ok(h)
+    h
 }

@@ -20,8 +20,33 @@ pub struct Results {
     pub started_at: String,
     /// Milliseconds since the Unix epoch at the start.
     pub started_unix_ms: u64,
+    /// Which invocation wrote it (absent in files written before the field existed).
+    #[serde(flatten)]
+    pub identity: RunIdentity,
     /// The runs.
     pub runs: Vec<RunResult>,
+}
+
+/// What identifies the invocation that wrote a results file, so that `loadgen merge`
+/// can tell one run given twice from two runs, and the shards of one run apart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunIdentity {
+    /// A UUID, new for every `run`, `bench` or `sweep` (the files one `bench` writes
+    /// share it); the shards of one sharded run share theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Which share of a load split over several processes this file holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// One share of a load split over `count` processes or hosts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shard {
+    /// Which share, from 0 (as Kubernetes' `JOB_COMPLETION_INDEX`).
+    pub index: u32,
+    /// Shares in all.
+    pub count: u32,
 }
 
 /// Tool name, version and source revision.

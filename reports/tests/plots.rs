@@ -77,6 +77,7 @@ fn results(runs: Vec<RunResult>) -> Results {
         host: host(),
         started_at: "2025-01-01T00:00:00Z".into(),
         started_unix_ms: 1_735_689_600_000,
+        identity: Default::default(),
         runs,
     }
 }

@@ -118,7 +118,9 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
             .cloned()
             .collect()
     };
-    let document = |runs| export::results::document(runs, done.started);
+    // The files of one bench are one run: they share its id.
+    let identity = export::results::new_identity();
+    let document = |runs| export::results::document_of(runs, done.started, identity.clone());
     if let Some(file) = json_a {
         file.write_json(&document(side(&args.name_a)))?;
     }

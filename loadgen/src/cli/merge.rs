@@ -5,7 +5,7 @@ use clap::Args;
 use reports::merge::{self, MergeInput};
 use reports::report::{self, Input};
 
-use crate::export::OutputFile;
+use crate::export::{self, OutputFile};
 use crate::load::config::parse_duration;
 use crate::EXIT_OK;
 
@@ -27,7 +27,18 @@ pub struct MergeArgs {
 pub fn run(args: MergeArgs) -> Result<u8, String> {
     let tolerance = parse_duration(&args.tolerance).map_err(|e| format!("--tolerance: {e}"))?;
     let mut inputs = Vec::new();
+    let mut seen: Vec<(std::path::PathBuf, &std::path::Path)> = Vec::new();
     for path in &args.files {
+        // The same file under two names is refused before it is read.
+        let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if let Some((_, first)) = seen.iter().find(|(r, _)| *r == real) {
+            return Err(format!(
+                "{} and {} are the same file: the same run given twice; give each run once",
+                first.display(),
+                path.display()
+            ));
+        }
+        seen.push((real, path));
         match report::load(path)? {
             Input::Results(results) => inputs.push(MergeInput {
                 name: path.display().to_string(),
@@ -42,7 +53,10 @@ pub fn run(args: MergeArgs) -> Result<u8, String> {
             }
         }
     }
-    let merged = merge::merge(&inputs, tolerance.as_millis() as u64)?;
+    let mut merged = merge::merge(&inputs, tolerance.as_millis() as u64)?;
+    if merged.identity.run_id.is_none() {
+        merged.identity = export::results::new_identity();
+    }
     OutputFile::create("--out", &args.out)?.write_json(&merged)?;
     let merged_runs = merged
         .runs

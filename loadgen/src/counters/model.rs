@@ -1,5 +1,7 @@
 //! The counters' model: what a workload measured, the counters document
-//! (`loadgen.counters/v1`) and the exact comparison with a baseline.
+//! (`loadgen.counters/v1`, JSON Schema `reports/schema/loadgen.counters.v1.json`,
+//! validated by `loadgen/tests/counters_schema.rs`) and the exact comparison with a
+//! baseline.
 
 use std::collections::BTreeMap;
 

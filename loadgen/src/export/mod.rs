@@ -15,10 +15,9 @@ pub mod suite;
 pub mod sweep;
 pub mod tables;
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use reports::output;
 use serde::Serialize;
 
 /// A JSON document as it is written: pretty-printed, with a final newline.
@@ -28,24 +27,25 @@ pub fn json<T: Serialize + ?Sized>(doc: &T) -> Result<Vec<u8>, serde_json::Error
     Ok(out)
 }
 
-/// An output file named by a flag, created before the work that fills it (a bad
-/// path fails at once, not after minutes of measuring) and written once at the end.
+/// An output file named by a flag, checked before the work that fills it (a bad
+/// path fails at once, not after minutes of measuring) and written once at the end,
+/// whole or not at all (`reports::output`): until then an earlier file of the same
+/// name stays as it was, also when the work fails or is interrupted.
 #[derive(Debug)]
 pub struct OutputFile {
     flag: &'static str,
     path: PathBuf,
-    file: File,
 }
 
 impl OutputFile {
-    /// Creates `path`; the error is `FLAG PATH: cannot create: ...`.
+    /// Checks that `path` can be written; the error is `FLAG PATH: cannot create: ...`.
     pub fn create(flag: &'static str, path: &Path) -> Result<OutputFile, String> {
         Self::create_or(flag, path, |e| {
             format!("{flag} {}: cannot create: {e}", path.display())
         })
     }
 
-    /// Creates `path` if one is given (see [`OutputFile::create`]).
+    /// Checks `path` if one is given (see [`OutputFile::create`]).
     pub fn create_opt(
         flag: &'static str,
         path: &Option<PathBuf>,
@@ -55,7 +55,7 @@ impl OutputFile {
             .transpose()
     }
 
-    /// Creates `path` if one is given; the error adds `give a writable path`.
+    /// Checks `path` if one is given; the error adds `give a writable path`.
     pub fn create_writable_opt(
         flag: &'static str,
         path: &Option<PathBuf>,
@@ -71,17 +71,16 @@ impl OutputFile {
         path.as_deref().map(create).transpose()
     }
 
-    /// Creates `path`, with `message` for the error.
+    /// Checks that `path` can be written, with `message` for the error.
     pub fn create_or(
         flag: &'static str,
         path: &Path,
         message: impl FnOnce(std::io::Error) -> String,
     ) -> Result<OutputFile, String> {
-        let file = File::create(path).map_err(message)?;
+        output::check_writable(path).map_err(message)?;
         Ok(OutputFile {
             flag,
             path: path.to_path_buf(),
-            file,
         })
     }
 
@@ -90,11 +89,9 @@ impl OutputFile {
         &self.path
     }
 
-    /// Writes `bytes` and closes the file; the error is `FLAG PATH: cannot write: ...`.
-    pub fn write(mut self, bytes: &[u8]) -> Result<(), String> {
-        self.file
-            .write_all(bytes)
-            .and_then(|()| self.file.flush())
+    /// Writes `bytes` as the whole file; the error is `FLAG PATH: cannot write: ...`.
+    pub fn write(self, bytes: &[u8]) -> Result<(), String> {
+        output::write_whole(&self.path, bytes)
             .map_err(|e| format!("{} {}: cannot write: {e}", self.flag, self.path.display()))
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use reports::{Host, Results, RunResult, Tool, RESULT_SCHEMA};
+use reports::{Host, Results, RunIdentity, RunResult, Tool, RESULT_SCHEMA};
 
 pub use crate::load::unix_ms;
 
@@ -57,8 +57,14 @@ pub fn tool() -> Tool {
     }
 }
 
-/// Wraps runs into a results file.
+/// Wraps runs into a results file, under a new run id.
 pub fn document(runs: Vec<RunResult>, started: SystemTime) -> Results {
+    document_of(runs, started, new_identity())
+}
+
+/// Wraps runs into a results file under `identity` (several files of one invocation
+/// share it).
+pub fn document_of(runs: Vec<RunResult>, started: SystemTime, identity: RunIdentity) -> Results {
     let unix_ms = unix_ms(started);
     Results {
         schema: RESULT_SCHEMA.into(),
@@ -66,8 +72,43 @@ pub fn document(runs: Vec<RunResult>, started: SystemTime) -> Results {
         host: host(),
         started_at: rfc3339(unix_ms),
         started_unix_ms: unix_ms,
+        identity,
         runs,
     }
+}
+
+/// The identity of a new, unsharded run.
+pub fn new_identity() -> RunIdentity {
+    RunIdentity {
+        run_id: Some(new_run_id()),
+        shard: None,
+    }
+}
+
+/// A new run id: a random (version 4) UUID.
+pub fn new_run_id() -> String {
+    uuid::Builder::from_random_bytes(random_bytes())
+        .into_uuid()
+        .to_string()
+}
+
+/// 16 bytes from the kernel's random source; where it cannot be read, from the
+/// randomly keyed hasher of the standard library over the time and the process.
+fn random_bytes() -> [u8; 16] {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if read.is_err() {
+        use std::hash::{BuildHasher, Hasher};
+        let now = unix_ms(SystemTime::now());
+        for half in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(now);
+            h.write_u32(std::process::id());
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -79,5 +120,15 @@ mod tests {
             super::rfc3339(1_709_210_096_123),
             "2024-02-29T12:34:56.123Z"
         );
+    }
+
+    #[test]
+    fn run_ids_are_version_4_uuids_and_differ() {
+        let a = super::new_run_id();
+        let b = super::new_run_id();
+        assert_ne!(a, b);
+        let u = uuid::Uuid::parse_str(&a).unwrap();
+        assert_eq!(u.get_version(), Some(uuid::Version::Random), "{a}");
+        assert_eq!(a.len(), 36, "{a}");
     }
 }
