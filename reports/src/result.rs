@@ -117,6 +117,10 @@ pub struct ErrorCounts {
     pub status_4xx: u64,
     /// 5xx.
     pub status_5xx: u64,
+    /// The client itself ran out of something (descriptors, ephemeral ports, memory);
+    /// absent in files from before the class existed.
+    #[serde(default)]
+    pub client: u64,
 }
 
 impl ErrorCounts {
@@ -130,6 +134,7 @@ impl ErrorCounts {
             + self.parse
             + self.status_4xx
             + self.status_5xx
+            + self.client
     }
 
     /// Adds `other` into `self`.
@@ -142,6 +147,7 @@ impl ErrorCounts {
         self.parse += other.parse;
         self.status_4xx += other.status_4xx;
         self.status_5xx += other.status_5xx;
+        self.client += other.client;
     }
 }
 
@@ -251,6 +257,9 @@ pub struct RunSettings {
     /// Set by `loadgen sweep`.
     #[serde(flatten)]
     pub sweep: Option<SweepRecord>,
+    /// Set by `loadgen run`: its `--check` verdicts and whether it was interrupted.
+    #[serde(flatten)]
+    pub run: Option<RunRecord>,
     /// Set by `loadgen merge` on a run merged from this many runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_runs: Option<u64>,
@@ -269,6 +278,7 @@ impl<'de> Deserialize<'de> for RunSettings {
         let mut settings = serde_json::Map::deserialize(d)?;
         let bench = take_record(&mut settings, BenchRecord::KEYS);
         let sweep = take_record(&mut settings, SweepRecord::KEYS);
+        let run = take_record(&mut settings, RunRecord::KEYS);
         let merged_runs = match settings.get("merged_runs").and_then(|v| v.as_u64()) {
             Some(n) => {
                 settings.remove("merged_runs");
@@ -279,6 +289,7 @@ impl<'de> Deserialize<'de> for RunSettings {
         Ok(RunSettings {
             bench,
             sweep,
+            run,
             merged_runs,
             settings,
         })
@@ -340,6 +351,35 @@ impl BenchRecord {
         "idle_connections",
         "idle_answered_after",
     ];
+}
+
+/// What `loadgen run` records about its run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RunRecord {
+    /// The run was ended early by SIGINT or SIGTERM.
+    pub interrupted: bool,
+    /// The `--check` thresholds, in the order given.
+    pub checks: Vec<CheckResult>,
+}
+
+impl RunRecord {
+    /// Its keys in a run's `config` object.
+    pub const KEYS: &'static [&'static str] = &["interrupted", "checks"];
+}
+
+/// One `--check` threshold and its verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CheckResult {
+    /// The expression as given, e.g. `p99<10ms`.
+    pub expression: String,
+    /// The measured value, in `unit`.
+    pub measured: f64,
+    /// The threshold, in `unit`.
+    pub threshold: f64,
+    /// `us`, `percent`, `requests` or `per_s`.
+    pub unit: String,
+    /// Whether the run met it.
+    pub passed: bool,
 }
 
 /// Why a sweep step ran.

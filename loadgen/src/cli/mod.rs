@@ -54,10 +54,18 @@ the file does not allow, an unexpected pass included), 2 usage or harness error.
   loadgen run http://127.0.0.1:8080/ -c 16 --rate 20000 --arrivals poisson -d 30s
   loadgen run http://127.0.0.1:8080/echo --method POST --body hello --expect-body hello
   loadgen run http://127.0.0.1:8080/ -c 8 --requests-per-conn 1 --requests 10000
+  loadgen run http://127.0.0.1:8080/ -c 16 -d 30s --check 'p99<10ms' --check 'errors<0.1%'
 
 Latency is recorded for every request: corrected (from its due time, the default) and
 uncorrected (from its send). Failed requests are counted by class with their own
-histogram. Exit codes: 0 done, 2 usage or setup error.")]
+histogram. When the window ends, requests in flight get up to --timeout to finish;
+the rest fail as `timeout` (in the open model so do requests due in the window but
+never sent). --check EXPR (repeatable) sets a threshold: p99<10ms, p99.9<=1s (us, ms,
+s), errors<0.1%, errors<5, rps>1000; each is printed with its measured value and
+stored in --json. Ctrl-C or SIGTERM stops the run early: the summary is printed and
+--json written, marked interrupted (a second Ctrl-C exits at once).
+Exit codes: 0 done, 1 a --check failed or no request succeeded, 2 usage or setup
+error, 130 interrupted (Ctrl-C, SIGTERM).")]
     Run(Box<run::RunArgs>),
     /// Start the reference engine and serve until interrupted.
     #[command(after_help = "Examples:

@@ -5,9 +5,14 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 
 use crate::export::{self, OutputFile};
-use crate::load::config::{parse_duration_flag, parse_header, Arrivals};
+use crate::load::check::Check;
+use crate::load::config::{count_flag, parse_duration_flag, parse_header, rate_flag, Arrivals};
+use crate::load::interrupt::{self, EXIT_INTERRUPTED};
 use crate::load::{self, RunConfig, Target};
 use crate::EXIT_OK;
+
+/// `--check` failed, or no request succeeded.
+const EXIT_FAILED: u8 = 1;
 
 /// `loadgen run`.
 #[derive(Debug, Args)]
@@ -15,28 +20,29 @@ pub struct RunArgs {
     /// The URL to load, http://host:port/path.
     pub url: String,
     /// Connections in all.
-    #[arg(short = 'c', long, default_value_t = 64)]
-    pub connections: usize,
+    #[arg(short = 'c', long, default_value_t = 64, allow_negative_numbers = true)]
+    pub connections: i64,
     /// Client threads (default: the CPUs this process may use).
-    #[arg(short = 't', long, default_value_t = default_threads())]
-    pub threads: usize,
+    #[arg(short = 't', long, default_value_t = default_threads(), allow_negative_numbers = true)]
+    pub threads: i64,
     /// How long to measure, e.g. 10s, 500ms, 2m (default 10s).
-    #[arg(short = 'd', long)]
+    #[arg(short = 'd', long, allow_hyphen_values = true)]
     pub duration: Option<String>,
     /// Stop after this many requests instead of after a duration.
-    #[arg(short = 'n', long)]
-    pub requests: Option<u64>,
+    #[arg(short = 'n', long, allow_negative_numbers = true)]
+    pub requests: Option<i64>,
     /// Load without recording first, e.g. 2s.
-    #[arg(long, default_value = "0s")]
+    #[arg(long, default_value = "0s", allow_hyphen_values = true)]
     pub warmup: String,
-    /// A request without a response after this fails as `timeout`.
-    #[arg(long, default_value = "5s")]
+    /// A request without a response after this fails as `timeout`; also the grace
+    /// given to requests still in flight when the window ends.
+    #[arg(long, default_value = "5s", allow_hyphen_values = true)]
     pub timeout: String,
     /// Requests in flight per connection (closed model).
-    #[arg(short = 'p', long, default_value_t = 1)]
-    pub pipeline: usize,
+    #[arg(short = 'p', long, default_value_t = 1, allow_negative_numbers = true)]
+    pub pipeline: i64,
     /// Open model: offered requests per second, spread over the connections.
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open-model arrivals: fixed or poisson.
     #[arg(long, default_value = "fixed")]
@@ -60,8 +66,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub expect_body: Option<String>,
     /// Reconnect after this many requests per connection (1 = a new connection per request).
-    #[arg(long)]
-    pub requests_per_conn: Option<u64>,
+    #[arg(long, allow_negative_numbers = true)]
+    pub requests_per_conn: Option<i64>,
+    /// A threshold the run must meet, else exit 1 (repeatable): p99<10ms, p50<=500us,
+    /// p99.9<1s, errors<0.1%, errors<5, rps>1000.
+    #[arg(long, value_name = "EXPR")]
+    pub check: Vec<String>,
     /// Write the results (loadgen.result/v1 JSON) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
@@ -73,9 +83,9 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-fn default_threads() -> usize {
+fn default_threads() -> i64 {
     engine::sys::thread::allowed_cpus()
-        .map(|c| c.len())
+        .map(|c| c.len() as i64)
         .unwrap_or(1)
         .max(1)
 }
@@ -97,16 +107,19 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
         .map(|h| parse_header(h))
         .collect::<Result<_, _>>()?;
     let arrivals = Arrivals::parse(&a.arrivals)?;
+    let connections = count_flag("connections", a.connections, "64")? as usize;
+    let threads = count_flag("threads", a.threads, "2")? as usize;
+    let opt_count = |flag, v: Option<i64>, ex| v.map(|v| count_flag(flag, v, ex)).transpose();
     let cfg = RunConfig {
         target,
-        threads: a.threads.min(a.connections.max(1)),
-        connections: a.connections,
+        threads: threads.min(connections.max(1)),
+        connections,
         duration,
-        requests: a.requests,
+        requests: opt_count("requests", a.requests, "10000")?,
         warmup: parse_duration_flag("warmup", &a.warmup)?,
         timeout: parse_duration_flag("timeout", &a.timeout)?,
-        pipeline: a.pipeline,
-        rate: a.rate,
+        pipeline: count_flag("pipeline", a.pipeline, "16")? as usize,
+        rate: a.rate.map(|r| rate_flag("rate", r, "500")).transpose()?,
         arrivals,
         seed: a.seed,
         method: a.method.to_ascii_uppercase(),
@@ -114,7 +127,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
         body: a.body.clone().unwrap_or_default().into_bytes(),
         expect_status: a.expect_status,
         expect_body: a.expect_body.clone().map(String::into_bytes),
-        requests_per_conn: a.requests_per_conn,
+        requests_per_conn: opt_count("requests-per-conn", a.requests_per_conn, "1")?,
         hdr_log: a.hdr_log.clone(),
         progress: !a.quiet,
         json: a.json.clone(),
@@ -123,15 +136,35 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
     Ok(cfg)
 }
 
-/// Runs `loadgen run`.
+/// Runs `loadgen run`: exit 0 done, 1 a `--check` failed or no request succeeded,
+/// 130 interrupted (the summary and the results are still written).
 pub fn run(args: RunArgs) -> Result<u8, String> {
     let cfg = config(&args)?;
+    let checks = args
+        .check
+        .iter()
+        .map(|c| Check::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let json = OutputFile::create_opt("--json", &args.json)?;
+    let stop = interrupt::on_signals()?;
     let started = SystemTime::now();
-    let result = load::run(&cfg)?;
+    let mut result = load::run_until(&cfg, &stop)?;
+    let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
+    let record = reports::RunRecord {
+        interrupted,
+        checks: checks.iter().map(|c| c.evaluate(&result)).collect(),
+    };
+    let failed = result.requests == 0 || record.checks.iter().any(|c| !c.passed);
+    result.config.run = Some(record);
     print!("{}", export::run::summary(&result));
     if let Some(file) = json {
         file.write_json(&export::results::document(vec![result], started))?;
     }
-    Ok(EXIT_OK)
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else if failed {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }

@@ -1,7 +1,7 @@
 //! The summary of one run on the console: target, workload, throughput, errors by
-//! class, the latency percentiles and the self-check warnings.
+//! class, the latency percentiles, the self-check warnings and the `--check` verdicts.
 
-use reports::{LatencySummary, RunResult};
+use reports::{CheckResult, LatencySummary, RunResult};
 
 fn ms(us: u64) -> String {
     if us >= 10_000 {
@@ -24,9 +24,23 @@ fn row(name: &str, s: &LatencySummary) -> String {
     )
 }
 
+/// A check's measured value in the unit of its expression's kind.
+fn measured(c: &CheckResult) -> String {
+    match c.unit.as_str() {
+        "us" => format!("{} ms", ms(c.measured as u64)),
+        "percent" => format!("{:.3} %", c.measured),
+        "per_s" => format!("{:.1}/s", c.measured),
+        _ => format!("{}", c.measured),
+    }
+}
+
 /// The compact table.
 pub fn summary(r: &RunResult) -> String {
     let mut out = String::new();
+    let record = r.config.run.as_ref();
+    if record.is_some_and(|c| c.interrupted) {
+        out.push_str("interrupted: the run was stopped early; the figures cover the time it ran\n");
+    }
     out.push_str(&format!("target    {}\n", r.target));
     out.push_str(&format!("workload  {}\n", r.workload));
     out.push_str(&format!(
@@ -38,8 +52,8 @@ pub fn summary(r: &RunResult) -> String {
     ));
     let e = &r.errors;
     out.push_str(&format!(
-        "errors    {} (refused {}, connect timeout {}, reset {}, eof {}, timeout {}, parse {}, 4xx {}, 5xx {})\n",
-        e.total(), e.connect_refused, e.connect_timeout, e.reset, e.eof, e.timeout, e.parse, e.status_4xx, e.status_5xx
+        "errors    {} (refused {}, connect timeout {}, reset {}, eof {}, timeout {}, parse {}, 4xx {}, 5xx {}, client {})\n",
+        e.total(), e.connect_refused, e.connect_timeout, e.reset, e.eof, e.timeout, e.parse, e.status_4xx, e.status_5xx, e.client
     ));
     out.push_str(&format!(
         "latency ms   {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
@@ -76,6 +90,14 @@ pub fn summary(r: &RunResult) -> String {
     }
     for w in &r.warnings {
         out.push_str(&format!("warning   [{}] {}\n", w.kind, w.message));
+    }
+    for c in record.map_or(&[][..], |c| &c.checks) {
+        let verdict = if c.passed { "pass" } else { "FAIL" };
+        out.push_str(&format!(
+            "check     {:<20} {verdict}  (measured {})\n",
+            c.expression,
+            measured(c)
+        ));
     }
     out
 }

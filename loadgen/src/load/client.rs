@@ -6,6 +6,13 @@
 //! plus an amortised `epoll_wait`. Latencies are recorded per request, pipelined ones
 //! included: from the request's own send (uncorrected) and from its due time
 //! (corrected; the same as the send in the closed model).
+//!
+//! Nothing is dropped at the end of the window: the thread stops sending (in the open
+//! model it still sends what was due inside the window), gives what is in flight up to
+//! `--timeout` to finish, then fails the rest as `timeout` with the latency they had
+//! reached; open-model requests due inside the window that were never sent fail the
+//! same way, their latency counted from their due time. An interrupt (`stop`) ends the
+//! window at once and shortens that grace to [`STOP_GRACE`].
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -28,6 +35,8 @@ use super::response::{Done, ResponseParser};
 const LATE: Duration = Duration::from_millis(1);
 /// Wait before reconnecting after a failed connect.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(10);
+/// After an interrupt, what is in flight gets at most this long to finish.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
 
 /// State shared by the client threads of one run.
 #[derive(Debug)]
@@ -44,10 +53,14 @@ pub struct Shared {
     pub end: Option<Instant>,
     /// Requests left to send (requests mode).
     pub budget: AtomicI64,
-    /// Requests finished (success or failure) while measuring, all threads.
-    pub finished: AtomicU64,
-    /// Set to stop every thread now.
-    pub stop: AtomicBool,
+    /// Requests that succeeded while measuring, all threads (for the progress line).
+    pub succeeded: AtomicU64,
+    /// Requests that failed while measuring, all threads (for the progress line).
+    pub failed: AtomicU64,
+    /// Set to stop every thread now (an interrupt).
+    pub stop: Arc<AtomicBool>,
+    /// The one-line message on the client's own exhaustion was printed.
+    pub client_exhaustion_told: AtomicBool,
 }
 
 /// One second of one thread, shipped to the main thread.
@@ -59,8 +72,12 @@ pub struct Interval {
     pub requests: u64,
     /// Failed requests.
     pub errors: u64,
+    /// How long the interval lasted (1 s but for the last one).
+    pub length: Duration,
     /// Corrected latencies of the successful requests.
     pub hist: LatencyHistogram,
+    /// Their uncorrected latencies (recorded only for `--hdr-log`, else empty).
+    pub uncorrected: LatencyHistogram,
 }
 
 /// What a thread measured.
@@ -82,7 +99,7 @@ pub struct ThreadOutcome {
     pub bytes_written: u64,
     /// Open model: sends later than 1 ms.
     pub late: u64,
-    /// Open model: due but never sent.
+    /// Open model: due inside the window but never sent (also counted as `timeout`).
     pub never_sent: u64,
     /// Open model: sum of send lags, µs.
     pub lag_sum_us: u64,
@@ -120,6 +137,8 @@ enum Failure {
     Parse,
     Status4xx,
     Status5xx,
+    /// The client itself ran out of something (descriptors, ports, memory).
+    Client,
 }
 
 fn count(errors: &mut ErrorCounts, f: Failure) {
@@ -132,6 +151,34 @@ fn count(errors: &mut ErrorCounts, f: Failure) {
         Failure::Parse => errors.parse += 1,
         Failure::Status4xx => errors.status_4xx += 1,
         Failure::Status5xx => errors.status_5xx += 1,
+        Failure::Client => errors.client += 1,
+    }
+}
+
+/// The class of a failed connect: refused, the client's own exhaustion, or a reset.
+fn connect_failure(e: &io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        return Failure::ConnectRefused;
+    }
+    match exhaustion_hint(e) {
+        Some(_) => Failure::Client,
+        None => Failure::Reset,
+    }
+}
+
+/// What to raise when `e` says the client ran out of something itself.
+fn exhaustion_hint(e: &io::Error) -> Option<&'static str> {
+    match e.raw_os_error()? {
+        libc::EMFILE | libc::ENFILE => {
+            Some("out of file descriptors: raise the limit (ulimit -n) or use fewer connections (-c)")
+        }
+        libc::ENOBUFS | libc::ENOMEM => {
+            Some("out of socket memory: use fewer connections (-c) or raise net.core/net.ipv4.tcp_mem")
+        }
+        libc::EADDRNOTAVAIL => Some(
+            "out of ephemeral ports: widen net.ipv4.ip_local_port_range, use fewer connections (-c) or reuse them (no --requests-per-conn)",
+        ),
+        _ => None,
     }
 }
 
@@ -161,12 +208,17 @@ impl Schedule {
         self.next_due += gap;
     }
 
-    /// Due times in [from, end) not yet sent.
-    fn remaining(mut self, from: Instant, end: Instant, arrivals: Arrivals) -> u64 {
-        let mut n = 0;
+    /// Calls `each` with every due time in [from, end) not yet sent.
+    fn unsent(
+        mut self,
+        from: Instant,
+        end: Instant,
+        arrivals: Arrivals,
+        mut each: impl FnMut(Instant),
+    ) {
         while self.next_due < end {
             if self.next_due >= from {
-                n += 1;
+                each(self.next_due);
             }
             let before = self.next_due;
             self.advance(arrivals);
@@ -174,7 +226,6 @@ impl Schedule {
                 break;
             }
         }
-        n
     }
 }
 
@@ -203,7 +254,9 @@ struct Stats {
     lag_sum_us: u64,
     lagged: u64,
     lag_max_us: u64,
+    never_sent: u64,
     interval: LatencyHistogram,
+    interval_uncorrected: LatencyHistogram,
     interval_requests: u64,
     interval_errors: u64,
 }
@@ -241,6 +294,14 @@ struct Thread {
     cpu_at_measure: Duration,
     wall_at_measure: Instant,
     open_model: bool,
+    /// Record uncorrected interval histograms (for `--hdr-log`).
+    log_uncorrected: bool,
+    /// When the window closed (the end, or the interrupt); set once.
+    window_end: Option<Instant>,
+    /// In-flight requests fail as `timeout` at this instant (the grace after the window).
+    drain_until: Option<Instant>,
+    /// Start of the interval being filled.
+    interval_start: Instant,
 }
 
 impl Thread {
@@ -254,7 +315,6 @@ impl Thread {
         let cfg = Arc::clone(&sh.cfg);
         let open_model = cfg.rate.is_some();
         let total = cfg.connections as f64;
-        let capture = cfg.expect_body.is_some();
         let conns = (0..n)
             .map(|k| {
                 let global = first_conn + k;
@@ -266,7 +326,7 @@ impl Thread {
                     }
                     None => (Duration::ZERO, sh.start),
                 };
-                let mut parser = ResponseParser::new(capture);
+                let mut parser = ResponseParser::new(cfg.expect_body.as_deref());
                 parser.head_request = cfg.method == "HEAD";
                 Conn {
                     fd: None,
@@ -305,7 +365,9 @@ impl Thread {
                 lag_sum_us: 0,
                 lagged: 0,
                 lag_max_us: 0,
+                never_sent: 0,
                 interval: new_histogram(),
+                interval_uncorrected: new_histogram(),
                 interval_requests: 0,
                 interval_errors: 0,
             },
@@ -318,6 +380,10 @@ impl Thread {
             cpu_at_measure: Duration::ZERO,
             wall_at_measure: sh.measure_start,
             open_model,
+            log_uncorrected: cfg.hdr_log.is_some(),
+            window_end: None,
+            drain_until: None,
+            interval_start: sh.measure_start,
             sh,
         })
     }
@@ -335,7 +401,19 @@ impl Thread {
                 self.cpu_at_measure = engine::sys::thread::thread_cpu_time();
                 self.wall_at_measure = now;
             }
-            if self.should_stop(now) {
+            if self.window_end.is_none() && self.window_closed(now) {
+                self.close_window(now);
+            }
+            if let Some(mut until) = self.drain_until {
+                if self.sh.stop.load(Relaxed) {
+                    // Interrupted during the grace: shorten it.
+                    until = until.min(now + STOP_GRACE);
+                    self.drain_until = Some(until);
+                }
+                if now >= until || self.drained() {
+                    break;
+                }
+            } else if self.requests_done() {
                 break;
             }
             let timeout = self.next_wakeup(now);
@@ -373,21 +451,83 @@ impl Thread {
             if now >= self.next_scan {
                 self.scan(now);
             }
-            if now >= self.next_second {
-                self.ship_interval();
+            if self.window_end.is_none() && now >= self.next_second {
+                self.ship_interval(now);
             }
         }
+        let now = Instant::now();
+        self.window_end.get_or_insert(now);
+        self.fail_what_is_left(now);
     }
 
-    fn should_stop(&self, now: Instant) -> bool {
-        if self.sh.stop.load(Relaxed) {
-            return true;
+    /// The measuring window is over: the end of a `-d` run, or an interrupt.
+    fn window_closed(&self, now: Instant) -> bool {
+        self.sh.stop.load(Relaxed) || self.sh.end.is_some_and(|e| now >= e)
+    }
+
+    /// Stops new work; what is in flight gets the grace to finish.
+    fn close_window(&mut self, now: Instant) {
+        if self.measuring && now >= self.next_second {
+            // The last whole second, before the drain starts filling the final one.
+            self.ship_interval(now);
         }
-        if let Some(end) = self.sh.end {
-            return now >= end;
+        let stopped = self.sh.stop.load(Relaxed);
+        let end = match self.sh.end {
+            Some(e) if !stopped => e,
+            _ => now,
+        };
+        self.window_end = Some(end);
+        let grace = if stopped {
+            self.sh.cfg.timeout.min(STOP_GRACE)
+        } else {
+            self.sh.cfg.timeout
+        };
+        self.drain_until = Some(now + grace);
+    }
+
+    /// Nothing in flight, and (open model, not interrupted) nothing due inside the
+    /// window left to send.
+    fn drained(&self) -> bool {
+        let end = self.window_end.unwrap_or_else(Instant::now);
+        let sends_left = self.open_model && !self.sh.stop.load(Relaxed);
+        self.conns
+            .iter()
+            .all(|c| c.inflight.is_empty() && !(sends_left && c.schedule.next_due < end))
+    }
+
+    /// Requests mode: the budget is spent and nothing is in flight.
+    fn requests_done(&self) -> bool {
+        self.sh.end.is_none()
+            && self.sh.budget.load(Relaxed) <= 0
+            && self.conns.iter().all(|c| c.inflight.is_empty())
+    }
+
+    /// At the end of the grace: what is still in flight fails as `timeout`, and so do
+    /// the open model's requests due inside the window that were never sent.
+    fn fail_what_is_left(&mut self, now: Instant) {
+        for i in 0..self.conns.len() {
+            let inflight: Vec<Pending> = self.conns[i].inflight.drain(..).collect();
+            for p in inflight {
+                self.fail(p, Failure::Timeout, now);
+            }
         }
-        // Requests mode: stop once the budget is spent and nothing is in flight.
-        self.sh.budget.load(Relaxed) <= 0 && self.conns.iter().all(|c| c.inflight.is_empty())
+        if !self.open_model || !self.measuring {
+            return;
+        }
+        let (from, end) = (self.sh.measure_start, self.window_end.unwrap_or(now));
+        let arrivals = self.sh.cfg.arrivals;
+        let mut unsent = 0u64;
+        for c in &self.conns {
+            let failed = &mut self.stats.failed;
+            c.schedule.unsent(from, end, arrivals, |due| {
+                unsent += 1;
+                record(failed, us(now.saturating_duration_since(due)));
+            });
+        }
+        self.stats.never_sent += unsent;
+        self.stats.errors.timeout += unsent;
+        self.stats.interval_errors += unsent;
+        self.sh.failed.fetch_add(unsent, Relaxed);
     }
 
     fn next_wakeup(&self, now: Instant) -> Duration {
@@ -396,7 +536,12 @@ impl Thread {
             at = at.min(*t);
         }
         if let Some(end) = self.sh.end {
-            at = at.min(end);
+            if self.window_end.is_none() {
+                at = at.min(end);
+            }
+        }
+        if let Some(until) = self.drain_until {
+            at = at.min(until);
         }
         if !self.measuring {
             at = at.min(self.sh.measure_start);
@@ -408,6 +553,15 @@ impl Thread {
     // ---- connection lifecycle ----
 
     fn connect(&mut self, i: usize, now: Instant) {
+        if let Some(end) = self.window_end {
+            // After the window only the open model's sends due inside it need a socket.
+            let due = self.conns[i].schedule.next_due;
+            if !(self.open_model && !self.sh.stop.load(Relaxed) && due < end) {
+                self.conns[i].fd = None;
+                self.conns[i].state = ConnState::Down(now);
+                return;
+            }
+        }
         let c = &mut self.conns[i];
         c.parser.reset();
         c.out.clear();
@@ -430,14 +584,22 @@ impl Thread {
                 c.state = ConnState::Connecting(now);
             }
             Err(e) => {
-                let f = if e.kind() == io::ErrorKind::ConnectionRefused {
-                    Failure::ConnectRefused
-                } else {
-                    Failure::Reset
-                };
+                let f = connect_failure(&e);
+                if f == Failure::Client {
+                    self.tell_exhaustion(&e);
+                }
                 self.connect_failed(i, f, now);
             }
         }
+    }
+
+    /// The one line (per run) that says the client itself ran out of something.
+    fn tell_exhaustion(&self, e: &io::Error) {
+        if self.sh.client_exhaustion_told.swap(true, Relaxed) {
+            return;
+        }
+        let hint = exhaustion_hint(e).unwrap_or("");
+        eprintln!("\r\x1b[2Kloadgen: cannot open a connection ({e}): {hint}; these failures are counted as `client`");
     }
 
     fn connect_failed(&mut self, i: usize, f: Failure, now: Instant) {
@@ -449,7 +611,7 @@ impl Thread {
         if self.measuring {
             count(&mut self.stats.errors, f);
             self.stats.interval_errors += 1;
-            self.sh.finished.fetch_add(1, Relaxed);
+            self.sh.failed.fetch_add(1, Relaxed);
         }
         let c = &mut self.conns[i];
         c.fd = None;
@@ -464,11 +626,10 @@ impl Thread {
         match socket::take_error(fd) {
             Ok(None) => {}
             Ok(Some(e)) => {
-                let f = if e.kind() == io::ErrorKind::ConnectionRefused {
-                    Failure::ConnectRefused
-                } else {
-                    Failure::Reset
-                };
+                let f = connect_failure(&e);
+                if f == Failure::Client {
+                    self.tell_exhaustion(&e);
+                }
                 return self.connect_failed(i, f, now);
             }
             Err(_) => return self.connect_failed(i, Failure::Reset, now),
@@ -503,7 +664,7 @@ impl Thread {
             us(now.saturating_duration_since(p.due)),
         );
         self.stats.interval_errors += 1;
-        self.sh.finished.fetch_add(1, Relaxed);
+        self.sh.failed.fetch_add(1, Relaxed);
     }
 
     // ---- sending ----
@@ -515,10 +676,18 @@ impl Thread {
         self.sh.budget.fetch_sub(1, Relaxed) > 0
     }
 
-    fn may_send(&self, i: usize, now: Instant) -> bool {
+    /// Whether connection `i` may send a request due at `due` now: nothing after an
+    /// interrupt; after the end, only (open model) what was due inside the window.
+    fn may_send(&self, i: usize, now: Instant, due: Instant) -> bool {
         let c = &self.conns[i];
-        if self.sh.end.is_some_and(|e| now >= e) || self.sh.stop.load(Relaxed) {
+        if self.sh.stop.load(Relaxed) {
             return false;
+        }
+        if let Some(end) = self.sh.end {
+            let last = if self.open_model { due } else { now };
+            if last >= end {
+                return false;
+            }
         }
         if let Some(rpc) = self.sh.cfg.requests_per_conn {
             if c.sent_on_conn >= rpc {
@@ -541,7 +710,7 @@ impl Thread {
                 self.timers.push(Reverse((due, i)));
                 return;
             }
-            if !self.may_send(i, now) || !self.claim(now) {
+            if !self.may_send(i, now, due) || !self.claim(now) {
                 return;
             }
             let lag = now.saturating_duration_since(due);
@@ -559,7 +728,7 @@ impl Thread {
             self.conns[i].schedule.advance(arrivals);
         } else {
             while self.conns[i].inflight.len() < self.sh.cfg.pipeline
-                && self.may_send(i, now)
+                && self.may_send(i, now, now)
                 && self.claim(now)
             {
                 self.push_request(i, now, now);
@@ -702,7 +871,7 @@ impl Thread {
             } else {
                 Failure::Status4xx
             })
-        } else if cfg.expect_body.as_ref().is_some_and(|b| *b != d.body) {
+        } else if !d.body_ok {
             Some(Failure::Parse)
         } else {
             None
@@ -714,15 +883,16 @@ impl Thread {
             return;
         }
         let corrected = us(now.saturating_duration_since(p.due));
+        let uncorrected = us(now.saturating_duration_since(p.sent));
         record(&mut self.stats.corrected, corrected);
-        record(
-            &mut self.stats.uncorrected,
-            us(now.saturating_duration_since(p.sent)),
-        );
+        record(&mut self.stats.uncorrected, uncorrected);
         record(&mut self.stats.interval, corrected);
+        if self.log_uncorrected {
+            record(&mut self.stats.interval_uncorrected, uncorrected);
+        }
         self.stats.requests += 1;
         self.stats.interval_requests += 1;
-        self.sh.finished.fetch_add(1, Relaxed);
+        self.sh.succeeded.fetch_add(1, Relaxed);
     }
 
     // ---- timers ----
@@ -764,39 +934,44 @@ impl Thread {
         }
     }
 
-    fn ship_interval(&mut self) {
-        let mut hist = new_histogram();
-        std::mem::swap(&mut hist, &mut self.stats.interval);
+    /// Ships the interval being filled; a whole second unless it is the last.
+    fn ship_interval(&mut self, now: Instant) {
+        let length = if now >= self.next_second && self.window_end.is_none() {
+            Duration::from_secs(1)
+        } else {
+            now.saturating_duration_since(self.interval_start)
+        };
+        let hist = std::mem::replace(&mut self.stats.interval, new_histogram());
+        let uncorrected = if self.log_uncorrected {
+            std::mem::replace(&mut self.stats.interval_uncorrected, new_histogram())
+        } else {
+            new_histogram()
+        };
         let _ = self.intervals.send(Interval {
             second: self.second,
             requests: self.stats.interval_requests,
             errors: self.stats.interval_errors,
+            length,
             hist,
+            uncorrected,
         });
         self.stats.interval_requests = 0;
         self.stats.interval_errors = 0;
         self.second += 1;
+        self.interval_start = self.next_second;
         self.next_second += Duration::from_secs(1);
     }
 
     fn finish(mut self) -> ThreadOutcome {
         let now = Instant::now();
-        let end = self.sh.end.unwrap_or(now);
-        let mut never_sent = 0;
-        if self.open_model {
-            let arrivals = self.sh.cfg.arrivals;
-            for c in &self.conns {
-                never_sent += c.schedule.remaining(self.sh.measure_start, end, arrivals);
-            }
-        }
         if self.measuring && (self.stats.interval_requests > 0 || self.stats.interval_errors > 0) {
-            self.ship_interval();
+            self.ship_interval(now);
         }
         let cpu = engine::sys::thread::thread_cpu_time().saturating_sub(self.cpu_at_measure);
         let wall = if self.measuring {
-            self.sh
-                .end
-                .map_or(now, |e| e.min(now))
+            self.window_end
+                .unwrap_or(now)
+                .min(now)
                 .saturating_duration_since(self.wall_at_measure)
         } else {
             Duration::ZERO
@@ -810,7 +985,7 @@ impl Thread {
             bytes_read: self.stats.bytes_read,
             bytes_written: self.stats.bytes_written,
             late: self.stats.late,
-            never_sent,
+            never_sent: self.stats.never_sent,
             lag_sum_us: self.stats.lag_sum_us,
             lagged: self.stats.lagged,
             lag_max_us: self.stats.lag_max_us,

@@ -43,7 +43,30 @@ pub fn parse_header(h: &str) -> Result<(String, String), String> {
 
 /// Parses the duration given to `--FLAG`; the error names the flag and the value.
 pub fn parse_duration_flag(flag: &str, s: &str) -> Result<Duration, String> {
+    if s.trim_start().starts_with('-') {
+        return Err(negative(flag, s, "a duration", "10s"));
+    }
     parse_duration(s).map_err(|e| format!("--{flag} {s:?}: {e}"))
+}
+
+/// The one line for a negative value: `--rate: -5 is negative: give a rate above 0
+/// (e.g. --rate 500)`.
+pub fn negative(flag: &str, value: &str, what: &str, example: &str) -> String {
+    format!("--{flag}: {value} is negative: give {what} above 0 (e.g. --{flag} {example})")
+}
+
+/// A count given to `--FLAG` (parsed as signed so that a negative one gets our message,
+/// not clap's).
+pub fn count_flag(flag: &str, v: i64, example: &str) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| negative(flag, &v.to_string(), "a number", example))
+}
+
+/// A rate given to `--FLAG`.
+pub fn rate_flag(flag: &str, v: f64, example: &str) -> Result<f64, String> {
+    if v < 0.0 {
+        return Err(negative(flag, &v.to_string(), "a rate", example));
+    }
+    Ok(v)
 }
 
 /// Why a URL is not a target; the message says what to do.

@@ -1,8 +1,10 @@
 //! The load engine: one load test against one HTTP/1.1 server (`loadgen run`, and
 //! every point of `bench` and `sweep`).
 
+pub mod check;
 pub mod client;
 pub mod config;
+pub mod interrupt;
 pub mod response;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,12 @@ pub use config::{Arrivals, RunConfig, Target};
 
 /// Runs the load test. Errors (server unreachable, setup failures) are one line.
 pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
+    run_until(cfg, &Arc::new(AtomicBool::new(false)))
+}
+
+/// Runs the load test, ending it early (with everything measured so far) once `stop`
+/// is set, e.g. by [`interrupt::on_signals`].
+pub fn run_until(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult, String> {
     let addr = cfg.target.addr;
     TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| {
         format!(
@@ -42,8 +50,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
             cfg.requests
                 .map_or(i64::MAX, |r| r.min(i64::MAX as u64) as i64),
         ),
-        finished: AtomicU64::new(0),
-        stop: AtomicBool::new(false),
+        succeeded: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        stop: Arc::clone(stop),
+        client_exhaustion_told: AtomicBool::new(false),
         cfg: Arc::clone(&cfg),
     });
     let (tx, rx) = mpsc::channel::<Interval>();
@@ -72,11 +82,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
     loop {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(iv) => {
-                if let Some((point, hist)) = merger.add(iv) {
+                if let Some(m) = merger.add(iv) {
                     if let Some(l) = log.as_mut() {
-                        l.write(&hist, point.second)?;
+                        l.write(&m)?;
                     }
-                    timeline.push(point);
+                    timeline.push(m.point);
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -84,17 +94,17 @@ pub fn run(cfg: &RunConfig) -> Result<RunResult, String> {
         }
         if progress && last_progress.elapsed() >= Duration::from_secs(1) {
             last_progress = Instant::now();
-            print_progress(&cfg, &shared, start);
+            print_progress(&cfg, &shared, start, timeline.last());
         }
     }
     if progress {
         eprint!("\r\x1b[2K");
     }
-    for (point, hist) in merger.flush() {
+    for m in merger.flush() {
         if let Some(l) = log.as_mut() {
-            l.write(&hist, point.second)?;
+            l.write(&m)?;
         }
-        timeline.push(point);
+        timeline.push(m.point);
     }
     let mut outcomes = Vec::with_capacity(handles.len());
     for h in handles {
@@ -116,22 +126,67 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn print_progress(cfg: &RunConfig, sh: &Shared, start: Instant) {
-    let done = sh.finished.load(Relaxed);
+/// The progress line: time, successes and failures apart, and the last whole
+/// second's req/s and corrected p99.
+fn print_progress(cfg: &RunConfig, sh: &Shared, start: Instant, last: Option<&TimelinePoint>) {
+    let ok = sh.succeeded.load(Relaxed);
+    let failed = sh.failed.load(Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
-    let total = cfg.duration.map(|d| (d + cfg.warmup).as_secs_f64());
-    match (total, cfg.requests) {
-        (Some(t), _) => eprint!("\r\x1b[2K{elapsed:5.1}/{t:.0} s  {done} requests"),
-        (None, Some(n)) => eprint!("\r\x1b[2K{elapsed:5.1} s  {done}/{n} requests"),
-        _ => {}
-    }
+    let time = match (cfg.duration, cfg.requests) {
+        (Some(d), _) => format!("{elapsed:5.1}/{:.0} s", (d + cfg.warmup).as_secs_f64()),
+        (None, Some(n)) => format!("{elapsed:5.1} s  {}/{n}", ok + failed),
+        _ => format!("{elapsed:5.1} s"),
+    };
+    let live = match last {
+        Some(p) => format!(
+            "  {} req/s  p99 {:.2} ms",
+            p.requests,
+            p.p99_us as f64 / 1000.0
+        ),
+        None => String::new(),
+    };
+    let warm = if start.elapsed() < cfg.warmup {
+        "  (warmup)"
+    } else {
+        ""
+    };
+    eprint!("\r\x1b[2K{time}  ok {ok}  failed {failed}{live}{warm}");
 }
 
 /// Merges per-thread intervals of the same second; a second is complete when every
 /// thread has reported it. Memory stays bounded by the threads' skew, not the run.
 struct IntervalMerger {
     threads: usize,
-    pending: BTreeMap<u64, (usize, u64, u64, LatencyHistogram)>,
+    pending: BTreeMap<u64, Pending>,
+}
+
+/// A second being merged.
+struct Pending {
+    reported: usize,
+    requests: u64,
+    errors: u64,
+    length: Duration,
+    hist: LatencyHistogram,
+    uncorrected: LatencyHistogram,
+}
+
+/// A merged second: its timeline point and histograms.
+struct Merged {
+    point: TimelinePoint,
+    length: Duration,
+    hist: LatencyHistogram,
+    uncorrected: LatencyHistogram,
+}
+
+impl Pending {
+    fn merged(self, second: u64) -> Merged {
+        Merged {
+            point: point(second, self.requests, self.errors, &self.hist),
+            length: self.length,
+            hist: self.hist,
+            uncorrected: self.uncorrected,
+        }
+    }
 }
 
 impl IntervalMerger {
@@ -142,26 +197,31 @@ impl IntervalMerger {
         }
     }
 
-    fn add(&mut self, iv: Interval) -> Option<(TimelinePoint, LatencyHistogram)> {
-        let e = self
-            .pending
-            .entry(iv.second)
-            .or_insert_with(|| (0, 0, 0, new_histogram()));
-        e.0 += 1;
-        e.1 += iv.requests;
-        e.2 += iv.errors;
-        let _ = e.3.add(&iv.hist);
-        if e.0 < self.threads {
+    fn add(&mut self, iv: Interval) -> Option<Merged> {
+        let e = self.pending.entry(iv.second).or_insert_with(|| Pending {
+            reported: 0,
+            requests: 0,
+            errors: 0,
+            length: Duration::ZERO,
+            hist: new_histogram(),
+            uncorrected: new_histogram(),
+        });
+        e.reported += 1;
+        e.requests += iv.requests;
+        e.errors += iv.errors;
+        e.length = e.length.max(iv.length);
+        let _ = e.hist.add(&iv.hist);
+        let _ = e.uncorrected.add(&iv.uncorrected);
+        if e.reported < self.threads {
             return None;
         }
-        let (_, requests, errors, hist) = self.pending.remove(&iv.second)?;
-        Some((point(iv.second, requests, errors, &hist), hist))
+        Some(self.pending.remove(&iv.second)?.merged(iv.second))
     }
 
-    fn flush(&mut self) -> Vec<(TimelinePoint, LatencyHistogram)> {
+    fn flush(&mut self) -> Vec<Merged> {
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|(s, (_, r, e, h))| (point(s, r, e, &h), h))
+            .map(|(s, p)| p.merged(s))
             .collect()
     }
 }
@@ -179,8 +239,11 @@ fn point(second: u64, requests: u64, errors: u64, h: &LatencyHistogram) -> Timel
 }
 
 /// An HdrHistogram interval log (`--hdr-log`) in the standard format (version 1.3):
-/// header lines, the column legend, then one line per second with the interval's
-/// V2-compressed histogram. Values are µs; the `Interval_Max` column is in ms.
+/// header lines, the column legend, then per interval two lines with its
+/// V2-compressed histograms: the corrected one untagged, the uncorrected one tagged
+/// `Tag=uncorrected`. Intervals are 1 s but the last, which has its real length.
+/// Values are µs (the Java `HistogramLogProcessor` needs `-outputValueUnitRatio 1000`
+/// to print ms); the `Interval_Max` column is in ms.
 struct HdrLog {
     out: BufWriter<File>,
     path: std::path::PathBuf,
@@ -199,6 +262,7 @@ impl HdrLog {
             out,
             "#[Histogram log format version 1.3]\n\
              #[Written by loadgen {}; values in microseconds, Interval_Max in milliseconds]\n\
+             #[Untagged: corrected latencies (from each request's due time); Tag=uncorrected: from its send]\n\
              #[StartTime: {t:.3} (seconds since epoch)]\n\
              #[BaseTime: {t:.3} (seconds since epoch)]\n\
              \"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"\n",
@@ -211,15 +275,31 @@ impl HdrLog {
         })
     }
 
-    fn write(&mut self, h: &LatencyHistogram, second: u64) -> Result<(), String> {
-        let max_ms = if h.is_empty() {
-            0.0
-        } else {
-            h.max() as f64 / 1000.0
+    fn write(&mut self, m: &Merged) -> Result<(), String> {
+        let max_ms = |h: &LatencyHistogram| {
+            if h.is_empty() {
+                0.0
+            } else {
+                h.max() as f64 / 1000.0
+            }
         };
-        writeln!(self.out, "{second}.000,1.000,{max_ms:.3},{}", encode(h))
-            .and_then(|_| self.out.flush())
-            .map_err(|e| format!("--hdr-log {}: {e}", self.path.display()))
+        let (second, length) = (m.point.second, m.length.as_secs_f64());
+        writeln!(
+            self.out,
+            "{second}.000,{length:.3},{:.3},{}",
+            max_ms(&m.hist),
+            encode(&m.hist)
+        )
+        .and_then(|_| {
+            writeln!(
+                self.out,
+                "Tag=uncorrected,{second}.000,{length:.3},{:.3},{}",
+                max_ms(&m.uncorrected),
+                encode(&m.uncorrected)
+            )
+        })
+        .and_then(|_| self.out.flush())
+        .map_err(|e| format!("--hdr-log {}: {e}", self.path.display()))
     }
 }
 
@@ -271,16 +351,45 @@ fn summarize_run(
         });
     }
     let total_errors = errors.total();
+    // Requests sent that got no answer within --timeout (never-sent ones excluded).
+    let unanswered = errors.timeout.saturating_sub(never_sent) + errors.connect_timeout;
+    if requests == 0 {
+        warnings.push(Warning {
+            kind: "no_success".into(),
+            message: format!(
+                "no request succeeded ({total_errors} failed): the figures describe failures only"
+            ),
+        });
+    }
     if total_errors > 0 {
+        let why = if unanswered > 0 {
+            format!(
+                ": the server did not answer {unanswered} of them within --timeout {:.1?}",
+                cfg.timeout
+            )
+        } else {
+            String::new()
+        };
         warnings.push(Warning {
             kind: "errors".into(),
-            message: format!("{total_errors} requests failed: see the error counts"),
+            message: format!("{total_errors} requests failed{why}: see the error counts"),
+        });
+    }
+    if errors.client > 0 {
+        warnings.push(Warning {
+            kind: "client_exhausted".into(),
+            message: format!(
+                "{} connects failed in the client itself (out of descriptors, ports or memory): the figures measure the client; raise ulimit -n or use fewer connections (-c)",
+                errors.client
+            ),
         });
     }
     let open_model = cfg.rate.map(|rate| {
         let sent = lagged.max(1);
         if late * 100 > sent || never_sent > 0 {
-            let hint = if busiest < 0.5 {
+            let hint = if unanswered > 0 {
+                "the server did not answer in time and each connection waits for its answer, so the schedule stalled behind the server, not the client"
+            } else if busiest < 0.5 {
                 "each connection has one request in flight, so the rate is capped at connections / round-trip: add connections (-c)"
             } else {
                 "the client is busy: add threads (-t) or lower the rate"
@@ -288,7 +397,7 @@ fn summarize_run(
             warnings.push(Warning {
                 kind: "schedule_lag".into(),
                 message: format!(
-                    "the client fell behind its schedule: {late} of {lagged} sends over 1 ms late (max {:.1} ms), {never_sent} never sent; corrected latencies include the lag; {hint}",
+                    "the schedule fell behind: {late} of {lagged} sends over 1 ms late (max {:.1} ms), {never_sent} due but never sent (counted as timeout); corrected latencies include the lag; {hint}",
                     lag_max as f64 / 1000.0
                 ),
             });

@@ -1,14 +1,16 @@
 //! Incremental HTTP/1.1 response framing: Content-Length, chunked (extensions and
-//! trailers), close-delimited, bodiless statuses and HEAD. Bodies are counted, not
-//! stored, unless capture is on (`--expect-body`).
+//! trailers), close-delimited, bodiless statuses and HEAD. Bodies are never stored:
+//! they are read through, and `--expect-body` compares them as they arrive. Memory is
+//! bounded whatever the server sends: a head or a chunk line over 64 KiB is an error,
+//! and a stream whose first bytes are not `HTTP/1.` is an error as soon as they differ.
 
 /// A completed response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Done {
     /// Status code.
     pub status: u16,
-    /// The body when capturing, else empty.
-    pub body: Vec<u8>,
+    /// The body was the expected one (always true without an expectation).
+    pub body_ok: bool,
     /// The server said `connection: close` (or spoke HTTP/1.0 without keep-alive).
     pub close: bool,
 }
@@ -35,13 +37,20 @@ pub struct ResponseParser {
     carry: Vec<u8>,
     status: u16,
     close: bool,
-    capture: bool,
-    body: Vec<u8>,
+    /// The expected body (`--expect-body`).
+    expect: Option<Box<[u8]>>,
+    /// Bytes of the current body that matched `expect`.
+    matched: usize,
+    /// The current body differs from `expect`.
+    mismatch: bool,
     /// The request was HEAD: responses carry no body.
     pub head_request: bool,
 }
 
 const MAX_LINE: usize = 64 * 1024;
+
+/// What every response starts with.
+const STATUS_PREFIX: &[u8] = b"HTTP/1.";
 
 /// Offset of the first `\r\n\r\n` in `data` (memchr on `\n`, then a look-behind:
 /// cheaper than a substring searcher for heads of a hundred bytes).
@@ -71,15 +80,16 @@ fn find_crlf(data: &[u8]) -> Option<usize> {
 }
 
 impl ResponseParser {
-    /// A parser; `capture` keeps bodies.
-    pub fn new(capture: bool) -> ResponseParser {
+    /// A parser; with `expect`, each body is compared with it as it arrives.
+    pub fn new(expect: Option<&[u8]>) -> ResponseParser {
         ResponseParser {
             state: State::Head,
             carry: Vec::new(),
             status: 0,
             close: false,
-            capture,
-            body: Vec::new(),
+            expect: expect.map(Box::from),
+            matched: 0,
+            mismatch: false,
             head_request: false,
         }
     }
@@ -88,7 +98,42 @@ impl ResponseParser {
     pub fn reset(&mut self) {
         self.state = State::Head;
         self.carry.clear();
-        self.body.clear();
+        self.matched = 0;
+        self.mismatch = false;
+    }
+
+    /// Compares the next body bytes with the expectation; stores nothing.
+    fn body_bytes(&mut self, data: &[u8]) {
+        let Some(want) = self.expect.as_deref() else {
+            return;
+        };
+        if self.mismatch {
+            return;
+        }
+        let end = self.matched + data.len();
+        if end > want.len() || want[self.matched..end] != *data {
+            self.mismatch = true;
+        } else {
+            self.matched = end;
+        }
+    }
+
+    /// Error unless the bytes of a head seen so far (`carry`, then `data`) can still
+    /// begin `HTTP/1.`: garbage is refused at its first byte, not after 64 KiB.
+    fn check_prefix(&self, data: &[u8]) -> Result<(), ParseError> {
+        let seen = self.carry.len();
+        if seen >= STATUS_PREFIX.len() {
+            return Ok(());
+        }
+        let k = (STATUS_PREFIX.len() - seen).min(data.len());
+        if data[..k] == STATUS_PREFIX[seen..seen + k] {
+            return Ok(());
+        }
+        let end = data.len().min(32);
+        Err(ParseError(format!(
+            "not an HTTP/1.x response: {:?}",
+            String::from_utf8_lossy(&data[..end])
+        )))
     }
 
     /// Whether a response is partly received.
@@ -97,16 +142,17 @@ impl ResponseParser {
     }
 
     fn finish(&mut self, out: &mut impl FnMut(Done)) {
-        let body = if self.capture {
-            std::mem::take(&mut self.body)
-        } else {
-            Vec::new()
+        let body_ok = match self.expect.as_deref() {
+            Some(want) => !self.mismatch && self.matched == want.len(),
+            None => true,
         };
         out(Done {
             status: self.status,
-            body,
+            body_ok,
             close: self.close,
         });
+        self.matched = 0;
+        self.mismatch = false;
         self.state = State::Head;
     }
 
@@ -129,6 +175,7 @@ impl ResponseParser {
         while !data.is_empty() {
             match self.state {
                 State::Head => {
+                    self.check_prefix(data)?;
                     // Fast path: the whole head is in `data`; parse it in place.
                     if self.carry.is_empty() {
                         if let Some(p) = find_head_end(data) {
@@ -154,10 +201,8 @@ impl ResponseParser {
                     }
                 }
                 State::Length(n) => {
-                    let k = (n as usize).min(data.len());
-                    if self.capture {
-                        self.body.extend_from_slice(&data[..k]);
-                    }
+                    let k = usize::try_from(n).unwrap_or(usize::MAX).min(data.len());
+                    self.body_bytes(&data[..k]);
                     data = &data[k..];
                     let left = n - k as u64;
                     if left == 0 {
@@ -185,10 +230,8 @@ impl ResponseParser {
                     };
                 }
                 State::ChunkData(n) => {
-                    let k = (n as usize).min(data.len());
-                    if self.capture {
-                        self.body.extend_from_slice(&data[..k]);
-                    }
+                    let k = usize::try_from(n).unwrap_or(usize::MAX).min(data.len());
+                    self.body_bytes(&data[..k]);
                     data = &data[k..];
                     let left = n - k as u64;
                     self.state = if left == 0 {
@@ -222,9 +265,7 @@ impl ResponseParser {
                     }
                 }
                 State::UntilClose => {
-                    if self.capture {
-                        self.body.extend_from_slice(data);
-                    }
+                    self.body_bytes(data);
                     return Ok(());
                 }
             }
@@ -322,7 +363,8 @@ impl ResponseParser {
             }
         }
         self.close = close;
-        self.body.clear();
+        self.matched = 0;
+        self.mismatch = false;
         let bodiless =
             self.head_request || self.status < 200 || self.status == 204 || self.status == 304;
         self.state = if bodiless {
@@ -370,44 +412,87 @@ mod tests {
     fn framing_at_every_split() {
         let stream = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
         for step in [1, 2, 3, 7, 64, stream.len()] {
-            let mut p = ResponseParser::new(true);
+            let mut p = ResponseParser::new(None);
             let got = all(&mut p, stream, step);
-            let summary: Vec<_> = got
-                .iter()
-                .map(|d| (d.status, d.body.clone(), d.close))
-                .collect();
+            let summary: Vec<_> = got.iter().map(|d| (d.status, d.body_ok, d.close)).collect();
             assert_eq!(
                 summary,
                 vec![
-                    (200, b"hello".to_vec(), false),
-                    (200, b"abcde".to_vec(), false),
-                    (204, vec![], false),
-                    (404, vec![], true)
+                    (200, true, false),
+                    (200, true, false),
+                    (204, true, false),
+                    (404, true, true)
                 ],
                 "step {step}"
             );
+            // Compared as they arrive: only the chunked "abcde" matches, and the empty
+            // bodies do not.
+            let mut p = ResponseParser::new(Some(b"abcde"));
+            let got = all(&mut p, stream, step);
+            let ok: Vec<_> = got.iter().map(|d| d.body_ok).collect();
+            assert_eq!(ok, vec![false, true, false, false], "step {step}");
             assert!(!p.in_progress());
         }
     }
 
     #[test]
     fn close_delimited_and_cut_responses() {
-        let mut p = ResponseParser::new(true);
+        let mut p = ResponseParser::new(Some(b"body"));
         let mut got = Vec::new();
         p.feed(b"HTTP/1.0 200 OK\r\n\r\nbody", &mut |d| got.push(d))
             .unwrap();
         assert!(got.is_empty());
         p.eof(&mut |d| got.push(d)).unwrap();
-        assert_eq!(got[0].body, b"body");
-        let mut p = ResponseParser::new(false);
+        assert!(got[0].body_ok);
+        let mut p = ResponseParser::new(Some(b"bod"));
+        let mut got = Vec::new();
+        p.feed(b"HTTP/1.0 200 OK\r\n\r\nbody", &mut |d| got.push(d))
+            .unwrap();
+        p.eof(&mut |d| got.push(d)).unwrap();
+        assert!(!got[0].body_ok, "a longer body is not the expected one");
+        let mut p = ResponseParser::new(None);
         p.feed(
             b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
             &mut |_| {},
         )
         .unwrap();
         assert!(p.eof(&mut |_| {}).is_err());
-        assert!(ResponseParser::new(false)
+        assert!(ResponseParser::new(None)
             .feed(b"SSH-2.0\r\n\r\n", &mut |_| {})
             .is_err());
+    }
+
+    #[test]
+    fn garbage_is_refused_at_its_first_wrong_byte() {
+        // One byte is enough, even before a line ends.
+        assert!(ResponseParser::new(None).feed(b"x", &mut |_| {}).is_err());
+        // Split across reads: "HTT" then "X".
+        let mut p = ResponseParser::new(None);
+        p.feed(b"HTT", &mut |_| {}).unwrap();
+        assert!(p.feed(b"X", &mut |_| {}).is_err());
+        // After a whole response, the next one is checked too.
+        let mut p = ResponseParser::new(None);
+        let mut n = 0;
+        let r = p.feed(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n\0\0",
+            &mut |_| n += 1,
+        );
+        assert!(r.is_err() && n == 1);
+    }
+
+    #[test]
+    fn endless_heads_are_refused_past_the_limit() {
+        let mut p = ResponseParser::new(None);
+        let line = b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n";
+        p.feed(b"HTTP/1.1 200 OK\r\n", &mut |_| {}).unwrap();
+        let mut fed = 0;
+        let err = loop {
+            if let Err(e) = p.feed(line, &mut |_| {}) {
+                break e;
+            }
+            fed += line.len();
+            assert!(fed <= 2 * MAX_LINE, "no error after {fed} bytes of head");
+        };
+        assert!(err.0.contains("64 KiB"), "{err:?}");
     }
 }
