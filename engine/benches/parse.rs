@@ -16,7 +16,7 @@ const LIMITS: Limits = Limits {
     max_header_bytes: 64 * 1024,
     max_body_bytes: 16 * 1024 * 1024,
     #[cfg(feature = "faults")]
-    content_length_wins: false,
+    fault: None,
 };
 
 const PLAIN_GET: &[u8] = b"GET /plaintext HTTP/1.1\r\n\
@@ -136,7 +136,7 @@ fn chunked_post(c: &mut Criterion) {
         .ok()
         .flatten()
         .and_then(|h| {
-            let used = decode_chunked(&req[h.len..], &mut body, LIMITS.max_body_bytes);
+            let used = decode_chunked(&req[h.len..], &mut body, LIMITS);
             used.ok().flatten().map(|u| h.len + u)
         });
     assert_eq!(
@@ -154,7 +154,7 @@ fn chunked_post(c: &mut Criterion) {
                 Ok(Some(head)) if head.body == BodyKind::Chunked => head,
                 _ => unreachable!("a complete chunked request"),
             };
-            let used = decode_chunked(&buf[head.len..], &mut body, LIMITS.max_body_bytes);
+            let used = decode_chunked(&buf[head.len..], &mut body, LIMITS);
             black_box((used, body.len()))
         })
     });

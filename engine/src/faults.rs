@@ -128,6 +128,37 @@ pub enum Fault {
     /// slow code path slipped into the request path (performance only: no conformance
     /// clause catches it; `loadgen gate` must, from a `loadgen bench --ab` run).
     BurnCpu,
+    /// A chunked body is decoded again from its start on every read, as before the
+    /// incremental decoder: CPU grows with the square of the chunk count
+    /// (hostile.chunked-linear).
+    ChunkedRedecode,
+    /// The end of a head is searched for from its start on every read: a head sent a
+    /// byte at a time costs the square of its size (hostile.head-linear).
+    HeadRescan,
+    /// Trailers are neither limited nor checked: any bytes up to the empty line
+    /// (hostile.trailers).
+    UnlimitedTrailers,
+    /// The handler sees the whole absolute-form URI as the target and `*` is taken with
+    /// any method (hostile.request-target).
+    WholeUriRouting,
+    /// A request line over the limit gets 431 instead of 414 (http.errors).
+    RequestLineTooLongIs431,
+    /// A chunk size may start with `+`, as a `from_str_radix` parse takes (http.framing).
+    ChunkSizeSign,
+    /// Chunk sizes are accumulated with wrapping arithmetic and no length limit: 17 hex
+    /// digits wrap to a small size, smuggling what follows (http.framing).
+    ChunkSizeWraps,
+    /// Any `chunked` token in Transfer-Encoding frames the body as chunked, also when
+    /// it is not the final coding (`chunked, identity`) (http.framing).
+    ChunkedNotFinal,
+    /// Connection options are compared case-sensitively: `Close` and `Keep-Alive` are
+    /// not seen (http.keepalive).
+    ConnectionCaseSensitive,
+    /// HTTP/1.0 keep-alive responses carry no `connection: keep-alive` (http.keepalive).
+    NoKeepAliveHeader,
+    /// A body of exactly the limit is refused with 413, by Content-Length and chunked
+    /// alike (http.errors).
+    BodyLimitOffByOne,
 }
 
 impl Fault {
@@ -187,6 +218,17 @@ impl Fault {
         Fault::NoIdleTimeout,
         Fault::NoDateHeader,
         Fault::BurnCpu,
+        Fault::ChunkedRedecode,
+        Fault::HeadRescan,
+        Fault::UnlimitedTrailers,
+        Fault::WholeUriRouting,
+        Fault::RequestLineTooLongIs431,
+        Fault::ChunkSizeSign,
+        Fault::ChunkSizeWraps,
+        Fault::ChunkedNotFinal,
+        Fault::ConnectionCaseSensitive,
+        Fault::NoKeepAliveHeader,
+        Fault::BodyLimitOffByOne,
     ];
 
     /// The fault's kebab-case name, e.g. `close-without-drain`.

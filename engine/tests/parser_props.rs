@@ -14,19 +14,15 @@ mod request_gen;
 use request_gen::{gen_request, mutate, show, Expected, Generated, Rng};
 
 use engine::http::parse::{
-    decode_chunked, parse_head, BodyKind, Head, HeaderSpan, Limits, ParseError,
+    decode_chunked, parse_head, parse_head_resume, BodyKind, ChunkedDecoder, Head, HeadScan,
+    HeaderSpan, Limits, ParseError,
 };
 
 const SEED: u64 = 0x5eed_1234_abcd_0001;
 const CASES: usize = 1_500;
 
 fn limits(max_header_bytes: usize, max_body_bytes: usize) -> Limits {
-    Limits {
-        max_header_bytes,
-        max_body_bytes,
-        #[cfg(feature = "faults")]
-        content_length_wins: false,
-    }
+    Limits::new(max_header_bytes, max_body_bytes)
 }
 
 /// The parse of a whole buffer, owned so prefixes can be compared with it.
@@ -46,10 +42,62 @@ impl Checker {
         r.map(|h| h.map(|h| (h, self.headers.clone())))
     }
 
-    fn chunks(&mut self, buf: &[u8], max_body: usize) -> ChunkResult {
+    fn chunks(&mut self, buf: &[u8], l: Limits) -> ChunkResult {
         self.calls += 1;
-        let r = decode_chunked(buf, &mut self.out, max_body);
+        let r = decode_chunked(buf, &mut self.out, l);
         r.map(|n| n.map(|n| (n, self.out.clone())))
+    }
+
+    /// The resuming parsers, as the engine calls them: fed the input in pieces ending
+    /// at each of `cuts`, they give what the pure ones give for the whole input.
+    fn resumed(&mut self, buf: &[u8], l: Limits, cuts: &[usize]) -> Result<(), String> {
+        let full = self.head(buf, l);
+        let mut scan = HeadScan::default();
+        let mut got = Ok(None);
+        for &k in cuts.iter().chain([&buf.len()]) {
+            self.calls += 1;
+            got = parse_head_resume(&buf[..k], &mut self.headers, l, &mut scan);
+            if got != Ok(None) {
+                break;
+            }
+        }
+        let got = got.map(|h| h.map(|h| (h, self.headers.clone())));
+        if got != full {
+            return Err(format!(
+                "parse_head_resume: cut at {cuts:?} gives {got:?}, the whole input {full:?}"
+            ));
+        }
+        let Ok(Some((head, _))) = full else {
+            return Ok(());
+        };
+        if head.body != BodyKind::Chunked {
+            return Ok(());
+        }
+        let body = &buf[head.len..];
+        let whole = self.chunks(body, l);
+        let mut d = ChunkedDecoder::default();
+        let mut input = Vec::new();
+        let mut got = Ok(None);
+        for &k in cuts.iter().chain([&buf.len()]) {
+            let Some(k) = k.checked_sub(head.len) else {
+                continue;
+            };
+            input.extend_from_slice(&body[input.len()..k]);
+            self.calls += 1;
+            got = d.decode_in_place(&mut input, &l, 0);
+            if got != Ok(None) {
+                break;
+            }
+        }
+        let got = got.map(|n| n.map(|n| (n, input[..d.decoded()].to_vec())));
+        if got != whole {
+            return Err(format!(
+                "decode_in_place: cut at {cuts:?} gives {:?}, the whole body {:?}",
+                got.as_ref().map(|o| o.as_ref().map(|x| x.0)),
+                whole.as_ref().map(|o| o.as_ref().map(|x| x.0)),
+            ));
+        }
+        Ok(())
     }
 
     /// Every property that holds for any input. Err: what broke.
@@ -92,7 +140,7 @@ impl Checker {
             return Ok(());
         }
         let body = &buf[head.len..];
-        let full = self.chunks(body, l.max_body_bytes);
+        let full = self.chunks(body, l);
         if let Ok(Some((used, out))) = &full {
             if *used > body.len() || out.len() > l.max_body_bytes {
                 return Err(format!(
@@ -104,7 +152,7 @@ impl Checker {
         }
         let mut complete_at = None;
         for k in prefixes(body) {
-            let r = self.chunks(&body[..k], l.max_body_bytes);
+            let r = self.chunks(&body[..k], l);
             if r == Ok(None) {
                 if let Some(c) = complete_at {
                     return Err(format!(
@@ -189,7 +237,7 @@ fn check_expected(c: &mut Checker, g: &Generated, e: &Expected) -> Result<(), St
         BodyKind::Length(n) if !e.chunked => buf[head.len..head.len + n as usize].to_vec(),
         BodyKind::Chunked if e.chunked => {
             c.calls += 1;
-            match decode_chunked(&buf[head.len..], &mut c.out, l.max_body_bytes) {
+            match decode_chunked(&buf[head.len..], &mut c.out, l) {
                 Ok(Some(used)) if head.len + used == e.len => c.out.clone(),
                 other => return Err(format!("chunked body of a valid request: {other:?}")),
             }
@@ -280,9 +328,27 @@ fn parser_is_split_invariant_and_parses_what_the_grammar_generates() {
                 ));
             }
         }
+        let cuts: Vec<usize> = if case % 10 == 0 {
+            (0..buf.len()).collect()
+        } else {
+            let mut cuts: Vec<usize> = (0..1 + rng.below(6))
+                .map(|_| rng.below(buf.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            cuts
+        };
+        if let Err(why) = c.resumed(&buf, l, &cuts) {
+            failed_cases += 1;
+            if failures.len() < 5 {
+                failures.push(format!(
+                    "case {case}, limits {h}/{b}: {why}\n  input: {}",
+                    show(&buf)
+                ));
+            }
+        }
         if let Err(e) = parse_head(&buf, &mut c.headers, l) {
             errors[match e {
-                ParseError::BadRequest => 0,
+                ParseError::BadRequest | ParseError::UriTooLong => 0,
                 ParseError::HeaderTooLarge => 1,
                 ParseError::BodyTooLarge => 2,
                 ParseError::NotImplemented => 3,
@@ -314,13 +380,13 @@ fn chunk_line_of_exactly_the_limit_decodes_at_every_split() {
     body.extend_from_slice(b"\r\n\r\n");
     let mut out = Vec::new();
     assert_eq!(
-        decode_chunked(&body, &mut out, 100),
+        decode_chunked(&body, &mut out, limits(64 * 1024, 100)),
         Ok(Some(body.len())),
         "the whole body decodes"
     );
     for k in 0..body.len() {
         assert_eq!(
-            decode_chunked(&body[..k], &mut out, 100),
+            decode_chunked(&body[..k], &mut out, limits(64 * 1024, 100)),
             Ok(None),
             "prefix of {k} of {} bytes (ends with {:?})",
             body.len(),

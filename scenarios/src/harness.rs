@@ -167,3 +167,16 @@ impl Drop for Server {
         self.gate.release();
     }
 }
+
+/// CPU time of every thread of process `pid` (`/proc/<pid>/task/*/schedstat`,
+/// nanoseconds), or `None` when it cannot be read.
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = Duration::ZERO;
+    for task in tasks {
+        let tid: i32 = task.ok()?.file_name().to_str()?.parse().ok()?;
+        // A thread that exited since the listing has no time left to count.
+        total += thread_cpu_time(tid).unwrap_or_default();
+    }
+    Some(total)
+}

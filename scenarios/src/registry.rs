@@ -1,7 +1,7 @@
 //! The table of scenarios: one entry per clause of `SPEC-engine.md`, in its order,
 //! with everything known about the scenario (aliases, capabilities, RST policy, check).
 
-use crate::checks::{accept, driver, engine_api, http, select, worker};
+use crate::checks::{accept, driver, engine_api, hostile, http, select, worker};
 use crate::outcome::Level;
 use crate::scenario::{Clause, HostRsts, Scenario};
 use crate::targets::Capability;
@@ -86,6 +86,11 @@ pub fn registry() -> Vec<Scenario> {
         s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], &[Http, Config, TestRoutes, Selection], http::slow_reader),
         s(clause("http.timeouts", Must, "An idle connection is closed with FIN after the idle timeout; a header block not complete within the header timeout is closed; a connection in active use is never closed."), &["http"], &[Http, Config], http::timeouts).host_rsts(Reported),
         s(clause("http.date", Should, "Every response carries a correct date header (IMF-fixdate, cached, refreshed each second)."), &["http"], &[Http], http::date),
+        // 7. Hostile input and exhaustion
+        s(clause("hostile.chunked-linear", Must, "Decoding a chunked body costs CPU linear in its size, whatever the chunk sizes and read boundaries: doubling the number of 1-byte chunks at most doubles the CPU, within 30 %."), &["hostile"], &[Http, Config], hostile::chunked_linear),
+        s(clause("hostile.head-linear", Must, "A request head arriving in small pieces costs CPU linear in its size: the search for the end of the header block resumes where it stopped."), &["hostile"], &[Http, Config], hostile::head_linear),
+        s(clause("hostile.trailers", Must, "The trailer section of a chunked body counts against the header limit (over it → 431) and is held to the header grammar (a line without a colon, or with NUL / bare CR → 400)."), &["hostile"], &[Http, Config], hostile::trailers),
+        s(clause("hostile.request-target", Must, "An absolute-form target is routed by its path (its authority replaces Host); * only with OPTIONS (else 400); an empty line before a request line is ignored."), &["hostile"], &[Http, TestRoutes], hostile::request_target),
     ]
 }
 

@@ -33,9 +33,14 @@ impl<'a> Request<'a> {
     pub fn method(&self) -> &'a str {
         std::str::from_utf8(self.head.method.of(self.buf)).unwrap_or("")
     }
-    /// The request target as sent, e.g. `/a?b=1`.
+    /// The request target in origin form, e.g. `/a?b=1`: for an absolute-form target
+    /// (`http://host/a?b=1`) its path and query (`/` when it has no path); `*` for an
+    /// asterisk-form `OPTIONS`.
     pub fn target(&self) -> &'a [u8] {
-        self.head.target.of(self.buf)
+        match self.head.target.of(self.buf) {
+            b"" => b"/",
+            t => t,
+        }
     }
     /// The target's path (before `?`).
     pub fn path(&self) -> &'a [u8] {
@@ -51,11 +56,17 @@ impl<'a> Request<'a> {
     pub fn version_minor(&self) -> u8 {
         self.head.minor
     }
-    /// The first header named `name` (case-insensitive).
+    /// The first header named `name` (case-insensitive). The authority of an
+    /// absolute-form target replaces `host`.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
+            .or_else(|| {
+                let authority = self.head.authority?;
+                name.eq_ignore_ascii_case("host")
+                    .then(|| authority.of(self.buf))
+            })
     }
     /// Every header, in order, as (name, value).
     pub fn headers(&self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {

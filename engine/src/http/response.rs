@@ -18,6 +18,7 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -40,13 +41,24 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&tmp[i..]);
 }
 
+/// The `connection` header a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionHeader {
+    /// None: HTTP/1.1 keep-alive is the default.
+    None,
+    /// `connection: keep-alive`: an HTTP/1.0 request that asked to keep the connection.
+    KeepAlive,
+    /// `connection: close`: the connection closes after this response.
+    Close,
+}
+
 /// Appends the whole response to `out`. `head_only` (HEAD requests) writes the
 /// headers a GET would get and no body.
 pub fn write_response(
     out: &mut Vec<u8>,
     res: &Response,
     date: &[u8],
-    close: bool,
+    connection: ConnectionHeader,
     head_only: bool,
 ) {
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -59,8 +71,10 @@ pub fn write_response(
     }
     out.extend_from_slice(b"\r\ncontent-length: ");
     push_u64(out, res.body_len());
-    if close {
-        out.extend_from_slice(b"\r\nconnection: close");
+    match connection {
+        ConnectionHeader::None => {}
+        ConnectionHeader::KeepAlive => out.extend_from_slice(b"\r\nconnection: keep-alive"),
+        ConnectionHeader::Close => out.extend_from_slice(b"\r\nconnection: close"),
     }
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&res.headers);
@@ -97,13 +111,13 @@ mod tests {
             .header("content-type", b"text/plain")
             .body(b"Hello, World!");
         let mut out = Vec::new();
-        write_response(&mut out, &res, b"D", false, false);
+        write_response(&mut out, &res, b"D", ConnectionHeader::None, false);
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\ndate: D\r\ncontent-length: 13\r\ncontent-type: text/plain\r\n\r\nHello, World!"
         );
         out.clear();
-        write_response(&mut out, &res, b"D", true, true);
+        write_response(&mut out, &res, b"D", ConnectionHeader::Close, true);
         assert!(out.ends_with(b"connection: close\r\ncontent-type: text/plain\r\n\r\n"));
     }
 }

@@ -96,6 +96,7 @@ impl Worker {
             stream: None,
             last_activity: self.now,
             head_started: None,
+            progress: Default::default(),
         });
         if self.n_conns == 0 {
             self.next_sweep = self.now + self.sweep_every;
@@ -187,7 +188,7 @@ impl Worker {
             return true;
         }
         if c.input.is_empty() {
-            let consumed = self.serve(c, &rbuf[..n]);
+            let consumed = self.serve(c, &mut rbuf[..n]);
             if consumed < n {
                 c.input.extend_from_slice(&rbuf[consumed..n]);
                 c.head_started = Some(self.now);
@@ -202,8 +203,8 @@ impl Worker {
     }
 
     fn serve_buffered(&mut self, c: &mut Conn) -> bool {
-        let input = mem::take(&mut c.input);
-        let consumed = self.serve(c, &input);
+        let mut input = mem::take(&mut c.input);
+        let consumed = self.serve(c, &mut input);
         c.input = input;
         c.input.drain(..consumed);
         if c.input.is_empty() {

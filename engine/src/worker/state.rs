@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::http::date::DateCache;
 use crate::http::handler::{BodySource, Handler, Response};
-use crate::http::parse::{HeaderSpan, Limits};
+use crate::http::parse::{HeaderSpan, Limits, RequestProgress};
 use crate::metrics::LocalCounts;
 use crate::shared::{EngineShared, WorkerShared};
 use crate::sys::{Events, Interest};
@@ -45,6 +45,8 @@ pub(super) struct Conn {
     pub(super) stream: Option<Box<BodyStream>>,
     pub(super) last_activity: Instant,
     pub(super) head_started: Option<Instant>,
+    /// How far the unfinished request at the start of `input` was parsed.
+    pub(super) progress: RequestProgress,
 }
 
 impl Conn {
@@ -79,7 +81,7 @@ pub(super) struct Worker {
     pub(super) rbuf: Vec<u8>,
     pub(super) wbuf: Vec<u8>,
     pub(super) spans: Vec<HeaderSpan>,
-    /// Decoded chunked request body (reused).
+    /// A chunked body decoded again from its start (the `chunked-redecode` fault).
     pub(super) body_buf: Vec<u8>,
     pub(super) response: Response,
     pub(super) date: DateCache,
@@ -132,10 +134,9 @@ impl Worker {
             shutting: false,
             deadline: None,
             limits: Limits {
-                max_header_bytes: cfg.max_header_bytes,
-                max_body_bytes: cfg.max_body_bytes,
                 #[cfg(feature = "faults")]
-                content_length_wins: cfg.fault(crate::faults::Fault::ContentLengthWins),
+                fault: cfg.fault,
+                ..Limits::new(cfg.max_header_bytes, cfg.max_body_bytes)
             },
             linger: cfg.drain_linger,
             was_self_paused: false,

@@ -52,6 +52,9 @@ pub struct Expected {
     pub expect_continue: bool,
     /// Head plus body.
     pub len: usize,
+    /// Bytes of the trailer section (they count against the header limit with the
+    /// head).
+    pub trailer_bytes: usize,
 }
 
 /// A generated request: its bytes and, when it is valid, what it must parse to.
@@ -77,12 +80,19 @@ fn long_line(rng: &mut Rng) -> usize {
     MAX_CHUNK_LINE - 2 + rng.below(5)
 }
 
-fn gen_target(rng: &mut Rng) -> Vec<u8> {
-    match rng.below(6) {
+/// A target as sent, and the origin-form target the parser gives for it.
+fn gen_target(rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
+    let t = match rng.below(7) {
         0 => b"/".to_vec(),
         1 => b"/plaintext".to_vec(),
         2 => b"*".to_vec(),
-        3 => b"http://example.com:8080/a/b?c=d".to_vec(),
+        3 => {
+            return (
+                b"http://example.com:8080/a/b?c=d".to_vec(),
+                b"/a/b?c=d".to_vec(),
+            )
+        }
+        4 => return (b"HTTP://x".to_vec(), Vec::new()),
         _ => {
             let len = 1 + rng.below(40);
             let mut t = vec![b'/'];
@@ -93,7 +103,8 @@ fn gen_target(rng: &mut Rng) -> Vec<u8> {
             }
             t
         }
-    }
+    };
+    (t.clone(), t)
 }
 
 fn case_variant(rng: &mut Rng, name: &str) -> Vec<u8> {
@@ -127,7 +138,9 @@ fn header(out: &mut Vec<u8>, rng: &mut Rng, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn chunked_body(rng: &mut Rng, body: &[u8]) -> (Vec<u8>, bool) {
+/// A chunked encoding of `body`: the bytes, whether every chunk line is within the
+/// limit, and the trailer section's size.
+fn chunked_body(rng: &mut Rng, body: &[u8]) -> (Vec<u8>, bool, usize) {
     let mut out = Vec::new();
     let mut valid = true;
     let mut rest = body;
@@ -163,6 +176,7 @@ fn chunked_body(rng: &mut Rng, body: &[u8]) -> (Vec<u8>, bool) {
         out.extend_from_slice(b"\r\n");
         rest = &rest[size..];
     }
+    let trailers_at = out.len();
     for _ in 0..rng.below(3) {
         let mut t = b"X-Trailer-".to_vec();
         t.extend(token(rng, 6));
@@ -173,12 +187,12 @@ fn chunked_body(rng: &mut Rng, body: &[u8]) -> (Vec<u8>, bool) {
                 t.push(b'v');
             }
         }
-        valid &= t.len() <= MAX_CHUNK_LINE;
         out.extend_from_slice(&t);
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    (out, valid)
+    let trailer_bytes = out.len() - trailers_at;
+    (out, valid, trailer_bytes)
 }
 
 /// A request from the grammar; valid unless a long chunk line makes it too long.
@@ -191,7 +205,9 @@ pub fn gen_request(rng: &mut Rng) -> Generated {
             .as_bytes()
             .to_vec(),
     };
-    let target = gen_target(rng);
+    let (target, origin_target) = gen_target(rng);
+    // `*` is the target of OPTIONS alone.
+    let target_ok = target != b"*" || method == b"OPTIONS";
     let minor = if rng.chance(80) { 1 } else { 0 };
     let mut out = Vec::new();
     out.extend_from_slice(&method);
@@ -283,9 +299,11 @@ pub fn gen_request(rng: &mut Rng) -> Generated {
     out.extend_from_slice(b"\r\n");
     let head_len = out.len();
     let mut valid = true;
+    let mut trailer_bytes = 0;
     if chunked {
-        let (encoded, ok) = chunked_body(rng, &body);
+        let (encoded, ok, trailers) = chunked_body(rng, &body);
         valid = ok;
+        trailer_bytes = trailers;
         out.extend_from_slice(&encoded);
     } else {
         out.extend_from_slice(&body);
@@ -298,9 +316,9 @@ pub fn gen_request(rng: &mut Rng) -> Generated {
     let len = out.len();
     Generated {
         bytes: out,
-        expected: (valid && !smuggle).then_some(Expected {
+        expected: (valid && !smuggle && target_ok).then_some(Expected {
             method,
-            target,
+            target: origin_target,
             minor,
             head_len,
             body,
@@ -308,6 +326,7 @@ pub fn gen_request(rng: &mut Rng) -> Generated {
             keep_alive,
             expect_continue,
             len,
+            trailer_bytes,
         }),
     }
 }

@@ -14,14 +14,14 @@ use crate::wait::wait_until;
 
 // ---- helpers ----
 
-fn connect(ctx: &Ctx, addr: SocketAddr) -> Result<TcpStream, String> {
+pub(super) fn connect(ctx: &Ctx, addr: SocketAddr) -> Result<TcpStream, String> {
     let s = client::connect(addr, ctx.ms(2000)).map_err(|obs| format!("connect: {obs}"))?;
     let _ = s.set_write_timeout(Some(ctx.ms(5000)));
     Ok(s)
 }
 
 /// Connects and sends `req` in one write.
-fn send(ctx: &Ctx, addr: SocketAddr, req: &[u8]) -> Result<TcpStream, String> {
+pub(super) fn send(ctx: &Ctx, addr: SocketAddr, req: &[u8]) -> Result<TcpStream, String> {
     let mut s = connect(ctx, addr)?;
     s.write_all(req).map_err(|e| format!("send: {e}"))?;
     Ok(s)
@@ -52,7 +52,7 @@ fn brief(r: &Resp) -> String {
     )
 }
 
-fn briefs(rs: &[Resp]) -> String {
+pub(super) fn briefs(rs: &[Resp]) -> String {
     rs.iter().map(brief).collect::<Vec<_>>().join(", ")
 }
 
@@ -118,33 +118,46 @@ fn start(ctx: &Ctx, cfg: engine::Config) -> Result<Server, String> {
 
 // ---- http.keepalive ----
 
-/// Four connections: HTTP/1.1 without `Connection` (two requests on one connection),
-/// HTTP/1.0 without it (response, then FIN), HTTP/1.0 with `Connection: keep-alive`
-/// (two requests answered on one connection), and HTTP/1.1 with `Connection: close`
-/// (a complete response carrying `connection: close`, then FIN; a write after EOF draws
-/// no RST).
+/// Six connections: HTTP/1.1 without `Connection` (two requests on one connection),
+/// HTTP/1.0 without it (response, then FIN), HTTP/1.0 with `Connection: Keep-Alive`
+/// (two requests answered on one connection, each response carrying
+/// `connection: keep-alive`), and HTTP/1.1 with `Connection: close`, `Connection: Close`
+/// and `Connection: foo, Close` (connection options are case-insensitive tokens: a
+/// complete response carrying `connection: close`, then FIN; a write after EOF draws no
+/// RST).
 pub fn keepalive(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("HTTP/1.1: two requests answered on one connection, no connection: close");
     o.expect("HTTP/1.0 without Connection: one response, then FIN (no RST on a later write)");
-    o.expect("HTTP/1.0 with Connection: keep-alive: two requests answered on one connection");
-    o.expect("Connection: close: one complete response with connection: close, then FIN (no RST on a later write)");
+    o.expect("HTTP/1.0 with Connection: Keep-Alive: two requests answered on one connection, each response with connection: keep-alive");
+    o.expect("Connection: close, Close, foo, Close: one complete response with connection: close, then FIN (no RST on a later write)");
     let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let v10 = b"GET / HTTP/1.0\r\nHost: test\r\n\r\n";
-    let v10ka = b"GET / HTTP/1.0\r\nHost: test\r\nConnection: keep-alive\r\n\r\n";
-    let close = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+    let v10ka = b"GET / HTTP/1.0\r\nHost: test\r\nConnection: Keep-Alive\r\n\r\n";
+    let closes: [(&str, &[u8]); 3] = [
+        (
+            "Connection: close",
+            b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+        ),
+        (
+            "Connection: Close",
+            b"GET / HTTP/1.1\r\nHost: test\r\nConnection: Close\r\n\r\n",
+        ),
+        (
+            "Connection: foo, Close",
+            b"GET / HTTP/1.1\r\nHost: test\r\nConnection: foo, Close\r\n\r\n",
+        ),
+    ];
 
-    // Both closing cases are watched at once (each probe right after its own EOF).
-    let closing = match (send(ctx, addr, v10), send(ctx, addr, close)) {
-        (Ok(a), Ok(b)) => vec![a, b],
-        (Err(e), _) | (_, Err(e)) => return Err(e.into()),
-    };
+    // The closing cases are watched at once (each probe right after its own EOF).
+    let mut closing = vec![send(ctx, addr, v10)?];
+    for (_, req) in closes {
+        closing.push(send(ctx, addr, req)?);
+    }
     let watch = Watch::until_end(ctx.ms(1500)).probe(Duration::from_millis(200));
     let obs = client::observe_all(closing, watch);
-    for (name, obs) in ["HTTP/1.0 without Connection", "Connection: close"]
-        .iter()
-        .zip(&obs)
-    {
+    let names = std::iter::once("HTTP/1.0 without Connection").chain(closes.iter().map(|c| c.0));
+    for (i, (name, obs)) in names.zip(&obs).enumerate() {
         o.saw(format!("{name}: {obs}"));
         o.check(
             obs.responses.len() == 1 && obs.responses[0].status == 200,
@@ -164,16 +177,16 @@ pub fn keepalive(ctx: &Ctx, o: &mut Outcome) -> Checked {
                 obs.trailing_bytes
             )
         });
-    }
-    if let Some(r) = obs[1].responses.first() {
-        o.check(r.closes(), || {
-            "Connection: close: the response lacks connection: close".into()
-        });
+        if let (true, Some(r)) = (i > 0, obs.responses.first()) {
+            o.check(r.closes(), || {
+                format!("{name}: the response lacks connection: close")
+            });
+        }
     }
 
     for (name, req) in [
         ("HTTP/1.1 default", &client::get("/")[..]),
-        ("HTTP/1.0 with keep-alive", &v10ka[..]),
+        ("HTTP/1.0 with Connection: Keep-Alive", &v10ka[..]),
     ] {
         let mut s = send(ctx, addr, req)?;
         let first = client::observe(&mut s, Watch::until_end(ctx.ms(1500)).responses(1));
@@ -194,6 +207,12 @@ pub fn keepalive(ctx: &Ctx, o: &mut Outcome) -> Checked {
                 obs.class == Class::Response && obs.responses.first().is_some_and(|r| r.status == 200 && !r.closes()),
                 || format!("{name}: request {} on the connection: {obs} (expected a 200 without connection: close, connection open)", i + 1),
             );
+            let announced = obs.responses.first().and_then(|r| r.header("connection"));
+            if req == &v10ka[..] && obs.class == Class::Response {
+                o.check(announced.is_some_and(|v| v.eq_ignore_ascii_case("keep-alive")), || {
+                    format!("{name}: response {} carries connection {announced:?} (expected keep-alive: a 1.0 client closes otherwise)", i + 1)
+                });
+            }
         }
     }
     Ok(())
@@ -476,6 +495,9 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
 
 // ---- http.framing ----
 
+/// A request that must be refused: name, head, body, the acceptable statuses.
+type RefusalCase<'a> = (&'a str, &'a [u8], &'a [u8], &'a [u16]);
+
 /// POST /echo with a Content-Length body followed by a pipelined request (the body is
 /// echoed exactly and the next request answered); a chunked body with extensions and
 /// trailers, sent whole and with its body arriving in later reads than its head
@@ -483,12 +505,15 @@ pub fn split_anywhere(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// `connection: close`, then EOF); and Transfer-Encoding with Content-Length arranged so
 /// that Content-Length framing would reveal a smuggled request: either 400, or chunked
 /// framing (the body has the chunked length and the following request is answered),
-/// never a response to the smuggled request.
+/// never a response to the smuggled request. Then the chunk-size grammar (`+5`, `-5`,
+/// ` 5`, and 17 hex digits that wrap to 5 with a request behind) and a final coding
+/// that is not chunked: each refused with `connection: close`, nothing after answered.
 pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("Content-Length body echoed exactly; the pipelined request after it answered");
     o.expect("chunked body (extensions, trailers) decoded exactly, whole or split across reads; the next request answered");
     o.expect("conflicting Content-Length: 400 with connection: close, then EOF");
     o.expect("Transfer-Encoding + Content-Length: 400 (close), or chunked framing; never an answer to the request hidden in the body");
+    o.expect("chunk sizes are 1*HEXDIG: +5, -5, leading space → 400; 17 hex digits (over 64 bits) → 400 or 413, never wrapped (the request behind it never answered); Transfer-Encoding: chunked, identity → 400 or 501; each with connection: close, nothing after it answered");
     let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let after = client::get("/inspect?after");
@@ -612,20 +637,80 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.check(refused || chunked_wins, || {
         format!("Transfer-Encoding + Content-Length: [{}] (expected one 400 with close, or the chunked body then the next request)", briefs(&obs.responses))
     });
+
+    // Chunk-size grammar and the final coding: each refused, nothing after it answered.
+    let chunked_head =
+        b"POST /inspect HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut wrapped = b"10000000000000005\r\nhello\r\n0\r\n\r\n".to_vec();
+    wrapped.extend_from_slice(hidden);
+    let grammar: [RefusalCase; 5] = [
+        (
+            "chunk size +5",
+            chunked_head,
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            &[400],
+        ),
+        (
+            "chunk size -5",
+            chunked_head,
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            &[400],
+        ),
+        (
+            "chunk size with leading space",
+            chunked_head,
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            &[400],
+        ),
+        (
+            "chunk size of 17 hex digits (2^64 + 5) with a request behind",
+            chunked_head,
+            &wrapped,
+            &[400, 413],
+        ),
+        (
+            "Transfer-Encoding: chunked, identity",
+            b"POST /inspect HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+            &[400, 501],
+        ),
+    ];
+    let mut streams = Vec::new();
+    for (_, head, body, _) in &grammar {
+        let mut req = head.to_vec();
+        req.extend_from_slice(body);
+        req.extend_from_slice(&after);
+        streams.push(send(ctx, addr, &req)?);
+    }
+    let watch = Watch::until_end(ctx.ms(1500));
+    for (obs, (name, _, _, statuses)) in client::observe_all(streams, watch).iter().zip(&grammar) {
+        o.saw(format!("{name}: [{}], {obs}", briefs(&obs.responses)));
+        let rs = &obs.responses;
+        o.check(!rs.iter().any(|r| r.body.starts_with(b"GET /inspect?smuggled")), || {
+            format!("{name}: the request hidden behind the chunk was answered (the size wrapped: smuggling)")
+        });
+        o.check(
+            rs.len() == 1 && statuses.contains(&rs[0].status) && rs[0].closes(),
+            || format!("{name}: [{}] (expected exactly one of {statuses:?} with connection: close, nothing after it answered)", briefs(rs)),
+        );
+    }
     Ok(())
 }
 
 // ---- http.errors ----
 
-/// Ten connections, each sending one bad request (malformed request line ×2, bad header
-/// ×2, missing Host, a header block over `max_header_bytes` = 4 KiB, a declared body
-/// over `max_body_bytes` = 1 KiB with the body sent), alone or followed by a valid
+/// Thirteen connections, each sending one bad request (malformed request line ×2, bad
+/// header ×2, missing Host, a header block over `max_header_bytes` = 4 KiB, a declared
+/// body over `max_body_bytes` = 1 KiB with the body sent, a request line over 4 KiB),
+/// alone or followed by a valid
 /// request and 256 KiB more: each gets exactly one response with the right status and
 /// `connection: close`, then EOF, and a write 200 ms after EOF draws no RST (the engine
 /// reads what the client sent before closing). One more connection checks the 413
-/// status line reads `Payload Too Large`.
+/// status line reads `Payload Too Large`, and four more send bodies of exactly the limit
+/// and one byte over, by Content-Length and chunked (served; 413).
 pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
-    o.expect("malformed request line, bad header, missing Host → 400; header block over the limit → 431; declared body over the limit → 413 Payload Too Large");
+    o.expect("malformed request line, bad header, missing Host → 400; request line over the limit → 414; header block over the limit → 431; declared body over the limit → 413 Payload Too Large");
+    o.expect("bodies of exactly max_body_bytes (1 KiB), by Content-Length and chunked, are served; one byte more → 413 with connection: close");
     o.expect("each: exactly one complete response with connection: close, then FIN; a write 200 ms after EOF draws no RST (class fin), also with extra bytes sent after the bad request");
     let cfg = engine::Config {
         max_header_bytes: 4096,
@@ -640,6 +725,9 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let mut big_body =
         b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4096\r\n\r\n".to_vec();
     big_body.extend(std::iter::repeat_n(b'b', 4096));
+    let mut long_line = b"GET /".to_vec();
+    long_line.extend(std::iter::repeat_n(b'u', 6000));
+    long_line.extend_from_slice(b" HTTP/1.1\r\nHost: test\r\n\r\n");
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         (
             "request line without version",
@@ -668,6 +756,7 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
         ),
         ("header block over 4 KiB", big_header, 431),
         ("body over 1 KiB", big_body.clone(), 413),
+        ("request line over 4 KiB", long_line, 414),
     ];
     let mut extra = client::get("/");
     extra.extend(std::iter::repeat_n(b'z', 256 * 1024));
@@ -719,6 +808,55 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.check(line == "HTTP/1.1 413 Payload Too Large", || {
         format!("413 status line {line:?} (expected \"HTTP/1.1 413 Payload Too Large\")")
     });
+
+    // Bodies of exactly the limit are served; one byte more is refused.
+    let by_length = |n: usize| {
+        let mut req = format!("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {n}\r\n\r\n")
+            .into_bytes();
+        req.extend(std::iter::repeat_n(b'e', n));
+        req
+    };
+    let by_chunks = |n: usize| {
+        let mut req =
+            b"POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for part in [n / 2, n - n / 2] {
+            req.extend_from_slice(format!("{part:x}\r\n").as_bytes());
+            req.extend(std::iter::repeat_n(b'e', part));
+            req.extend_from_slice(b"\r\n");
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        req
+    };
+    let limit_cases = [
+        ("Content-Length body of exactly 1 KiB", by_length(1024), 200),
+        ("Content-Length body of 1 KiB + 1", by_length(1025), 413),
+        ("chunked body of exactly 1 KiB", by_chunks(1024), 200),
+        ("chunked body of 1 KiB + 1", by_chunks(1025), 413),
+    ];
+    let mut streams = Vec::new();
+    for (_, req, _) in &limit_cases {
+        streams.push(send(ctx, addr, req)?);
+    }
+    let watch = Watch::until_end(ctx.ms(1500)).responses(1);
+    for (obs, (name, _, status)) in client::observe_all(streams, watch).iter().zip(&limit_cases) {
+        o.saw(format!("{name}: [{}]", briefs(&obs.responses)));
+        let r = obs.responses.first();
+        let ok = match status {
+            200 => r.is_some_and(|r| r.status == 200 && r.body.len() == 1024),
+            _ => r.is_some_and(|r| r.status == *status && r.closes()),
+        };
+        o.check(ok, || {
+            format!(
+                "{name}: [{}] (expected {})",
+                briefs(&obs.responses),
+                if *status == 200 {
+                    "200 with the 1024-byte body echoed: a body of exactly the limit is served"
+                } else {
+                    "413 with connection: close"
+                }
+            )
+        });
+    }
     Ok(())
 }
 
