@@ -152,11 +152,7 @@ fn cpu_turn() -> std::sync::MutexGuard<'static, ()> {
 /// within it). The rising steps are 1250, 1563, 1954 (each measured again if a stall
 /// fails it), 2443; three bisections narrow [1954, 2443] to 3 %: the answer lies
 /// between 0.977 R and 1.053 R, and a stall in a bisection step only lowers it towards
-/// 0.977 R. After a stall nearly every send of a step can be over 1 ms late (each
-/// connection waits for its previous response while the server drains its backlog at
-/// only R − r); that is the server's queue, counted in the corrected p99, and does not
-/// fail the step unless a client thread was saturated (it did: 2 of 16 runs failed at
-/// 1250 req/s with "sends over 1 ms late" before the sweep made that distinction).
+/// 0.977 R.
 #[test]
 fn finds_the_capacity_of_a_server_within_10_percent() {
     const R: f64 = 2000.0;

@@ -148,9 +148,7 @@ with run i of B. Exit codes: 0 done, 2 usage or setup error.")]
 
 Each step is an open-model run (see `loadgen run --rate`). A step holds when the
 corrected p99 (from each request's due time) is within --slo, no request failed, at
-least 95 % of the offered rate completed and the client kept its schedule (due requests
-were sent, and not mostly late while a client thread was saturated: a send that waits for
-its connection's previous response is the server's queue, already in the p99). The sweep
+least 95 % of the offered rate completed and the client kept its schedule. The sweep
 stops at the first step that does not hold (measured again --retries times first), then
 bisects --refine times between the last rate that held and that one. Prints a table of
 the steps and the answer line `max rate under p99 <= 10ms: N req/s` (`none` when the
