@@ -46,7 +46,7 @@ fn nginx_table(scenarios_md: &str, expectations: &str) -> String {
         let Some(id) = line
             .strip_prefix("| `")
             .and_then(|r| r.split('`').next())
-            .filter(|id| id.starts_with("http."))
+            .filter(|id| id.starts_with("http.") || id.starts_with("hostile."))
         else {
             continue;
         };

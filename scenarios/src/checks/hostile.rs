@@ -62,8 +62,10 @@ impl EngineCpu {
 /// The allowed growth when the input doubles: 2 × within 30 % (SPEC §7).
 const MAX_GROWTH: f64 = 2.0 * 1.3;
 
-/// The engine's CPU for one request sent by `send_request` on a fresh connection,
-/// measured until its response has arrived; the response's status.
+/// The engine's CPU for one request sent by `send_request` on a fresh connection and
+/// a `GET /` after it, measured until the second response has arrived (so the first
+/// request was framed to its end, also by an engine that answers before reading a
+/// body); the first response's status (0 when the second is missing).
 fn cpu_for(
     ctx: &Ctx,
     server: &Server,
@@ -74,16 +76,25 @@ fn cpu_for(
     let _ = s.set_nodelay(true);
     let c0 = cpu.now();
     send_request(&mut s)?;
-    let got = client::read_responses(&mut s, 1, ctx.ms(20_000));
+    s.write_all(&client::get("/"))
+        .map_err(|e| format!("send: {e}"))?;
+    let got = client::read_responses(&mut s, 2, ctx.ms(20_000));
     let used = cpu.now().saturating_sub(c0);
-    let status = got
-        .and_then(|(_, rs)| rs.first().map(|r| r.status))
-        .ok_or("no response to the request")?;
-    Ok((used, status))
+    let statuses: Vec<u16> = got
+        .map(|(_, rs)| rs.iter().map(|r| r.status).collect())
+        .unwrap_or_default();
+    match statuses[..] {
+        [] => Err("no response to the request".into()),
+        [first, _] => Ok((used, first)),
+        _ => Ok((used, 0)),
+    }
 }
 
-/// Measures `sizes.0` and `sizes.1` (twice the first) `runs` times each, alternating;
-/// records and checks the growth of the smallest CPU times.
+/// Measures `sizes.0` and `sizes.1` (twice the first) `runs` times each, in adjacent
+/// pairs; records and checks the growth. The machine's state (another scenario on the
+/// sibling core, frequency) can change between runs, so the growth is the smaller of
+/// the ratio of the smallest CPU times and the median ratio within a pair: both are
+/// about 2 for a linear parser and about 4 for a quadratic one.
 fn growth(
     ctx: &Ctx,
     o: &mut Outcome,
@@ -94,29 +105,36 @@ fn growth(
     send_sized: &mut dyn FnMut(&mut TcpStream, usize) -> Result<(), String>,
 ) -> Checked {
     let cpu = EngineCpu::of(server)?;
-    let mut best = [Duration::MAX; 2];
-    let mut all: [Vec<u128>; 2] = [Vec::new(), Vec::new()];
+    let mut pairs: Vec<[Duration; 2]> = Vec::new();
     for _ in 0..runs {
+        let mut pair = [Duration::ZERO; 2];
         for (i, n) in [sizes.0, sizes.1].into_iter().enumerate() {
             let (used, status) = cpu_for(ctx, server, &cpu, &mut |s| send_sized(s, n))?;
             if status != 200 {
-                o.fail(format!("{what} {n}: status {status} (expected 200)"));
+                o.fail(format!(
+                    "{what} {n}: status {status} (expected 200, then the GET after it answered)"
+                ));
                 return Ok(());
             }
-            best[i] = best[i].min(used);
-            all[i].push(used.as_micros());
+            pair[i] = used;
         }
+        pairs.push(pair);
     }
-    let ratio = best[1].as_secs_f64() / best[0].as_secs_f64().max(1e-6);
+    let secs = |d: Duration| d.as_secs_f64().max(1e-6);
+    let smallest = |i: usize| pairs.iter().map(|p| p[i]).min().unwrap_or_default();
+    let of_smallest = secs(smallest(1)) / secs(smallest(0));
+    let mut within: Vec<f64> = pairs.iter().map(|p| secs(p[1]) / secs(p[0])).collect();
+    within.sort_by(f64::total_cmp);
+    let median = within.get(within.len() / 2).copied().unwrap_or(f64::MAX);
+    let ratio = of_smallest.min(median);
+    let micros = |i: usize| pairs.iter().map(|p| p[i].as_micros()).collect::<Vec<_>>();
     o.saw(format!(
-        "{}: {what} {}: {:?} µs, {}: {:?} µs; smallest {} µs and {} µs: ratio {ratio:.2}",
+        "{}: {what} {}: {:?} µs, {}: {:?} µs; ratio of the smallest {of_smallest:.2}, median ratio within a pair {median:.2}: growth {ratio:.2}",
         cpu.describe(),
         sizes.0,
-        all[0],
+        micros(0),
         sizes.1,
-        all[1],
-        best[0].as_micros(),
-        best[1].as_micros()
+        micros(1),
     ));
     o.check(ratio <= MAX_GROWTH, || {
         format!(
@@ -133,11 +151,11 @@ const ONE_BYTE_CHUNK: &[u8] = b"1\r\na\r\n";
 
 /// One worker (`max_body_bytes` 4 MiB): `POST /` with a chunked body of N = 128 Ki
 /// one-byte chunks and of 2N, sent in one stream (the engine reads it in its own
-/// pieces), three times each; the engine's CPU until the response arrived, smallest of
-/// the three, must grow at most 2.6× (2 × within 30 %). Decoding again from the start
+/// pieces), three times each; the engine's CPU until the response arrived must grow
+/// at most 2.6× (2 × within 30 %). Decoding again from the start
 /// on every read makes it about 4×.
 pub fn chunked_linear(ctx: &Ctx, o: &mut Outcome) -> Checked {
-    o.expect(format!("the engine's CPU for 2N one-byte chunks ≤ {MAX_GROWTH:.1} × its CPU for N (N = 128 Ki, smallest of 3 runs each); every request answered 200"));
+    o.expect(format!("the engine's CPU for 2N one-byte chunks ≤ {MAX_GROWTH:.1} × its CPU for N (N = 128 Ki, 3 runs each: the smaller of the ratio of the smallest and the median ratio within a pair); every request answered 200"));
     let cfg = engine::Config {
         workers: 1,
         max_body_bytes: 4 << 20,
@@ -172,7 +190,7 @@ fn padded_head(size: usize) -> Vec<u8> {
     let mut head = b"GET / HTTP/1.1\r\nHost: test\r\n".to_vec();
     let mut i = 0;
     while head.len() + 2 < size {
-        head.extend_from_slice(format!("X-Pad-{i:05}: {}\r\n", "p".repeat(48)).as_bytes());
+        head.extend_from_slice(format!("X-Pad-{i:05}: {}\r\n", "p".repeat(240)).as_bytes());
         i += 1;
     }
     head.extend_from_slice(b"\r\n");
@@ -207,11 +225,11 @@ fn drip(
 
 /// One worker (`max_header_bytes` 256 KiB): a head of 32 KiB and one of 64 KiB, each
 /// sent in 64-byte writes that the engine reads one by one (paced by its bytes-read
-/// counter), three times each; the engine's CPU until the response arrived, smallest
-/// of the three, must grow at most 2.6×. Searching the head again from its start on each read
-/// makes it about 4×.
+/// counter), seven times each; the engine's CPU until the response arrived must grow
+/// at most 2.6×. Searching the head again from its start on each read makes it about
+/// 4×.
 pub fn head_linear(ctx: &Ctx, o: &mut Outcome) -> Checked {
-    o.expect(format!("the engine's CPU for a 64 KiB head sent in 64-byte pieces ≤ {MAX_GROWTH:.1} × its CPU for a 32 KiB head sent the same way (smallest of 3 runs each); both answered 200"));
+    o.expect(format!("the engine's CPU for a 64 KiB head sent in 64-byte pieces ≤ {MAX_GROWTH:.1} × its CPU for a 32 KiB head sent the same way (7 runs each: the smaller of the ratio of the smallest and the median ratio within a pair); all answered 200"));
     let cfg = engine::Config {
         workers: 1,
         max_header_bytes: 256 * 1024,
@@ -226,7 +244,7 @@ pub fn head_linear(ctx: &Ctx, o: &mut Outcome) -> Checked {
         &server,
         "head bytes",
         (heads.0.len(), heads.1.len()),
-        3,
+        7,
         &mut |s, len| {
             let head = if len == heads.0.len() {
                 &heads.0
@@ -277,6 +295,8 @@ pub fn trailers(ctx: &Ctx, o: &mut Outcome) -> Checked {
         ..ctx.config()
     };
     let server = Server::start(ctx, cfg)?;
+    // Without the test routes there is no /echo: the framing shows in the next answer.
+    let echoes = ctx.target.capabilities().contains(&Capability::TestRoutes);
     let mut streams = Vec::new();
     let cases = trailer_cases();
     for (_, trailer, _) in &cases {
@@ -294,8 +314,11 @@ pub fn trailers(ctx: &Ctx, o: &mut Outcome) -> Checked {
         let rs: &[Resp] = &obs.responses;
         if *status == 200 {
             o.check(
-                rs.len() == 2 && rs[0].status == 200 && rs[0].body == b"hello" && rs[1].status == 200,
-                || format!("{name}: [{}] (expected the body \"hello\" echoed, then the next request answered)", briefs(rs)),
+                rs.len() == 2
+                    && rs[0].status == 200
+                    && (rs[0].body == b"hello" || !echoes)
+                    && rs[1].status == 200,
+                || format!("{name}: [{}] (expected the body \"hello\" echoed (where /echo exists), then the next request answered)", briefs(rs)),
             );
             continue;
         }

@@ -9,6 +9,7 @@ use crate::client::{self, parse_response, Class, Resp, Watch};
 use crate::ctx::Ctx;
 use crate::harness::{thread_cpu_time, Server};
 use crate::outcome::{Checked, OrError, Outcome};
+use crate::targets::Capability;
 use crate::test_handler::fnv1a;
 use crate::wait::wait_until;
 
@@ -810,6 +811,7 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
     });
 
     // Bodies of exactly the limit are served; one byte more is refused.
+    let echoes = ctx.target.capabilities().contains(&Capability::TestRoutes);
     let by_length = |n: usize| {
         let mut req = format!("POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {n}\r\n\r\n")
             .into_bytes();
@@ -842,7 +844,8 @@ pub fn errors(ctx: &Ctx, o: &mut Outcome) -> Checked {
         o.saw(format!("{name}: [{}]", briefs(&obs.responses)));
         let r = obs.responses.first();
         let ok = match status {
-            200 => r.is_some_and(|r| r.status == 200 && r.body.len() == 1024),
+            // Without the test routes there is no /echo to show the body was read.
+            200 => r.is_some_and(|r| r.status == 200 && (r.body.len() == 1024 || !echoes)),
             _ => r.is_some_and(|r| r.status == *status && r.closes()),
         };
         o.check(ok, || {

@@ -351,4 +351,9 @@ impl Instance for NginxInstance {
         self.kill();
         Ok(())
     }
+    /// With `master_process off` this one process serves every request: its CPU time
+    /// is nginx's (the hostile.* growth checks read it).
+    fn pid(&self) -> Option<u32> {
+        engine::sync::lock(&self.child).as_ref().map(Child::id)
+    }
 }
