@@ -848,3 +848,73 @@ fn the_hdr_log_has_real_interval_lengths_and_the_uncorrected_histogram() {
         "the last interval lasted {length} s"
     );
 }
+
+/// The Debian package `libhdrhistogram-java` (and a JRE) provide the reference reader.
+const HDR_JAR: &str = "/usr/share/java/hdrhistogram.jar";
+
+/// `HistogramLogProcessor`'s "Total count" of the histograms of `log` with `tag`.
+fn java_total_count(log: &str, tag: Option<&str>) -> u64 {
+    let mut args = vec![
+        "-cp",
+        HDR_JAR,
+        "org.HdrHistogram.HistogramLogProcessor",
+        "-i",
+        log,
+        "-outputValueUnitRatio",
+        "1000",
+    ];
+    if let Some(t) = tag {
+        args.extend(["-tag", t]);
+    }
+    let out = Command::new("java").args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "java {args:?}: {out:?}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Total count"))
+        .unwrap_or_else(|| panic!("no total count in {text}"));
+    line.rsplit('=')
+        .next()
+        .unwrap()
+        .trim()
+        .trim_end_matches(']')
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn the_java_hdrhistogram_reader_accepts_the_log() {
+    let java = Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !java || !std::path::Path::new(HDR_JAR).exists() {
+        eprintln!("skipped: needs java and {HDR_JAR} (apt-get install libhdrhistogram-java)");
+        return;
+    }
+    let server = healthy();
+    let log = results_path("java").with_extension("hlog");
+    let log_s = log.to_str().unwrap().to_string();
+    let r = run(
+        "java",
+        &server.url(),
+        &[
+            "-c",
+            "2",
+            "-d",
+            "1500ms",
+            "--rate",
+            "200",
+            "--hdr-log",
+            &log_s,
+        ],
+    );
+    assert_eq!(r.code(), 0, "{r:?}");
+    let res = r.result();
+    let corrected = java_total_count(&log_s, None);
+    let uncorrected = java_total_count(&log_s, Some("uncorrected"));
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(corrected, res.requests);
+    assert_eq!(uncorrected, res.requests);
+}

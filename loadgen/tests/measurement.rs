@@ -241,3 +241,43 @@ fn expect_body_mismatch_is_a_parse_error() {
     assert_eq!(r.requests, 0);
     assert_eq!(r.errors.parse, 20, "{:?}", r.errors);
 }
+
+#[test]
+fn requests_in_flight_when_the_window_ends_are_waited_for_and_recorded() {
+    // Every request is answered 300 ms after it arrives: each connection sends at
+    // about 0, 0.3, 0.6 and 0.9 s of a 1 s window, and the last answer comes at about
+    // 1.2 s, after the end. All 4 x 2 are recorded, none dropped or failed.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        for s in l.incoming().take(3) {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while Instant::now() < end {
+                    match s.read(&mut buf) {
+                        Ok(k) if k > 0 => {
+                            std::thread::sleep(Duration::from_millis(300));
+                            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+                        }
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    let mut cfg = RunConfig::new(&url, 2, Duration::from_secs(1)).unwrap();
+    cfg.timeout = Duration::from_secs(2);
+    let r = run(&cfg).unwrap();
+    assert_eq!(r.errors.total(), 0, "{:?}", r.errors);
+    assert_eq!(
+        r.requests, 8,
+        "the requests in flight at the end must be recorded"
+    );
+    assert!(
+        r.latency_uncorrected.min_us >= 300_000,
+        "{:?}",
+        r.latency_uncorrected
+    );
+}

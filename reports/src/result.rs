@@ -484,6 +484,9 @@ mod tests {
         let mut want: Vec<&str> = SweepRecord::KEYS.to_vec();
         want.sort_unstable();
         assert_eq!(keys_of(&sweep), want);
+        let mut want: Vec<&str> = RunRecord::KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys_of(&RunRecord::default()), want);
     }
 
     #[test]
@@ -509,5 +512,13 @@ mod tests {
         let s: RunSettings = serde_json::from_value(partial.clone()).unwrap();
         assert!(s.bench.is_none() && s.sweep.is_none() && s.merged_runs.is_none());
         assert_eq!(serde_json::to_value(&s).unwrap(), partial);
+        // The run's record: its checks and whether it was interrupted.
+        let run = json!({"interrupted": true, "checks": [{"expression": "p99<1ms",
+            "measured": 900.0, "threshold": 1000.0, "unit": "us", "passed": true}], "url": "x"});
+        let s: RunSettings = serde_json::from_value(run.clone()).unwrap();
+        let record = s.run.as_ref().unwrap();
+        assert!(record.interrupted && record.checks[0].passed);
+        assert_eq!(s.settings.len(), 1, "{:?}", s.settings);
+        assert_eq!(serde_json::to_value(&s).unwrap(), run);
     }
 }

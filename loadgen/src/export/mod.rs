@@ -1,8 +1,9 @@
 //! The one export layer: every document (JSON) and console table is rendered here
 //! into bytes or text without I/O, and [`OutputFile`] is the one place that writes
 //! output files. Library modules compute and hand documents and tables here; the
-//! exceptions are progress on stderr (`load`'s progress line, `serve`'s address line)
-//! and the HDR interval log, which `load` writes as the run goes.
+//! exceptions are progress on stderr (`load`'s progress line and its one line when the
+//! client runs out of descriptors, `serve`'s address line) and the HDR interval log,
+//! which `load` writes as the run goes.
 
 pub mod bench;
 pub mod counters;
