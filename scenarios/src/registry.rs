@@ -1,7 +1,7 @@
 //! The table of scenarios: one entry per clause of `SPEC-engine.md`, in its order,
 //! with everything known about the scenario (aliases, capabilities, RST policy, check).
 
-use crate::checks::{accept, driver, engine_api, http, select, worker};
+use crate::checks::{accept, driver, engine_api, http, migrate, select, worker};
 use crate::outcome::Level;
 use crate::scenario::{Clause, HostRsts, Scenario};
 use crate::targets::Capability;
@@ -86,6 +86,8 @@ pub fn registry() -> Vec<Scenario> {
         s(clause("http.slow-reader", Must, "A client that stops reading does not make a worker spin (CPU near idle while the response waits); the connection is closed after the write timeout."), &["http"], &[Http, Config, TestRoutes, Selection], http::slow_reader),
         s(clause("http.timeouts", Must, "An idle connection is closed with FIN after the idle timeout; a header block not complete within the header timeout is closed; a connection in active use is never closed."), &["http"], &[Http, Config], http::timeouts).host_rsts(Reported),
         s(clause("http.date", Should, "Every response carries a correct date header (IMF-fixdate, cached, refreshed each second)."), &["http"], &[Http], http::date),
+        // 8. Handover without resets (kernel support)
+        s(clause("accept.pause.migrate", Must, "Where the kernel migrates a closing listener's queue (net.ipv4.tcp_migrate_req = 1), the handover under a dial storm has zero RSTs (client and namespace counters); the engine reports whether the host migrates; alone on its port it still drains with FIN."), &["pause-accept"], &[Config, TestRoutes, AcceptControl, SharedPort], migrate::pause_migrate),
     ]
 }
 
