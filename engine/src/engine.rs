@@ -137,6 +137,11 @@ impl Engine {
 
     fn run(&self) -> Result<(), EngineError> {
         let cfg = self.config();
+        // Read from this thread: the workers it spawns share its network namespace.
+        let _ = self
+            .shared
+            .migrates_listener_queue
+            .set(crate::metrics::host_migrates_listener_queue());
         let (listeners, addr) = self.bind_all()?;
         let cpus: Vec<usize> = if cfg.cpus.is_empty() {
             crate::sys::thread::allowed_cpus().unwrap_or_default()
@@ -257,6 +262,7 @@ impl Engine {
                 accepted: w.counters.accepted.load(SeqCst),
             });
         }
+        m.migrates_listener_queue = self.shared.migrates_listener_queue();
         m
     }
 

@@ -25,6 +25,11 @@ pub enum Fault {
     CloseWithoutDrain,
     /// `pause_accept` returns before the workers closed their sockets (accept.pause.sync).
     AsyncPause,
+    /// Where the kernel migrates listener queues (`tcp_migrate_req = 1`), the listen
+    /// socket is closed without the drain, trusting the kernel to hand its queue to
+    /// another engine: with no other listener on the port, the queue is reset
+    /// (accept.pause.migrate).
+    SkipDrainWhenMigrating,
     /// Drained connections are closed at once, unread requests dropped (accept.pause.zero-loss).
     DrainDropsRequests,
     /// `TCP_DEFER_ACCEPT` is on (accept.no-deferred).
@@ -173,6 +178,7 @@ impl Fault {
         Fault::ShutdownAborts,
         Fault::CloseWithoutDrain,
         Fault::AsyncPause,
+        Fault::SkipDrainWhenMigrating,
         Fault::DrainDropsRequests,
         Fault::DeferAccept,
         Fault::ResumeWithoutRelisten,

@@ -112,4 +112,19 @@ pub struct Metrics {
     pub bytes_written: u64,
     /// Per worker.
     pub workers: Vec<WorkerMetrics>,
+    /// Whether the kernel moves a closing listen socket's queued connections to
+    /// another listen socket of its `SO_REUSEPORT` group instead of resetting them
+    /// (`net.ipv4.tcp_migrate_req = 1`, Linux 5.14+). Read when the engine starts
+    /// listening, in the network namespace of the thread that calls `listen`; the
+    /// engine never changes the setting. `Some(false)`: the setting is 0, or the kernel
+    /// has none. `None`: not listening yet, or the setting could not be read.
+    pub migrates_listener_queue: Option<bool>,
+}
+
+/// Reads `net.ipv4.tcp_migrate_req` in the calling thread's network namespace. A
+/// kernel without the setting (before 5.14) does not migrate: `Some(false)`.
+pub(crate) fn host_migrates_listener_queue() -> Option<bool> {
+    crate::sys::netns::tcp_migrate_req()
+        .ok()
+        .map(|setting| setting.unwrap_or(false))
 }

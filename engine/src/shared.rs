@@ -13,7 +13,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
 use crate::config::{Config, ValidConfig};
@@ -34,6 +34,8 @@ pub(crate) struct EngineShared {
     pub shutdown_deadline: Mutex<Option<Instant>>,
     /// Every worker while the engine listens; empty before and after.
     pub workers: RwLock<Vec<Arc<WorkerShared>>>,
+    /// `Metrics::migrates_listener_queue`, read once when `listen` starts.
+    pub migrates_listener_queue: OnceLock<Option<bool>>,
 }
 
 impl std::fmt::Debug for EngineShared {
@@ -53,6 +55,7 @@ impl EngineShared {
             shutting_down: AtomicBool::new(false),
             shutdown_deadline: Mutex::new(None),
             workers: RwLock::new(Vec::new()),
+            migrates_listener_queue: OnceLock::new(),
         }
     }
 
@@ -63,6 +66,11 @@ impl EngineShared {
 
     pub fn config(&self) -> &Config {
         &self.cfg.config
+    }
+
+    /// Whether the kernel migrates a closing listener's queue (known once listening).
+    pub fn migrates_listener_queue(&self) -> Option<bool> {
+        self.migrates_listener_queue.get().copied().flatten()
     }
 
     /// Listen options for a worker's socket.

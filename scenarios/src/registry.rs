@@ -1,7 +1,7 @@
 //! The table of scenarios: one entry per clause of `SPEC-engine.md`, in its order,
 //! with everything known about the scenario (aliases, capabilities, RST policy, check).
 
-use crate::checks::{accept, driver, engine_api, hostile, http, select, worker};
+use crate::checks::{accept, driver, engine_api, hostile, http, migrate, select, worker};
 use crate::outcome::Level;
 use crate::scenario::{Clause, HostRsts, Scenario};
 use crate::targets::Capability;
@@ -91,6 +91,8 @@ pub fn registry() -> Vec<Scenario> {
         s(clause("hostile.head-linear", Must, "A request head arriving in small pieces costs CPU linear in its size: the search for the end of the header block resumes where it stopped."), &["hostile"], &[Http, Config], hostile::head_linear),
         s(clause("hostile.trailers", Must, "The trailer section of a chunked body counts against the header limit (over it → 431) and is held to the header grammar (a line without a colon, or with NUL / bare CR → 400)."), &["hostile"], &[Http, Config], hostile::trailers),
         s(clause("hostile.request-target", Must, "An absolute-form target is routed by its path (its authority replaces Host); * only with OPTIONS (else 400); an empty line before a request line is ignored."), &["hostile"], &[Http, TestRoutes], hostile::request_target),
+        // 8. Handover without resets (kernel support)
+        s(clause("accept.pause.migrate", Must, "Where the kernel migrates a closing listener's queue (net.ipv4.tcp_migrate_req = 1), the handover under a dial storm has zero RSTs (client and namespace counters); the engine reports whether the host migrates; alone on its port it still drains with FIN."), &["pause-accept"], &[Config, TestRoutes, AcceptControl, SharedPort], migrate::pause_migrate),
     ]
 }
 

@@ -93,6 +93,7 @@ faults! {
     shutdown_aborts => ShutdownAborts,
     close_without_drain => CloseWithoutDrain,
     async_pause => AsyncPause,
+    skip_drain_when_migrating => SkipDrainWhenMigrating,
     drain_drops_requests => DrainDropsRequests,
     defer_accept => DeferAccept,
     resume_without_relisten => ResumeWithoutRelisten,

@@ -63,6 +63,32 @@ fn counter(text: &str, section: &str, name: &str) -> Option<u64> {
     values.split_whitespace().nth(idx)?.parse().ok()
 }
 
+/// `net.ipv4.tcp_migrate_req` of the calling thread's network namespace (`/proc/sys/net`
+/// shows the namespace of the thread that opens it): `None` when the kernel has no such
+/// setting (before Linux 5.14).
+pub fn tcp_migrate_req() -> io::Result<Option<bool>> {
+    match std::fs::read_to_string(TCP_MIGRATE_REQ) {
+        Ok(text) => Ok(Some(text.trim() != "0")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets `net.ipv4.tcp_migrate_req` in the calling thread's network namespace. Meant for
+/// a namespace the caller created: in the host's namespace it changes the host.
+pub fn set_tcp_migrate_req(on: bool) -> io::Result<()> {
+    std::fs::write(TCP_MIGRATE_REQ, if on { "1" } else { "0" })
+}
+
+const TCP_MIGRATE_REQ: &str = "/proc/sys/net/ipv4/tcp_migrate_req";
+
+/// A `TcpExt:` counter of the calling thread's namespace (`/proc/thread-self/net/netstat`),
+/// `None` when this kernel has no counter of that name.
+pub fn tcp_ext_counter(name: &str) -> io::Result<Option<u64>> {
+    let netstat = std::fs::read_to_string("/proc/thread-self/net/netstat")?;
+    Ok(counter(&netstat, "TcpExt:", name))
+}
+
 /// Reads the RST counters of the calling thread's namespace.
 pub fn rst_counters() -> io::Result<RstCounters> {
     let snmp = std::fs::read_to_string("/proc/thread-self/net/snmp")?;
@@ -98,5 +124,28 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn tcp_migrate_req_is_per_namespace() {
+        if !is_root() || tcp_migrate_req().unwrap().is_none() {
+            return; // Needs CAP_SYS_ADMIN and Linux 5.14+: nothing to check without them.
+        }
+        let host = tcp_migrate_req().unwrap();
+        std::thread::spawn(move || {
+            enter_new_net_namespace().unwrap();
+            set_tcp_migrate_req(true).unwrap();
+            assert_eq!(tcp_migrate_req().unwrap(), Some(true));
+            set_tcp_migrate_req(false).unwrap();
+            assert_eq!(tcp_migrate_req().unwrap(), Some(false));
+            set_tcp_migrate_req(true).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            tcp_migrate_req().unwrap(),
+            host,
+            "the host's setting is untouched"
+        );
     }
 }

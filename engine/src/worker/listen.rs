@@ -75,7 +75,9 @@ impl Worker {
         let Some(listener) = self.listener.take() else {
             return;
         };
-        if fault!(self.cfg(), CloseWithoutDrain) {
+        let trust_migration = fault!(self.cfg(), SkipDrainWhenMigrating)
+            && self.engine.migrates_listener_queue() == Some(true);
+        if fault!(self.cfg(), CloseWithoutDrain) || trust_migration {
             drop(listener);
             self.ws.listening.store(false, SeqCst);
             return;

@@ -10,7 +10,7 @@ use super::with_workers;
 use crate::client::{self, Class, Observation, Watch};
 use crate::ctx::Ctx;
 use crate::harness::Server;
-use crate::outcome::{Checked, OrError, Outcome};
+use crate::outcome::{Abort, Checked, OrError, Outcome};
 use crate::wait::wait_until;
 
 /// Keeps the only worker busy in a held handler, queues connections in the kernel
@@ -326,6 +326,21 @@ pub fn pause_handover(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// refused connect) are reported per 10,000 dials and must be zero; every dial that
 /// connected while A was paused must be served by B.
 pub fn pause_handover_race(ctx: &Ctx, o: &mut Outcome) -> Checked {
+    handover_storm(ctx, o).map(|_| ())
+}
+
+/// What the dial storm of [`pause_handover_race`] counted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Storm {
+    /// Dials made.
+    pub dials: usize,
+    /// Dials answered with RST (after connect, or a refused connect).
+    pub resets: usize,
+}
+
+/// The storm of [`pause_handover_race`], its checks recorded in `o`; also returns the
+/// counts (`accept.pause.migrate` reports them next to its namespace's counters).
+pub(super) fn handover_storm(ctx: &Ctx, o: &mut Outcome) -> Result<Storm, Abort> {
     const THREADS: usize = 4;
     const CYCLES: usize = 100;
     o.expect("no dial of the storm is answered with RST (reset after connect, or refused connect): 0 per 10,000 dials");
@@ -406,6 +421,14 @@ pub fn pause_handover_race(ctx: &Ctx, o: &mut Outcome) -> Checked {
         total as f64 / elapsed.as_secs_f64().max(0.001)
     ));
     o.saw(format!(
+        "resets {rst} in {total} dials, net.ipv4.tcp_migrate_req = {} where the storm ran",
+        match engine::sys::netns::tcp_migrate_req() {
+            Ok(Some(on)) => u8::from(on).to_string(),
+            Ok(None) => "absent (kernel < 5.14)".into(),
+            Err(e) => format!("unreadable ({e})"),
+        }
+    ));
+    o.saw(format!(
         "dials connected while A was paused: {paused_tally}"
     ));
     o.saw(format!("other dials: {other}"));
@@ -433,7 +456,10 @@ pub fn pause_handover_race(ctx: &Ctx, o: &mut Outcome) -> Checked {
             other.bad, other.total
         )
     });
-    Ok(())
+    Ok(Storm {
+        dials: total,
+        resets: rst,
+    })
 }
 
 /// `t` relative to the nearest of `marks`, e.g. `-12 us` (before it) or `+3 us`.

@@ -5,6 +5,7 @@ pub(crate) mod driver;
 pub(crate) mod engine_api;
 pub(crate) mod hostile;
 pub(crate) mod http;
+pub(crate) mod migrate;
 pub(crate) mod select;
 pub(crate) mod worker;
 

@@ -190,6 +190,7 @@ struct WireMetrics {
     bytes_read: u64,
     bytes_written: u64,
     workers: Vec<WireWorker>,
+    migrates_listener_queue: Option<bool>,
 }
 
 /// One worker's entry of a `metrics` object.
@@ -221,6 +222,7 @@ pub fn metrics_to_json(m: &Metrics) -> Value {
                 accepted: w.accepted,
             })
             .collect(),
+        migrates_listener_queue: m.migrates_listener_queue,
     })
 }
 
@@ -238,6 +240,7 @@ pub fn metrics_from_json(v: &Value) -> Result<Metrics, String> {
     m.errors = field(v, "errors");
     m.bytes_read = field(v, "bytes_read");
     m.bytes_written = field(v, "bytes_written");
+    m.migrates_listener_queue = v.get("migrates_listener_queue").and_then(Value::as_bool);
     for w in v
         .get("workers")
         .and_then(Value::as_array)
