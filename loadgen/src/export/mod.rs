@@ -5,6 +5,7 @@
 //! and the HDR interval log, which `load` writes as the run goes.
 
 pub mod bench;
+pub mod cost;
 pub mod counters;
 pub mod gate;
 pub mod junit;
