@@ -155,10 +155,20 @@ pub fn run(
             };
             [alloc(1), alloc(2)]
         }
-        _ => [
-            window(&out.events, m[0].time, m[1].time),
-            window(&out.events, m[0].time, m[2].time),
-        ],
+        _ => {
+            let w2 = window(&out.events, m[0].time, m[2].time);
+            if w2.syscalls.is_empty() {
+                return Err(format!(
+                    "{} ({} under strace): no syscall in the measured window of {} \
+                     events: the server's trace could not be read (report it with the \
+                     strace version)",
+                    cmd.name,
+                    w.name(),
+                    out.events.len()
+                ));
+            }
+            [window(&out.events, m[0].time, m[1].time), w2]
+        }
     };
     Ok((requests, windows))
 }
@@ -488,22 +498,14 @@ pub fn parse_strace(text: &str) -> Vec<Event> {
     let mut pending: BTreeMap<String, f64> = BTreeMap::new();
     let mut out = Vec::new();
     for line in text.lines() {
-        let mut words = line.trim_start().splitn(3, ' ');
-        let (Some(pid), Some(mut time)) = (words.next(), words.next()) else {
-            continue;
-        };
-        let mut rest = words.next().unwrap_or("").trim_start();
-        let (pid, t) = if pid.contains('.') {
-            // No pid column (one thread): the first word is the time.
-            rest = line
-                .trim_start()
-                .split_once(' ')
-                .map_or("", |(_, r)| r)
-                .trim_start();
-            time = pid;
-            ("", time)
+        // `PID TIME CALL` (pids are padded: split on runs of spaces), or `TIME CALL`
+        // when strace traced one thread only.
+        let (first, after) = split_word(line);
+        let (pid, t, rest) = if first.contains('.') {
+            ("", first, after)
         } else {
-            (pid, time)
+            let (t, rest) = split_word(after);
+            (first, t, rest)
         };
         let Ok(t) = t.parse::<f64>() else { continue };
         if rest.starts_with("---") || rest.starts_with("+++") {
@@ -538,6 +540,15 @@ pub fn parse_strace(text: &str) -> Vec<Event> {
         });
     }
     out
+}
+
+/// The first word of `s` and the rest, both without leading spaces.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.split_once(' ') {
+        Some((w, rest)) => (w, rest.trim_start()),
+        None => (s, ""),
+    }
 }
 
 /// The counts of the syscalls entered in `[from, to)`: by name, epoll waits that
@@ -596,7 +607,7 @@ mod tests {
     #[test]
     fn strace_lines_are_counted_by_name_and_entry_time_with_empty_waits_and_bytes_apart() {
         let text = "\
-12 10.000001 epoll_wait(4, [...], 256, 250)    = 1
+12  10.000001 epoll_wait(4, [...], 256, 250)    = 1
 12 10.000002 read(6, \"\"..., 65536)             = 79
 12 10.000003 sendto(6, \"\"..., 115, MSG_NOSIGNAL, NULL, 0) = 115
 12 10.000004 epoll_wait(4, [], 256, 250)    = 0
