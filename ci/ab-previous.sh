@@ -4,7 +4,10 @@
 # `loadgen gate`. Fails only when a metric is `regressed` (exit 3) twice: a first
 # `regressed` is confirmed by a second, independent A/B, so that one unlucky stretch of
 # a noisy runner does not block a commit (a real regression shows both times);
-# `inconclusive` passes. Usage: ci/ab-previous.sh [PAIRS] [SECONDS]
+# `inconclusive` passes. Then the deterministic gate on the same two binaries:
+# `loadgen cost --ab` (instructions per request under cachegrind beyond 1 %, any rise of
+# allocations or syscalls per request: exit 3 at once, no confirmation needed: the same
+# build measures the same to within 0.03 %). Usage: ci/ab-previous.sh [PAIRS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,4 +58,11 @@ if [[ $rc -eq 3 ]]; then
     echo "ab-previous: regressed again: failing"
   fi
 fi
-exit "$rc"
+if [[ $rc -ne 0 ]]; then
+  exit "$rc"
+fi
+
+echo "ab-previous: cost --ab (instructions, allocations, syscalls per request; valgrind, strace)"
+"$out/loadgen-head" cost --ab "$out/loadgen-prev" "$out/loadgen-head" \
+  --workload keep-alive --workload pipelined-16 --workload new-connection \
+  --json "$out/cost.json" --markdown "$out/cost.md"

@@ -164,6 +164,10 @@ pub enum Fault {
     /// A body of exactly the limit is refused with 413, by Content-Length and chunked
     /// alike (http.errors).
     BodyLimitOffByOne,
+    /// Every HTTP request burns about [`burn_instr`] user-space instructions in a
+    /// `black_box` loop: a regression sized in instructions, which `loadgen cost --ab`
+    /// must see exactly (performance only: no conformance clause catches it).
+    BurnInstr,
 }
 
 impl Fault {
@@ -235,6 +239,7 @@ impl Fault {
         Fault::ConnectionCaseSensitive,
         Fault::NoKeepAliveHeader,
         Fault::BodyLimitOffByOne,
+        Fault::BurnInstr,
     ];
 
     /// The fault's kebab-case name, e.g. `close-without-drain`.
@@ -268,7 +273,7 @@ impl Fault {
     /// Whether the fault only makes the engine slower, breaking no clause: such faults
     /// are marked `-` in `ci/fault-matrix.tsv` and caught by the performance gate.
     pub fn is_performance_only(self) -> bool {
-        matches!(self, Fault::BurnCpu)
+        matches!(self, Fault::BurnCpu | Fault::BurnInstr)
     }
 }
 
@@ -294,4 +299,35 @@ pub(crate) fn burn_cpu() {
     while std::time::Instant::now() < end {
         std::hint::spin_loop();
     }
+}
+
+/// Instructions [`Fault::BurnInstr`] burns per request by default: with the call and
+/// the fault's check, +35 on the reference engine's 3,132 per keep-alive request (faults
+/// build, cachegrind): +1.1 %, just beyond `loadgen cost --ab`'s default threshold.
+pub const DEFAULT_BURN_INSTR: u64 = 16;
+
+/// Instructions [`Fault::BurnInstr`] burns per request: `LOADGEN_BURN_INSTR` when set to
+/// a number, else [`DEFAULT_BURN_INSTR`]; read once.
+pub fn burn_instr() -> u64 {
+    static N: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::env::var("LOADGEN_BURN_INSTR")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_BURN_INSTR)
+    })
+}
+
+/// Instructions one turn of [`burn_instructions`]'s loop takes (x86-64 release build,
+/// counted with cachegrind: `LOADGEN_BURN_INSTR=40000` costs 40,016 in the function).
+const INSTR_PER_TURN: u64 = 4;
+
+/// Burns about [`burn_instr`] instructions: a loop the optimiser cannot remove.
+#[inline(never)]
+pub(crate) fn burn_instructions() {
+    let mut x = 0u64;
+    for i in 0..burn_instr() / INSTR_PER_TURN {
+        x = std::hint::black_box(x.wrapping_add(i));
+    }
+    std::hint::black_box(x);
 }

@@ -8,6 +8,8 @@
 //! - [`sweep`]: the rate search (pure, in [`sweep::search`]) and its driver.
 //! - [`counters`]: per-request counters of the reference engine and their exact
 //!   comparison with a baseline.
+//! - [`cost`]: the cost per request of any server command under valgrind and strace
+//!   (instructions, allocations, syscalls), and the exact A/B comparison.
 //! - [`suite`]: the conformance runner (selection, pool, expectations, JUnit, JSON).
 //! - [`gate`]: pairing runs for the regression verdict (statistics in `reports::gate`).
 //! - [`serve`]: the reference engine's routes for `loadgen serve`.
@@ -24,6 +26,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cost;
 pub mod counters;
 pub mod export;
 pub mod gate;

@@ -63,6 +63,10 @@ impl Worker {
             if fault!(self.cfg(), BurnCpu) {
                 crate::faults::burn_cpu();
             }
+            #[cfg(feature = "faults")]
+            if fault!(self.cfg(), BurnInstr) {
+                crate::faults::burn_instructions();
+            }
             let keep_alive = if fault!(self.cfg(), KeepAliveHttp10) {
                 !head.connection_close
             } else {

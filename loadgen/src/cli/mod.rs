@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod cost;
 pub mod counters;
 pub mod gate;
 pub mod merge;
@@ -174,6 +175,10 @@ improvement, but the baseline must then be rewritten with --write). Exit codes: 
 equal, 2 usage or setup error (or counts that differ between --repeat runs), 3
 different from the baseline.")]
     Counters(counters::CountersArgs),
+    /// Deterministic cost per request of any server (instructions, allocations,
+    /// syscalls, bytes written) under valgrind and strace; `--ab` compares two exactly.
+    // Its examples and notes: `cli/cost.rs`.
+    Cost(cost::CostArgs),
 }
 
 /// Runs the parsed command line; returns the exit code, or a one-line error (exit 2).
@@ -188,5 +193,6 @@ pub fn run(cli: Cli) -> Result<u8, String> {
         Command::Bench(args) => bench::run(args),
         Command::Sweep(args) => sweep::run(*args),
         Command::Counters(args) => counters::run(args),
+        Command::Cost(args) => cost::run(args),
     }
 }

@@ -6,6 +6,7 @@
 //! which `load` writes as the run goes.
 
 pub mod bench;
+pub mod cost;
 pub mod counters;
 pub mod gate;
 pub mod junit;
