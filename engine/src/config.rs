@@ -38,10 +38,19 @@ pub struct Config {
     pub max_header_bytes: usize,
     /// Largest request body. Default 16 MiB.
     pub max_body_bytes: usize,
+    /// Bytes of request input the engine may hold across all its connections (unfinished
+    /// heads and bodies). Past it, connections that hold input stop being read (TCP
+    /// backpressure) until memory is released; the bound is this plus one read buffer
+    /// per worker. Default 256 MiB.
+    pub max_buffered_input: usize,
     /// Keep-alive connections idle this long are closed (FIN). Default 60 s.
     pub idle_timeout: Duration,
     /// A request header block must arrive within this. Default 10 s.
     pub header_timeout: Duration,
+    /// A request body that stops arriving for this long is ended (408 when no response
+    /// has started, then FIN). Each arrival restarts the timer: a body that keeps
+    /// coming is never cut, however long it takes. Default 10 s.
+    pub body_timeout: Duration,
     /// A response that makes no progress for this long is abandoned. Default 30 s.
     pub write_timeout: Duration,
     /// How long a drained or closing connection's input is read and discarded after
@@ -72,8 +81,10 @@ impl Default for Config {
             read_buffer_size: 64 * 1024,
             max_header_bytes: 64 * 1024,
             max_body_bytes: 16 * 1024 * 1024,
+            max_buffered_input: 256 * 1024 * 1024,
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             drain_linger: Duration::from_secs(1),
             driver_write_cap: DRIVER_WRITE_CAP,
@@ -134,6 +145,7 @@ impl Config {
             ("read_buffer_size", self.read_buffer_size),
             ("max_header_bytes", self.max_header_bytes),
             ("max_body_bytes", self.max_body_bytes),
+            ("max_buffered_input", self.max_buffered_input),
             ("driver_write_cap", self.driver_write_cap),
         ] {
             if v == 0 {
@@ -143,6 +155,7 @@ impl Config {
         for (field, value) in [
             ("idle_timeout", self.idle_timeout),
             ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
             ("write_timeout", self.write_timeout),
             ("drain_linger", self.drain_linger),
         ] {
@@ -200,6 +213,8 @@ mod tests {
         assert!(!c.tcp_defer_accept);
         assert_eq!(c.header_timeout, Duration::from_secs(10));
         assert_eq!(c.max_header_bytes, 64 * 1024);
+        assert_eq!(c.max_buffered_input, 256 * 1024 * 1024);
+        assert_eq!(c.body_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -232,6 +247,20 @@ mod tests {
                     ..Config::default()
                 },
                 "driver_write_cap",
+            ),
+            (
+                Config {
+                    max_buffered_input: 0,
+                    ..Config::default()
+                },
+                "max_buffered_input",
+            ),
+            (
+                Config {
+                    body_timeout: Duration::ZERO,
+                    ..Config::default()
+                },
+                "body_timeout",
             ),
             (
                 Config {

@@ -251,7 +251,9 @@ impl Engine {
             m.errors += c.errors.load(SeqCst);
             m.bytes_read += c.bytes_read.load(SeqCst);
             m.bytes_written += c.bytes_written.load(SeqCst);
+            m.accept_backoffs += c.accept_backoffs.load(SeqCst);
         }
+        m.buffered_input_bytes = self.shared.buffered_input.load(SeqCst) as u64;
         for w in &workers {
             let active = w.active_connections();
             m.active_connections += active;

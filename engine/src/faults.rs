@@ -168,6 +168,19 @@ pub enum Fault {
     /// `black_box` loop: a regression sized in instructions, which `loadgen cost --ab`
     /// must see exactly (performance only: no conformance clause catches it).
     BurnInstr,
+    /// No input budget: every connection is read whatever the engine holds
+    /// (hostile.memory-budget).
+    NoInputBudget,
+    /// `accept` failing with `EMFILE` is retried on the next wakeup, at once: the
+    /// worker spins (hostile.emfile).
+    SpinOnEmfile,
+    /// A body that stops arriving is never timed out (hostile.slow-body).
+    NoBodyTimeout,
+    /// Idle connections are closed after twice the idle timeout (http.timeouts).
+    IdleTimeoutDoubled,
+    /// The header timer starts at a connection's first unfinished head and is never
+    /// restarted for later keep-alive requests (http.timeouts).
+    HeaderTimerNotRestarted,
 }
 
 impl Fault {
@@ -240,6 +253,11 @@ impl Fault {
         Fault::NoKeepAliveHeader,
         Fault::BodyLimitOffByOne,
         Fault::BurnInstr,
+        Fault::NoInputBudget,
+        Fault::SpinOnEmfile,
+        Fault::NoBodyTimeout,
+        Fault::IdleTimeoutDoubled,
+        Fault::HeaderTimerNotRestarted,
     ];
 
     /// The fault's kebab-case name, e.g. `close-without-drain`.

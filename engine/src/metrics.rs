@@ -13,6 +13,7 @@ pub(crate) struct WorkerCounters {
     pub errors: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    pub accept_backoffs: AtomicU64,
 }
 
 /// Counts a worker gathers during one loop iteration and publishes at its end, so the
@@ -110,6 +111,12 @@ pub struct Metrics {
     pub bytes_read: u64,
     /// Bytes written to HTTP and driver connections.
     pub bytes_written: u64,
+    /// Times a worker stopped watching its listen socket because `accept` ran out of
+    /// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`).
+    pub accept_backoffs: u64,
+    /// Bytes of request input held now, across all connections (a gauge, bounded by
+    /// `max_buffered_input` plus one read buffer per worker).
+    pub buffered_input_bytes: u64,
     /// Per worker.
     pub workers: Vec<WorkerMetrics>,
     /// Whether the kernel moves a closing listen socket's queued connections to

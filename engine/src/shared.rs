@@ -12,7 +12,7 @@ use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -36,6 +36,8 @@ pub(crate) struct EngineShared {
     pub workers: RwLock<Vec<Arc<WorkerShared>>>,
     /// `Metrics::migrates_listener_queue`, read once when `listen` starts.
     pub migrates_listener_queue: OnceLock<Option<bool>>,
+    /// Bytes of request input held across every connection (`max_buffered_input`).
+    pub buffered_input: AtomicUsize,
 }
 
 impl std::fmt::Debug for EngineShared {
@@ -56,6 +58,7 @@ impl EngineShared {
             shutdown_deadline: Mutex::new(None),
             workers: RwLock::new(Vec::new()),
             migrates_listener_queue: OnceLock::new(),
+            buffered_input: AtomicUsize::new(0),
         }
     }
 

@@ -37,6 +37,20 @@ pub enum Verdict {
     Error(String),
 }
 
+impl Verdict {
+    /// The verdict's name without its reason: `pass`, `fail`, `non-strict`, `skipped`
+    /// or `error` (the names `ci/expectations.tsv` uses).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::NonStrict => "non-strict",
+            Verdict::Skipped(_) => "skipped",
+            Verdict::Error(_) => "error",
+        }
+    }
+}
+
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,7 +1,7 @@
 //! The table of scenarios: one entry per clause of `SPEC-engine.md`, in its order,
 //! with everything known about the scenario (aliases, capabilities, RST policy, check).
 
-use crate::checks::{accept, driver, engine_api, hostile, http, migrate, select, worker};
+use crate::checks::{accept, driver, engine_api, exhaust, hostile, http, migrate, select, worker};
 use crate::outcome::Level;
 use crate::scenario::{Clause, HostRsts, Scenario};
 use crate::targets::Capability;
@@ -90,7 +90,10 @@ pub fn registry() -> Vec<Scenario> {
         s(clause("hostile.chunked-linear", Must, "Decoding a chunked body costs CPU linear in its size, whatever the chunk sizes and read boundaries: doubling the number of 1-byte chunks at most doubles the CPU, within 30 %."), &["hostile"], &[Http, Config], hostile::chunked_linear),
         s(clause("hostile.head-linear", Must, "A request head arriving in small pieces costs CPU linear in its size: the search for the end of the header block resumes where it stopped."), &["hostile"], &[Http, Config], hostile::head_linear),
         s(clause("hostile.trailers", Must, "The trailer section of a chunked body counts against the header limit (over it → 431) and is held to the header grammar (a line without a colon, or with NUL / bare CR → 400)."), &["hostile"], &[Http, Config], hostile::trailers),
+        s(clause("hostile.memory-budget", Must, "The bytes held for request input across all connections never exceed max_buffered_input plus one read buffer per worker: past it, reading stops (TCP backpressure); memory returns near its idle level once the requests are done."), &["hostile"], &[Http, Config, TestRoutes, Process], exhaust::memory_budget),
+        s(clause("hostile.emfile", Must, "When accept fails with EMFILE/ENFILE/ENOBUFS/ENOMEM the worker does not spin: it stops watching its listen socket until a connection closes or 100 ms pass; existing connections are served; queued ones are accepted once descriptors are free."), &["hostile"], &[Http, Process], exhaust::emfile),
         s(clause("hostile.request-target", Must, "An absolute-form target is routed by its path (its authority replaces Host); * only with OPTIONS (else 400); an empty line before a request line is ignored."), &["hostile"], &[Http, TestRoutes], hostile::request_target),
+        s(clause("hostile.slow-body", Must, "A body that stops arriving for longer than body_timeout is closed (FIN, after a 408 when no response has started); CPU stays near idle while waiting."), &["hostile"], &[Http, Config], exhaust::slow_body),
         // 8. Handover without resets (kernel support)
         s(clause("accept.pause.migrate", Must, "Where the kernel migrates a closing listener's queue (net.ipv4.tcp_migrate_req = 1), the handover under a dial storm has zero RSTs (client and namespace counters); the engine reports whether the host migrates; alone on its port it still drains with FIN."), &["pause-accept"], &[Config, TestRoutes, AcceptControl, SharedPort], migrate::pause_migrate),
     ]

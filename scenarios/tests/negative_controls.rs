@@ -149,4 +149,27 @@ faults! {
     connection_case_sensitive => ConnectionCaseSensitive,
     no_keep_alive_header => NoKeepAliveHeader,
     body_limit_off_by_one => BodyLimitOffByOne,
+    no_input_budget => NoInputBudget,
+    no_body_timeout => NoBodyTimeout,
+    idle_timeout_doubled => IdleTimeoutDoubled,
+    header_timer_not_restarted => HeaderTimerNotRestarted,
+}
+
+/// `hostile.emfile` lowers the target process's descriptor limit, which in process
+/// would starve the scenarios running beside it: it runs only out of process, where
+/// `loadgen/tests/remote_negative_controls.rs` shows that it catches `spin-on-emfile`.
+/// In process it must say so (skipped), never pass.
+#[test]
+fn spin_on_emfile_is_for_the_out_of_process_run() {
+    let s = find("hostile.emfile").expect("hostile.emfile is registered");
+    let ctx = Ctx {
+        fault: Some(Fault::SpinOnEmfile),
+        ..Ctx::default()
+    };
+    let o = s.run(&ctx);
+    assert!(
+        matches!(&o.verdict, Verdict::Skipped(why) if why.contains("out of process")),
+        "hostile.emfile in process: verdict {}",
+        o.verdict
+    );
 }

@@ -20,6 +20,9 @@ impl Interest {
     pub const WRITE: Interest = Interest(libc::EPOLLOUT as u32);
     /// Readable and writable.
     pub const READ_WRITE: Interest = Interest(Self::READ.0 | Self::WRITE.0);
+    /// Nothing but what epoll always reports (`EPOLLHUP`, `EPOLLERR`): a peer that
+    /// resets is still noticed.
+    pub const NONE: Interest = Interest(0);
     /// Edge-triggered modifier.
     pub const EDGE: Interest = Interest(libc::EPOLLET as u32);
 

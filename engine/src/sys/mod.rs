@@ -41,6 +41,7 @@ pub mod alloc;
 pub mod count;
 pub mod epoll;
 pub mod eventfd;
+pub mod heap;
 pub mod netns;
 pub mod rlimit;
 pub mod signal;

@@ -182,6 +182,15 @@ pub fn accept(listener: RawFd) -> io::Result<Option<OwnedFd>> {
     }
 }
 
+/// `accept` failed for lack of descriptors or kernel memory (`EMFILE`, `ENFILE`,
+/// `ENOBUFS`, `ENOMEM`): the connection stays queued and an immediate retry fails again.
+pub fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 /// Starts a non-blocking connect; the socket becomes writable when it completes
 /// (check [`take_error`] then).
 pub fn tcp_connect(addr: SocketAddr) -> io::Result<OwnedFd> {

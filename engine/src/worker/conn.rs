@@ -5,15 +5,16 @@
 use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
+use crate::http::response::write_error;
 use crate::sync::lock;
 use crate::sys::epoll::Event;
 use crate::sys::socket::{self, Shutdown};
 use crate::sys::Interest;
 use crate::token::Token;
 
-use super::state::{Conn, Phase, Worker};
+use super::state::{Conn, Phase, Waiting, Worker};
 
 /// The most a streamed body's source is asked for before the next send.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -21,6 +22,10 @@ const STREAM_CHUNK: usize = 256 * 1024;
 /// Buffers above this are released when they empty, so one large request or response
 /// does not pin memory on an idle connection.
 const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// The worker's own buffers (write buffer, response body, decoded body) above this are
+/// replaced by small ones after the request that grew them.
+const WORKER_KEEP_CAPACITY: usize = 1024 * 1024;
 
 impl Worker {
     pub(super) fn begin_shutdown(&mut self) {
@@ -65,9 +70,114 @@ impl Worker {
     }
 
     fn close_conn(&mut self, c: Conn) {
+        if c.held > 0 {
+            self.engine.buffered_input.fetch_sub(c.held, Relaxed);
+        }
+        if c.input.capacity() > KEEP_CAPACITY || c.output.capacity() > KEEP_CAPACITY {
+            self.trim_pending = true;
+        }
         drop(c);
         self.n_conns -= 1;
         self.ws.counters.closed.fetch_add(1, SeqCst);
+        // A descriptor is free again: accept may succeed now.
+        self.end_accept_backoff();
+    }
+
+    /// Brings the engine's input budget in line with what `c.input` holds now.
+    fn account(&self, c: &mut Conn) {
+        let now = c.input.len();
+        if now > c.held {
+            self.engine.buffered_input.fetch_add(now - c.held, Relaxed);
+        } else if now < c.held {
+            self.engine.buffered_input.fetch_sub(c.held - now, Relaxed);
+        }
+        c.held = now;
+    }
+
+    /// How many bytes `c` may read now under the input budget; `None`: none, stop
+    /// reading it until the budget has room. A connection that holds input stops once
+    /// the budget is reached; one that holds nothing may still read what is left of one
+    /// read buffer beyond it (a small request is answered from the read buffer and
+    /// holds nothing), so the total stays under budget + one read buffer per worker.
+    fn read_room(&self, c: &Conn) -> Option<usize> {
+        if fault!(self.cfg(), NoInputBudget) {
+            return Some(self.rbuf.len());
+        }
+        let held = self.engine.buffered_input.load(Relaxed);
+        if held >= self.budget && !c.input.is_empty() {
+            return None;
+        }
+        let room = (self.budget + self.rbuf.len()).saturating_sub(held);
+        (room > 0).then_some(room.min(self.rbuf.len()))
+    }
+
+    /// Stops watching `c` for input: TCP backpressure instead of more memory. A reset
+    /// or hang-up is still reported, so a peer that goes away releases its input.
+    fn pause_for_budget(&mut self, c: &mut Conn) {
+        if c.budget_paused {
+            return;
+        }
+        let raw = c.fd.as_raw_fd();
+        let token = Token::Conn(raw).to_u64();
+        if self.ws.epoll.modify(raw, token, Interest::NONE).is_ok() {
+            c.budget_paused = true;
+            self.budget_waiters.push(raw);
+        }
+    }
+
+    /// Watches the connections paused for the budget again once it has room (each then
+    /// reads at most once before it is checked again).
+    pub(super) fn resume_budget_waiters(&mut self) {
+        if self.budget_waiters.is_empty() || self.engine.buffered_input.load(Relaxed) >= self.budget
+        {
+            return;
+        }
+        for raw in mem::take(&mut self.budget_waiters) {
+            let Some(Some(c)) = self.conns.get_mut(raw as usize) else {
+                continue;
+            };
+            if c.budget_paused {
+                let token = Token::Conn(raw).to_u64();
+                if self.ws.epoll.modify(raw, token, c.interest).is_ok() {
+                    c.budget_paused = false;
+                }
+            }
+        }
+    }
+
+    /// After a request's bytes were consumed or more arrived: the timers of the
+    /// unfinished request left in `input` (`new_request`: it started after the last
+    /// consumed one, so its header timer starts now).
+    fn start_timers(&mut self, c: &mut Conn, new_request: bool) {
+        if fault!(self.cfg(), HeaderTimerNotRestarted) {
+            if c.head_started.is_none() {
+                c.head_started = Some(self.now);
+            }
+            return;
+        }
+        match c.waiting {
+            Waiting::Head if new_request || c.head_started.is_none() => {
+                c.head_started = Some(self.now);
+            }
+            Waiting::Head => {}
+            Waiting::Body => c.head_started = None,
+        }
+    }
+
+    /// Replaces the worker's buffers that a large request or response grew.
+    fn release_worker_buffers(&mut self) {
+        if self.wbuf.capacity() > WORKER_KEEP_CAPACITY {
+            self.wbuf = Vec::with_capacity(64 * 1024);
+            self.trim_pending = true;
+        }
+        if self.response.body.capacity() > WORKER_KEEP_CAPACITY {
+            self.response.body = Vec::with_capacity(1024);
+            self.trim_pending = true;
+        }
+        if self.body_buf.capacity() > WORKER_KEEP_CAPACITY {
+            self.body_buf = Vec::new();
+            self.trim_pending = true;
+        }
     }
 
     pub(super) fn add_conn(&mut self, fd: OwnedFd) -> Option<RawFd> {
@@ -97,6 +207,10 @@ impl Worker {
             last_activity: self.now,
             head_started: None,
             progress: Default::default(),
+            waiting: Waiting::Head,
+            last_read: self.now,
+            held: 0,
+            budget_paused: false,
         });
         if self.n_conns == 0 {
             self.next_sweep = self.now + self.sweep_every;
@@ -106,7 +220,24 @@ impl Worker {
         Some(raw)
     }
 
-    fn set_interest(&self, c: &mut Conn, want: Interest) {
+    fn set_interest(&mut self, c: &mut Conn, want: Interest) {
+        if c.budget_paused {
+            // Reading waits for the budget; writing, or the linger's reads, do not.
+            if want == Interest::READ && c.phase == Phase::Open {
+                return;
+            }
+            let raw = c.fd.as_raw_fd();
+            if self
+                .ws
+                .epoll
+                .modify(raw, Token::Conn(raw).to_u64(), want)
+                .is_ok()
+            {
+                c.budget_paused = false;
+                c.interest = want;
+            }
+            return;
+        }
         if c.interest != want {
             let raw = c.fd.as_raw_fd();
             if self
@@ -155,8 +286,19 @@ impl Worker {
     /// One read, then every complete request in it is answered, all responses written
     /// together. Returns false when the connection is to be closed now.
     pub(super) fn read_and_serve(&mut self, c: &mut Conn) -> bool {
+        // Paused, a connection is reported only on hang-up or error: the read tells
+        // which (and it must happen, or the level-triggered report would repeat).
+        let room = if c.budget_paused {
+            Some(self.rbuf.len())
+        } else {
+            self.read_room(c)
+        };
+        let Some(room) = room else {
+            self.pause_for_budget(c);
+            return true;
+        };
         let mut rbuf = mem::take(&mut self.rbuf);
-        let n = match socket::read(c.fd.as_raw_fd(), &mut rbuf) {
+        let n = match socket::read(c.fd.as_raw_fd(), &mut rbuf[..room]) {
             Ok(0) => {
                 self.rbuf = rbuf;
                 // Peer closed its side: finish what is queued, then close.
@@ -182,6 +324,7 @@ impl Worker {
         };
         self.local.bytes_read += n as u64;
         c.last_activity = self.now;
+        c.last_read = self.now;
         let fresh = std::mem::replace(&mut c.fresh, false);
         if fresh && n < 4 && fault!(self.cfg(), ShortFirstFragment) {
             self.rbuf = rbuf;
@@ -189,14 +332,16 @@ impl Worker {
         }
         if c.input.is_empty() {
             let consumed = self.serve(c, &mut rbuf[..n]);
-            if consumed < n {
+            if consumed < n && c.phase == Phase::Open {
                 c.input.extend_from_slice(&rbuf[consumed..n]);
-                c.head_started = Some(self.now);
+                self.account(c);
+                self.start_timers(c, true);
             }
             self.rbuf = rbuf;
             self.write_out(c)
         } else {
             c.input.extend_from_slice(&rbuf[..n]);
+            self.account(c);
             self.rbuf = rbuf;
             self.serve_buffered(c)
         }
@@ -208,11 +353,20 @@ impl Worker {
         c.input = input;
         c.input.drain(..consumed);
         if c.input.is_empty() {
-            c.head_started = None;
+            if !fault!(self.cfg(), HeaderTimerNotRestarted) {
+                c.head_started = None;
+            }
             if c.input.capacity() > KEEP_CAPACITY {
                 c.input = Vec::new();
+                self.trim_pending = true;
             }
+        } else {
+            if consumed > 0 && c.input.capacity() > KEEP_CAPACITY.max(4 * c.input.len()) {
+                c.input.shrink_to(KEEP_CAPACITY.max(c.input.len()));
+            }
+            self.start_timers(c, consumed > 0);
         }
+        self.account(c);
         self.write_out(c)
     }
 
@@ -243,6 +397,7 @@ impl Worker {
                 }
             }
             self.wbuf.clear();
+            self.release_worker_buffers();
             c.last_activity = self.now;
         }
         if c.abort_after_write {
@@ -265,6 +420,7 @@ impl Worker {
         }
         if c.output.capacity() > KEEP_CAPACITY {
             c.output = Vec::new();
+            self.trim_pending = true;
         } else {
             c.output.clear();
         }
@@ -277,6 +433,7 @@ impl Worker {
             }
             c.phase = Phase::Lingering { until };
             c.input = Vec::new();
+            self.account(c);
         }
         self.set_interest(c, Interest::READ);
         true
@@ -347,12 +504,21 @@ impl Worker {
 
     pub(super) fn sweep(&mut self) {
         self.next_sweep = self.now + self.sweep_every;
-        let (idle, header, write) = {
+        let (mut idle, header, body, write) = {
             let cfg = self.cfg();
-            (cfg.idle_timeout, cfg.header_timeout, cfg.write_timeout)
+            (
+                cfg.idle_timeout,
+                cfg.header_timeout,
+                cfg.body_timeout,
+                cfg.write_timeout,
+            )
         };
+        if fault!(self.cfg(), IdleTimeoutDoubled) {
+            idle *= 2;
+        }
         let now = self.now;
         let no_idle_timeout = fault!(self.cfg(), NoIdleTimeout);
+        let no_body_timeout = fault!(self.cfg(), NoBodyTimeout);
         for raw in 0..self.conns.len() {
             let Some(c) = &self.conns[raw] else { continue };
             let close_now = match c.phase {
@@ -360,15 +526,37 @@ impl Worker {
                 _ if c.has_output() => now.duration_since(c.last_activity) > write,
                 _ => false,
             };
-            let graceful = c.phase == Phase::Open
-                && !c.has_output()
-                && match c.head_started {
-                    Some(t) => now.duration_since(t) > header,
-                    None => now.duration_since(c.last_activity) > idle && !no_idle_timeout,
-                };
+            let waiting = c.phase == Phase::Open && !c.busy();
+            // Each timer covers one wait: a request's head (from its first byte), a
+            // body's next bytes, or the next request. Progress restarts it.
+            let (graceful, body_stalled) = if !waiting {
+                (false, false)
+            } else if c.input.is_empty() {
+                match c.head_started {
+                    // Only the `header-timer-not-restarted` fault keeps a start here.
+                    Some(t) => (now.duration_since(t) > header, false),
+                    None => (
+                        now.duration_since(c.last_activity) > idle && !no_idle_timeout,
+                        false,
+                    ),
+                }
+            } else if c.waiting == Waiting::Body {
+                let stalled = now.duration_since(c.last_read) > body;
+                (false, stalled && !no_body_timeout)
+            } else {
+                let late = c
+                    .head_started
+                    .is_some_and(|t| now.duration_since(t) > header);
+                (late, false)
+            };
             if close_now {
                 if let Some(c) = self.take_conn(raw as RawFd) {
                     self.close_conn(c);
+                }
+            } else if body_stalled {
+                if let Some(mut c) = self.take_conn(raw as RawFd) {
+                    let keep = self.time_out_body(&mut c);
+                    self.put_back(raw as RawFd, c, keep);
                 }
             } else if graceful {
                 if let Some(mut c) = self.take_conn(raw as RawFd) {
@@ -381,5 +569,17 @@ impl Worker {
         if self.shutting && self.deadline.is_some_and(|d| now >= d) {
             self.close_all();
         }
+    }
+
+    /// A body that stopped arriving: 408 (no response to it has started), then the
+    /// graceful close.
+    fn time_out_body(&mut self, c: &mut Conn) -> bool {
+        let date = *self.date.get();
+        write_error(&mut self.wbuf, 408, &date);
+        self.ws.counters.count_error();
+        c.phase = Phase::Closing;
+        c.input = Vec::new();
+        self.account(c);
+        self.write_out(c)
     }
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use crate::sync::lock;
 use crate::sys::socket;
@@ -75,6 +76,7 @@ impl Worker {
         let Some(listener) = self.listener.take() else {
             return;
         };
+        self.accept_backoff = None;
         let trust_migration = fault!(self.cfg(), SkipDrainWhenMigrating)
             && self.engine.migrates_listener_queue() == Some(true);
         if fault!(self.cfg(), CloseWithoutDrain) || trust_migration {
@@ -150,6 +152,13 @@ impl Worker {
                     self.add_conn(fd);
                 }
                 Ok(None) => break,
+                Err(e) if socket::out_of_resources(&e) => {
+                    self.ws.counters.accept_backoffs.fetch_add(1, SeqCst);
+                    if !fault!(self.cfg(), SpinOnEmfile) {
+                        self.begin_accept_backoff(lfd);
+                    }
+                    break;
+                }
                 Err(_) => {
                     self.ws.counters.count_error();
                     break;
@@ -157,4 +166,30 @@ impl Worker {
             }
         }
     }
+
+    /// `accept` ran out of descriptors or memory: the queued connection stays queued
+    /// and the listen socket stays readable, so watching it would spin. Stop watching
+    /// it until a connection of this worker closes or [`ACCEPT_BACKOFF`] passes.
+    fn begin_accept_backoff(&mut self, lfd: RawFd) {
+        if self.ws.epoll.delete(lfd).is_ok() {
+            self.accept_backoff = Some(self.now + ACCEPT_BACKOFF);
+        }
+    }
+
+    /// Watches the listen socket again after a back-off (no-op without one).
+    pub(super) fn end_accept_backoff(&mut self) {
+        if self.accept_backoff.take().is_none() {
+            return;
+        }
+        if let Some(l) = &self.listener {
+            let _ = self
+                .ws
+                .epoll
+                .add(l.as_raw_fd(), Token::Listener.to_u64(), Interest::READ);
+        }
+    }
 }
+
+/// How long a worker stops accepting after `EMFILE` and the like, unless one of its
+/// connections closes first.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);

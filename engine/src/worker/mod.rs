@@ -130,8 +130,17 @@ impl Worker {
                     Token::Conn(fd) => self.conn_event(fd, ev),
                 }
             }
-            if self.now >= self.next_sweep {
+            let swept = self.now >= self.next_sweep;
+            if swept {
                 self.sweep();
+            }
+            if self.accept_backoff.is_some_and(|until| self.now >= until) {
+                self.end_accept_backoff();
+            }
+            self.resume_budget_waiters();
+            if self.trim_pending && (swept || self.n_conns == 0) {
+                self.trim_pending = false;
+                crate::sys::heap::release_free_memory();
             }
             self.publish();
             if self.shutting && (self.n_conns == 0 || self.deadline.is_some_and(|d| self.now >= d))
@@ -164,6 +173,9 @@ impl Worker {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
+        let backoff = self
+            .accept_backoff
+            .map(|until| until.saturating_duration_since(Instant::now()));
         let idle = self.n_conns == 0 && !self.shutting;
         if idle {
             if fault!(self.cfg(), SpinWhileSuspended) && self.listener.is_none() {
@@ -172,9 +184,12 @@ impl Worker {
             if fault!(self.cfg(), SuspendedTimerWakeup) && self.listener.is_none() {
                 return Some(Duration::from_millis(600));
             }
-            return None;
+            return backoff;
         }
         let mut t = self.next_sweep.saturating_duration_since(Instant::now());
+        if let Some(b) = backoff {
+            t = t.min(b);
+        }
         if let Some(d) = self.deadline {
             t = t.min(d.saturating_duration_since(Instant::now()));
         }

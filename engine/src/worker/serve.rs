@@ -10,7 +10,7 @@ use crate::http::parse::{
 };
 use crate::http::response::{write_error, write_response, ConnectionHeader};
 
-use super::state::{BodyStream, Conn, Phase, Worker};
+use super::state::{BodyStream, Conn, Phase, Waiting, Worker};
 
 impl Worker {
     /// Answers every complete request at the start of `data` into `self.wbuf`; returns
@@ -35,7 +35,16 @@ impl Worker {
             let rest = &mut data[pos..];
             let (head, total, body_len) = match self.frame(c, rest) {
                 Ok(Some(framed)) => framed,
-                Ok(None) => break,
+                Ok(None) => {
+                    // `frame` keeps the head once it is complete: what is missing then
+                    // is body (body timer), else head (header timer).
+                    c.waiting = if c.progress.head.is_some() {
+                        Waiting::Body
+                    } else {
+                        Waiting::Head
+                    };
+                    break;
+                }
                 Err(e) => {
                     c.progress = RequestProgress::default();
                     self.refuse(c, e, &date);

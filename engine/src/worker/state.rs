@@ -2,7 +2,7 @@
 //! connection table, reusable buffers and clock) and, per HTTP connection, a [`Conn`].
 //! Plain state: the behaviour is in the sibling modules.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,16 @@ use crate::http::parse::{HeaderSpan, Limits, RequestProgress};
 use crate::metrics::LocalCounts;
 use crate::shared::{EngineShared, WorkerShared};
 use crate::sys::{Events, Interest};
+
+/// What the unfinished request at the start of a connection's input still lacks (set
+/// by `serve`, read by the timers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Waiting {
+    /// The end of its header block: the header timer runs.
+    Head,
+    /// The rest of its body: the body timer runs.
+    Body,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -44,9 +54,18 @@ pub(super) struct Conn {
     /// A streamed response body still being produced.
     pub(super) stream: Option<Box<BodyStream>>,
     pub(super) last_activity: Instant,
+    /// When the first byte of the unfinished request's head arrived (header timer).
     pub(super) head_started: Option<Instant>,
     /// How far the unfinished request at the start of `input` was parsed.
     pub(super) progress: RequestProgress,
+    /// What the unfinished request in `input` lacks.
+    pub(super) waiting: Waiting,
+    /// When the last bytes of the unfinished request arrived (body timer).
+    pub(super) last_read: Instant,
+    /// Bytes of `input` counted in the engine's input budget.
+    pub(super) held: usize,
+    /// Not read (out of the epoll set) until the input budget has room again.
+    pub(super) budget_paused: bool,
 }
 
 impl Conn {
@@ -94,6 +113,14 @@ pub(super) struct Worker {
     pub(super) limits: Limits,
     pub(super) linger: Duration,
     pub(super) was_self_paused: bool,
+    /// `max_buffered_input`.
+    pub(super) budget: usize,
+    /// Connections paused for the input budget, resumed once it has room.
+    pub(super) budget_waiters: Vec<RawFd>,
+    /// Large buffers were freed: hand free heap memory back to the system.
+    pub(super) trim_pending: bool,
+    /// Accept is backed off (descriptors exhausted) until this instant or a close.
+    pub(super) accept_backoff: Option<Instant>,
 }
 
 impl Worker {
@@ -106,6 +133,7 @@ impl Worker {
         let smallest = [
             cfg.idle_timeout,
             cfg.header_timeout,
+            cfg.body_timeout,
             cfg.write_timeout,
             cfg.drain_linger,
         ]
@@ -140,6 +168,10 @@ impl Worker {
             },
             linger: cfg.drain_linger,
             was_self_paused: false,
+            budget: cfg.max_buffered_input,
+            budget_waiters: Vec::new(),
+            trim_pending: false,
+            accept_backoff: None,
         }
     }
 

@@ -22,13 +22,17 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Bytes of request input the engine may hold across all connections (default
+    /// 268435456 = 256 MiB); past it, connections holding input stop being read.
+    #[arg(long, value_name = "BYTES")]
+    pub max_buffered_input: Option<usize>,
     /// Inject a named fault into the engine, e.g. burn-cpu (needs `--features faults`).
     #[arg(long, value_name = "NAME")]
     pub fault: Option<String>,
     /// Be an out-of-process scenario target: speak the control protocol on the Unix
     /// socket named by $LOADGEN_CONTROL (docs/control-protocol.md); the harness starts
     /// this, e.g. `loadgen scenario --all --target-cmd 'loadgen serve --control'`.
-    #[arg(long, conflicts_with_all = ["addr", "workers", "pin", "duration", "fault"])]
+    #[arg(long, conflicts_with_all = ["addr", "workers", "pin", "duration", "fault", "max_buffered_input"])]
     pub control: bool,
 }
 
@@ -44,6 +48,9 @@ pub fn run(args: ServeArgs) -> Result<u8, String> {
     };
     if let Some(w) = args.workers {
         cfg.workers = w;
+    }
+    if let Some(b) = args.max_buffered_input {
+        cfg.max_buffered_input = b;
     }
     if let Some(name) = &args.fault {
         #[cfg(feature = "faults")]

@@ -3,6 +3,7 @@
 pub(crate) mod accept;
 pub(crate) mod driver;
 pub(crate) mod engine_api;
+pub(crate) mod exhaust;
 pub(crate) mod hostile;
 pub(crate) mod http;
 pub(crate) mod migrate;

@@ -51,8 +51,14 @@ struct WireConfig<'a> {
     read_buffer_size: usize,
     max_header_bytes: usize,
     max_body_bytes: usize,
+    /// Added after version 1: sent only when not the default (see the protocol).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_buffered_input: Option<usize>,
     idle_timeout_us: u64,
     header_timeout_us: u64,
+    /// Added after version 1: sent only when not the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_timeout_us: Option<u64>,
     write_timeout_us: u64,
     drain_linger_us: u64,
     driver_write_cap: usize,
@@ -71,6 +77,7 @@ pub fn config_to_json(cfg: &Config) -> Value {
     if let Some(f) = cfg.fault {
         fault = Some(f.name());
     }
+    let defaults = Config::default();
     to_value(&WireConfig {
         workers: cfg.workers,
         address: &cfg.address,
@@ -80,8 +87,11 @@ pub fn config_to_json(cfg: &Config) -> Value {
         read_buffer_size: cfg.read_buffer_size,
         max_header_bytes: cfg.max_header_bytes,
         max_body_bytes: cfg.max_body_bytes,
+        max_buffered_input: (cfg.max_buffered_input != defaults.max_buffered_input)
+            .then_some(cfg.max_buffered_input),
         idle_timeout_us: us(cfg.idle_timeout),
         header_timeout_us: us(cfg.header_timeout),
+        body_timeout_us: (cfg.body_timeout != defaults.body_timeout).then(|| us(cfg.body_timeout)),
         write_timeout_us: us(cfg.write_timeout),
         drain_linger_us: us(cfg.drain_linger),
         driver_write_cap: cfg.driver_write_cap,
@@ -127,8 +137,10 @@ pub fn config_from_json(v: &Value) -> Result<Config, String> {
             "read_buffer_size" => cfg.read_buffer_size = num(v, key)? as usize,
             "max_header_bytes" => cfg.max_header_bytes = num(v, key)? as usize,
             "max_body_bytes" => cfg.max_body_bytes = num(v, key)? as usize,
+            "max_buffered_input" => cfg.max_buffered_input = num(v, key)? as usize,
             "idle_timeout_us" => cfg.idle_timeout = Duration::from_micros(num(v, key)?),
             "header_timeout_us" => cfg.header_timeout = Duration::from_micros(num(v, key)?),
+            "body_timeout_us" => cfg.body_timeout = Duration::from_micros(num(v, key)?),
             "write_timeout_us" => cfg.write_timeout = Duration::from_micros(num(v, key)?),
             "drain_linger_us" => cfg.drain_linger = Duration::from_micros(num(v, key)?),
             "driver_write_cap" => cfg.driver_write_cap = num(v, key)? as usize,
@@ -277,15 +289,17 @@ pub fn engine_error_to_json(e: &EngineError) -> Value {
 }
 
 /// The sizes and timeouts a config error can name (the harness's `&'static str`s).
-const SIZE_FIELDS: [&str; 4] = [
+const SIZE_FIELDS: [&str; 5] = [
     "read_buffer_size",
     "max_header_bytes",
     "max_body_bytes",
+    "max_buffered_input",
     "driver_write_cap",
 ];
-const TIMEOUT_FIELDS: [&str; 4] = [
+const TIMEOUT_FIELDS: [&str; 5] = [
     "idle_timeout",
     "header_timeout",
+    "body_timeout",
     "write_timeout",
     "drain_linger",
 ];
@@ -502,6 +516,22 @@ mod tests {
         };
         let back = config_from_json(&config_to_json(&cfg)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{cfg:?}"));
+        // Keys added after version 1 go out only when set, so an older target keeps
+        // working; set, they round-trip.
+        let plain = config_to_json(&Config::default());
+        for key in ["max_buffered_input", "body_timeout_us"] {
+            assert!(
+                plain.get(key).is_none(),
+                "{key} sent at its default: {plain}"
+            );
+        }
+        let set = Config {
+            max_buffered_input: 1 << 20,
+            body_timeout: Duration::from_millis(700),
+            ..Config::default()
+        };
+        let back = config_from_json(&config_to_json(&set)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{set:?}"));
         // Every config error the engine can return survives the trip.
         for ce in [
             ConfigError::ZeroWorkers,
