@@ -352,6 +352,44 @@ pub fn set_linger(fd: RawFd, linger: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
+/// Attaches a classic BPF socket filter to a listening TCP socket that drops pure SYNs
+/// (SYN set, ACK clear) and passes everything else. A listener about to close uses it
+/// to stop taking new handshakes while the ones already under way complete: the
+/// dropped SYN is retransmitted by the client (after its initial RTO, 1 s on Linux)
+/// and lands on another listener of the port. Children accepted afterwards inherit
+/// the filter, which never sees a pure SYN on an established connection that matters.
+pub fn drop_new_handshakes(fd: RawFd) -> io::Result<()> {
+    // For a TCP socket the filter's offset 0 is the TCP header; byte 13 holds the
+    // flags (CWR ECE URG ACK PSH RST SYN FIN).
+    const LDB_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let mut program = [
+        op(LDB_ABS, 0, 0, 13),
+        op(AND_K, 0, 0, 0x12),
+        // SYN without ACK: fall through to "drop", else skip to "keep".
+        op(JEQ_K, 0, 1, 0x02),
+        op(RET_K, 0, 0, 0),
+        op(RET_K, 0, 0, u32::MAX),
+    ];
+    let fprog = libc::sock_fprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_mut_ptr(),
+    };
+    // SAFETY: passes a live sock_fprog and its size; the kernel copies the program
+    // (which `fprog` points to and which outlives the call) before returning.
+    syscall!(setsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        (&fprog as *const libc::sock_fprog).cast(),
+        size_of::<libc::sock_fprog>() as libc::socklen_t
+    ))?;
+    Ok(())
+}
+
 /// `SO_SNDBUF` / `SO_RCVBUF` (the kernel doubles the value it stores).
 pub fn set_buffer_sizes(fd: RawFd, send: Option<usize>, recv: Option<usize>) -> io::Result<()> {
     for (option, size) in [(libc::SO_SNDBUF, send), (libc::SO_RCVBUF, recv)] {
@@ -406,6 +444,45 @@ mod tests {
         set_nonblocking(c.as_raw_fd(), false).unwrap();
         assert!(!is_nonblocking(c.as_raw_fd()).unwrap());
         assert!(take_error(c.as_raw_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_listener_that_drops_new_handshakes_still_finishes_the_earlier_ones() {
+        use std::io::{Read, Write};
+        use std::net::TcpStream;
+        let opts = ListenOptions {
+            backlog: 16,
+            reuse_port: false,
+            defer_accept_secs: 0,
+        };
+        let l = tcp_listen("127.0.0.1:0".parse().unwrap(), opts).unwrap();
+        let addr = local_addr(l.as_raw_fd()).unwrap();
+        let mut before = TcpStream::connect(addr).unwrap();
+        drop_new_handshakes(l.as_raw_fd()).unwrap();
+        // The SYN is dropped: no SYN-ACK within a fraction of the 1 s retransmission.
+        let late = TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+        assert_eq!(
+            late.map(|_| ()).map_err(|e| e.kind()),
+            Err(io::ErrorKind::TimedOut)
+        );
+        // The connection queued before is accepted and carries data both ways, also
+        // through the filter (a child accepted later inherits it: only SYNs drop).
+        let server = accept(l.as_raw_fd())
+            .unwrap()
+            .expect("the earlier connection is queued");
+        drop_new_handshakes(server.as_raw_fd()).unwrap();
+        let mut server = TcpStream::from(server);
+        server.set_nonblocking(false).unwrap();
+        for s in [&server, &before] {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        }
+        let mut got = [0u8; 4];
+        before.write_all(b"ping").unwrap();
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        server.write_all(b"pong").unwrap();
+        before.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"pong");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sync::lock;
 use crate::sys::socket;
@@ -15,6 +15,15 @@ use crate::sys::Interest;
 use crate::token::Token;
 
 use super::state::{Phase, Worker};
+
+/// How long a closing listener keeps accepting after it stops taking new handshakes:
+/// at least `SETTLE_MIN`, until nothing new arrived for `SETTLE_QUIET`, at most
+/// `SETTLE_MAX`. On loopback a handshake completes in microseconds; the margin covers
+/// a softirq deferred to a busy `ksoftirqd`.
+const SETTLE_MIN: Duration = Duration::from_micros(500);
+const SETTLE_QUIET: Duration = Duration::from_micros(250);
+const SETTLE_MAX: Duration = Duration::from_millis(10);
+const SETTLE_POLL: Duration = Duration::from_micros(100);
 
 impl Worker {
     pub(super) fn reconcile(&mut self, ack: Option<mpsc::Sender<io::Result<()>>>) {
@@ -84,14 +93,33 @@ impl Worker {
             self.ws.listening.store(false, SeqCst);
             return;
         }
+        let lfd = listener.as_raw_fd();
         let mut drained = Vec::new();
-        while let Ok(Some(fd)) = socket::accept(listener.as_raw_fd()) {
-            if let Some(raw) = self.add_conn(fd) {
-                if fault!(self.cfg(), DrainNotCounted) {
-                    self.ws.counters.accepted.fetch_sub(1, SeqCst);
+        // Handshakes still under way when a listener closes are lost with RST: the
+        // kernel either resets the child it was about to queue (the ACK races the
+        // close) or, without queue migration, answers the late ACK from another
+        // listener of the port. So the listener first stops taking new handshakes
+        // (their SYNs are dropped and retried by the client on another listener),
+        // waits until the ones under way have settled into its queue, then drains.
+        let settle = socket::drop_new_handshakes(lfd).is_ok();
+        let start = Instant::now();
+        let mut last_new = start;
+        loop {
+            while let Ok(Some(fd)) = socket::accept(lfd) {
+                last_new = Instant::now();
+                if let Some(raw) = self.add_conn(fd) {
+                    if fault!(self.cfg(), DrainNotCounted) {
+                        self.ws.counters.accepted.fetch_sub(1, SeqCst);
+                    }
+                    drained.push(raw);
                 }
-                drained.push(raw);
             }
+            let now = Instant::now();
+            let settled = now - start >= SETTLE_MIN && now - last_new >= SETTLE_QUIET;
+            if !settle || settled || now - start >= SETTLE_MAX {
+                break;
+            }
+            std::thread::sleep(SETTLE_POLL);
         }
         drop(listener);
         self.ws.listening.store(false, SeqCst);

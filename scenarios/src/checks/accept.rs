@@ -347,7 +347,11 @@ pub(super) fn handover_storm(ctx: &Ctx, o: &mut Outcome) -> Result<Storm, Abort>
     o.expect("every dial that connected while A was paused (after pause_accept returned, before resume_accept was called): a 200 response from B");
     o.expect("every other dial: a 200 response from A or B, or a FIN from A's drain");
     let pair = Pair::start(ctx)?;
-    let dialers = Dialers::spawn(pair.a.addr(), THREADS, 20_000, ctx.ms(2000));
+    // A dial may connect only on its third SYN: an engine that steers handshakes away
+    // from a closing socket by dropping their SYNs costs the client its retransmission
+    // timeouts (1 s, then 2 s more), and a retry can land in a later cycle's closing
+    // instant. That is slow, not reset: the deadline lets it finish.
+    let dialers = Dialers::spawn(pair.a.addr(), THREADS, 20_000, ctx.ms(8000));
     if !wait_until(ctx.ms(2000), || dialers.started() >= THREADS * 10) {
         return Err("the dialing threads did not start".into());
     }
@@ -427,6 +431,21 @@ pub(super) fn handover_storm(ctx: &Ctx, o: &mut Outcome) -> Result<Storm, Abort>
             Ok(None) => "absent (kernel < 5.14)".into(),
             Err(e) => format!("unreadable ({e})"),
         }
+    ));
+    // What steering costs the clients: a SYN dropped (by the engine or by a full
+    // queue) connects only on its retransmission, 1 s or more later.
+    let waits: Vec<Duration> = dials
+        .iter()
+        .filter_map(|d| d.connected.map(|c| c - d.started))
+        .filter(|w| *w >= Duration::from_millis(900))
+        .collect();
+    o.saw(format!(
+        "{} of {total} dials connected only after 0.9 s or more (a SYN retransmission){}",
+        waits.len(),
+        waits.iter().max().map_or(String::new(), |m| format!(
+            ", the longest after {} ms",
+            m.as_millis()
+        ))
     ));
     o.saw(format!(
         "dials connected while A was paused: {paused_tally}"
