@@ -781,6 +781,29 @@ fn a_bad_check_or_a_negative_value_is_one_line_of_our_own() {
         assert!(out.stderr.contains(flag), "{args:?}: {}", out.stderr);
         assert!(!out.stderr.contains("'--"), "clap's advice: {}", out.stderr);
     }
+    // The other commands: one line naming the flag, never clap's "use '-- -1'".
+    for args in [
+        &["bench", "-d", "-1s"][..],
+        &["bench", "--repeat", "-1"][..],
+        &["sweep", url, "--slo", "10ms", "--start", "-5"][..],
+        &["scenario", "--slack", "-2"][..],
+        &["scenario", "--repeat=-3"][..],
+    ] {
+        let out = loadgen(args, deadline);
+        assert_eq!(out.code(), 2, "{args:?}: {out:?}");
+        let last = args[args.len() - 1];
+        let flag = match last.split_once('=') {
+            Some((flag, _)) => flag,
+            None => args[args.len() - 2],
+        };
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("is negative") && out.stderr.contains(flag),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("'--"), "clap's advice: {}", out.stderr);
+    }
 }
 
 #[test]
