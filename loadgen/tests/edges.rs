@@ -941,3 +941,73 @@ fn the_java_hdrhistogram_reader_accepts_the_log() {
     assert_eq!(corrected, res.requests);
     assert_eq!(uncorrected, res.requests);
 }
+
+#[test]
+fn sigint_ends_a_sweep_or_a_bench_with_what_it_measured_and_the_gate_refuses_it() {
+    let server = healthy();
+    let url = server.url();
+    let poke = signal("INT");
+    let bin = env!("CARGO_BIN_EXE_loadgen");
+    for (name, args) in [
+        (
+            "sweep-int",
+            vec![
+                "sweep", &url, "--slo", "1s", "--start", "200", "-d", "30s", "--warmup", "0s",
+                "-c", "2", "-t", "1", "-q",
+            ],
+        ),
+        (
+            "bench-int",
+            vec![
+                "bench",
+                "--target",
+                &url,
+                "--workload",
+                "plaintext",
+                "-d",
+                "30s",
+                "--repeat",
+                "3",
+            ],
+        ),
+    ] {
+        let path = results_path(name);
+        let _ = std::fs::remove_file(&path);
+        let mut all = args.clone();
+        all.extend(["--json", path.to_str().unwrap()]);
+        let file = path.clone();
+        let gate = move || {
+            loadgen(
+                &[
+                    "gate",
+                    "--baseline",
+                    file.to_str().unwrap(),
+                    "--candidate",
+                    file.to_str().unwrap(),
+                ],
+                Duration::from_secs(30),
+            )
+        };
+        let r = finish(name, spawn(bin, &all), Some(&poke));
+        assert_eq!(r.code(), 130, "{name}: {r:?}");
+        assert!(
+            r.stdout.contains("interrupted") || r.stderr.contains("interrupted"),
+            "{name}: {r:?}"
+        );
+        let doc = r.doc.as_ref().expect("the results are written");
+        let runs = doc["runs"].as_array().unwrap();
+        assert_eq!(runs.len(), 1, "{name}: one run, cut short");
+        assert_eq!(
+            runs[0]["config"]["interrupted"],
+            serde_json::json!(true),
+            "{name}"
+        );
+        r.assert_schema_valid();
+        // `finish` removed the file once read: write it back for the gate.
+        std::fs::write(&path, serde_json::to_string(doc).unwrap()).unwrap();
+        let g = gate();
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(g.code(), 2, "{name}: {g:?}");
+        assert!(g.stderr.contains("interrupted"), "{name}: {}", g.stderr);
+    }
+}

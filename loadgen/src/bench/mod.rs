@@ -9,9 +9,11 @@ pub mod targets;
 /// Where the bench's progress and diagnostic lines go.
 pub type Notes<'a> = dyn FnMut(String) + 'a;
 
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use reports::{BenchRecord, RunResult, Warning};
+use reports::{BenchRecord, RunRecord, RunResult, Warning};
 
 use crate::load::{self, RunConfig};
 use crate::server::Server;
@@ -114,6 +116,9 @@ pub struct Matrix {
 pub struct BenchRun {
     /// When the first run started.
     pub started: SystemTime,
+    /// Ctrl-C or SIGTERM ended it early: the last run is cut short (and marked so),
+    /// the runs after it were never made.
+    pub interrupted: bool,
     /// Every run, in the order they ran.
     pub runs: Vec<RunResult>,
     /// Workloads a target skipped: (target, workload, why).
@@ -132,6 +137,7 @@ fn one_run(
     plan: &RunPlan,
     round: u32,
     note: &mut Notes<'_>,
+    stop: &Arc<AtomicBool>,
 ) -> Result<RunResult, String> {
     let url = format!("{}{}", target.base, w.path);
     let mut cfg = RunConfig::new(&url, w.connections, plan.duration)?;
@@ -157,7 +163,14 @@ fn one_run(
         None
     };
     let cpu_before = target.server.as_ref().and_then(Server::cpu_s);
-    let mut r = load::run(&cfg).map_err(|e| format!("{} on {}: {e}", w.name, target.name))?;
+    let mut r =
+        load::run_until(&cfg, stop).map_err(|e| format!("{} on {}: {e}", w.name, target.name))?;
+    if stop.load(SeqCst) {
+        r.config.run = Some(RunRecord {
+            interrupted: true,
+            checks: Vec::new(),
+        });
+    }
     let cpu_after = target.server.as_ref().and_then(Server::cpu_s);
     r.server_cpu_s = match (cpu_before, cpu_after) {
         (Some(a), Some(b)) => Some((b - a).max(0.0)),
@@ -196,7 +209,10 @@ fn one_run(
 
 /// Starts the targets, runs the matrix and stops the targets again; `note` gets the
 /// progress and diagnostic lines (the console prints them on stderr).
-pub fn run(m: &Matrix, note: &mut Notes<'_>) -> Result<BenchRun, String> {
+///
+/// When `stop` is set (Ctrl-C) the run under way ends early, is kept marked
+/// interrupted, and no further run starts.
+pub fn run(m: &Matrix, note: &mut Notes<'_>, stop: &Arc<AtomicBool>) -> Result<BenchRun, String> {
     let idle = match m.workloads.iter().find(|w| w.idle) {
         // Before any server starts: they inherit the raised limit.
         Some(w) => idle_capacity(m.idle, w.connections, note),
@@ -258,7 +274,7 @@ pub fn run(m: &Matrix, note: &mut Notes<'_>) -> Result<BenchRun, String> {
             .sum::<usize>();
     let started = SystemTime::now();
     let mut runs = Vec::with_capacity(total);
-    for round in 1..=m.repeat {
+    'rounds: for round in 1..=m.repeat {
         for w in &m.workloads {
             // The order of the targets reverses every round (A B, B A, A B ...) rather
             // than staying A B: a slow drift (CPU frequency, other load) then favours
@@ -273,7 +289,10 @@ pub fn run(m: &Matrix, note: &mut Notes<'_>) -> Result<BenchRun, String> {
                 if t.skips.iter().any(|(s, _)| *s == w.name) {
                     continue;
                 }
-                let r = one_run(t, w, &plan, round, note)?;
+                if stop.load(SeqCst) {
+                    break 'rounds;
+                }
+                let r = one_run(t, w, &plan, round, note, stop)?;
                 note(format!(
                     "[{}/{total}] round {round} {} on {}: {:.1} req/s, p99 {:.3} ms, {} errors",
                     runs.len() + 1,
@@ -293,6 +312,7 @@ pub fn run(m: &Matrix, note: &mut Notes<'_>) -> Result<BenchRun, String> {
         .collect();
     Ok(BenchRun {
         started,
+        interrupted: stop.load(SeqCst),
         runs,
         skipped,
     })

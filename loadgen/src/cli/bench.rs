@@ -10,6 +10,7 @@ use crate::bench::targets::parse_spec;
 use crate::bench::{self, select_workloads, Matrix};
 use crate::export::{self, OutputFile};
 use crate::load::config::parse_duration;
+use crate::load::interrupt::{self, EXIT_INTERRUPTED};
 use crate::EXIT_OK;
 
 /// `loadgen bench`.
@@ -109,8 +110,15 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
         idle: args.idle,
         start_timeout,
     };
-    let done = bench::run(&matrix, &mut |line| eprintln!("{line}"))?;
+    let stop = interrupt::on_signals()?;
+    let done = bench::run(&matrix, &mut |line| eprintln!("{line}"), &stop)?;
     print!("{}", export::bench::table(&done.runs, &done.skipped));
+    if done.interrupted {
+        eprintln!(
+            "bench: interrupted after {} runs: the results hold them, the last one cut short and marked interrupted",
+            done.runs.len()
+        );
+    }
     let side = |name: &str| -> Vec<RunResult> {
         done.runs
             .iter()
@@ -134,10 +142,15 @@ pub fn run(args: BenchArgs) -> Result<u8, String> {
             b.display()
         );
     }
+    let interrupted = done.interrupted;
     if let Some(file) = json {
         file.write_json(&document(done.runs))?;
     }
-    Ok(EXIT_OK)
+    Ok(if interrupted {
+        EXIT_INTERRUPTED
+    } else {
+        EXIT_OK
+    })
 }
 
 /// The targets in order, with their names: `--target` specs are their own names;

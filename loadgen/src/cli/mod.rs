@@ -108,8 +108,8 @@ repeats; run i of the baseline is paired with run i of the candidate, so write t
 interleaved (A B A B). Per metric: the median of the paired ratios candidate/baseline
 and its 95 % bootstrap interval; `regressed` only when the whole interval lies beyond
 the threshold, `inconclusive` when it is too wide. At least 3 pairs; 20 or more on a
-noisy machine. Exit codes: 0 no regression, 3 a metric regressed, 2 usage or input
-error.")]
+noisy machine. A file with an interrupted run is refused. Exit codes: 0 no regression,
+3 a metric regressed, 2 usage or input error.")]
     Gate(gate::GateArgs),
     /// The workload matrix against one or more targets, repeated, into one results file.
     #[command(after_help = "Examples:
@@ -137,7 +137,9 @@ a new connection per request), post-4k (16 conns, 4 KiB POST /echo), response-1m
 connections sit idle). Every round runs each workload on every target; the order of the
 targets reverses from one round to the next (A B, B A, ...) so drift cancels. With --ab /
 --aa, --json-a and --json-b split the runs for `loadgen gate`, which pairs run i of A
-with run i of B. Exit codes: 0 done, 2 usage or setup error.")]
+with run i of B. Ctrl-C or SIGTERM stops the bench: the runs so far are printed and
+written, the one under way marked interrupted (`loadgen gate` refuses it). Exit codes:
+0 done, 2 usage or setup error, 130 interrupted.")]
     Bench(bench::BenchArgs),
     /// Step the open-model rate up until p99 crosses the SLO; report the highest rate
     /// that holds it.
@@ -153,8 +155,10 @@ least 95 % of the offered rate completed and the client kept its schedule. The s
 stops at the first step that does not hold (measured again --retries times first), then
 bisects --refine times between the last rate that held and that one. Prints a table of
 the steps and the answer line `max rate under p99 <= 10ms: N req/s` (`none` when the
-first step did not hold: lower --start). Exit codes: 0 done (an answer of `none`
-included), 2 usage or setup error.")]
+first step did not hold: lower --start). Ctrl-C or SIGTERM stops the sweep: the steps
+so far are printed and written, the one under way marked interrupted, and there is no
+answer. Exit codes: 0 done (an answer of `none` included), 2 usage or setup error, 130
+interrupted.")]
     Sweep(Box<sweep::SweepArgs>),
     /// Deterministic counters of the reference engine (allocations, syscalls per
     /// request), compared exactly with a committed baseline.

@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::export::{self, OutputFile};
 use crate::load::config::{parse_duration_flag, parse_header, Arrivals};
+use crate::load::interrupt::{self, EXIT_INTERRUPTED};
 use crate::load::RunConfig;
 use crate::sweep::search::{Growth, Plan};
 use crate::sweep::{self, Settings};
@@ -150,13 +151,29 @@ pub fn settings(a: &SweepArgs) -> Result<Settings, String> {
 pub fn run(args: SweepArgs) -> Result<u8, String> {
     let s = settings(&args)?;
     let json = OutputFile::create_opt("--json", &args.json)?;
+    let stop = interrupt::on_signals()?;
     let started = SystemTime::now();
-    let done = sweep::run(&s, |step, phase, r, why| {
-        if !args.quiet {
-            eprintln!("{}", export::sweep::progress(step, phase, r, why));
-        }
-    });
+    let done = sweep::run(
+        &s,
+        |step, phase, r, why| {
+            if !args.quiet {
+                eprintln!("{}", export::sweep::progress(step, phase, r, why));
+            }
+        },
+        &stop,
+    );
     let document = |runs| export::results::document(runs, started);
+    if done.interrupted {
+        print!("{}", export::sweep::table(&done.runs));
+        println!(
+            "interrupted after {} steps: no answer (the last step was cut short)",
+            done.runs.len()
+        );
+        if let Some(file) = json.filter(|_| !done.runs.is_empty()) {
+            file.write_json(&document(done.runs))?;
+        }
+        return Ok(EXIT_INTERRUPTED);
+    }
     let outcome = match done.outcome {
         Ok(o) => o,
         Err(e) => {

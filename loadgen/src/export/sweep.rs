@@ -27,6 +27,9 @@ pub fn progress(step: usize, phase: Phase, r: &RunResult, why: Option<&NotHeld>)
         ms(r.latency_corrected.p99_us),
         r.errors.total(),
         match why {
+            _ if r.config.run.as_ref().is_some_and(|x| x.interrupted) => {
+                "cut short (interrupted)".to_string()
+            }
             None => "holds".to_string(),
             Some(why) => format!("does not hold ({why})"),
         }
@@ -56,7 +59,9 @@ pub fn table(runs: &[RunResult]) -> String {
             ms(r.latency_corrected.p50_us),
             ms(r.latency_corrected.p99_us),
             r.errors.total().to_string(),
-            if rec.sweep_held {
+            if r.config.run.as_ref().is_some_and(|x| x.interrupted) {
+                "cut short (interrupted)".to_string()
+            } else if rec.sweep_held {
                 "yes".to_string()
             } else {
                 format!("no: {}", rec.sweep_reason.as_deref().unwrap_or(""))

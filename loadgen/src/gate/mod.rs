@@ -28,7 +28,23 @@ pub fn regressed(groups: &[Group]) -> bool {
 pub fn read_runs(flag: &str, paths: &[PathBuf]) -> Result<Vec<RunResult>, String> {
     let mut runs = Vec::new();
     for path in paths {
-        runs.extend(read_results(flag, path)?.runs);
+        let file = read_results(flag, path)?;
+        // Figures of a run cut short are not comparable with whole ones.
+        if let Some((i, r)) = file
+            .runs
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.config.run.as_ref().is_some_and(|x| x.interrupted))
+        {
+            return Err(format!(
+                "{flag} {}: run {} ({} on {}) was interrupted and cut short: measure again without interrupting it",
+                path.display(),
+                i + 1,
+                r.workload,
+                r.target
+            ));
+        }
+        runs.extend(file.runs);
     }
     Ok(runs)
 }

@@ -4,9 +4,11 @@
 
 pub mod search;
 
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reports::{RunResult, SweepRecord};
+use reports::{RunRecord, RunResult, SweepRecord};
 
 use crate::load::{self, RunConfig};
 use search::{judge, sweep, Figures, NotHeld, Outcome, Phase, Plan};
@@ -32,6 +34,9 @@ pub struct SweepRun {
     pub runs: Vec<RunResult>,
     /// The search's outcome.
     pub outcome: Result<Outcome, String>,
+    /// Ctrl-C or SIGTERM ended it: the last step is cut short (marked interrupted in
+    /// its run) and there is no answer.
+    pub interrupted: bool,
 }
 
 /// One measured step, tagged for the results file.
@@ -40,13 +45,21 @@ fn measure_step(
     step: usize,
     rate: f64,
     phase: Phase,
+    stop: &Arc<AtomicBool>,
 ) -> Result<(RunResult, Result<(), NotHeld>), String> {
     let mut cfg = s.base.clone();
     cfg.rate = Some(rate);
     // A different (reproducible) Poisson sequence per step.
     cfg.seed = step as u64;
     cfg.validate()?;
-    let mut r = load::run(&cfg).map_err(|e| format!("sweep step {step} ({rate:.0} req/s): {e}"))?;
+    let mut r = load::run_until(&cfg, stop)
+        .map_err(|e| format!("sweep step {step} ({rate:.0} req/s): {e}"))?;
+    if stop.load(SeqCst) {
+        r.config.run = Some(RunRecord {
+            interrupted: true,
+            checks: Vec::new(),
+        });
+    }
     let verdict = judge(&Figures::of(&r), s.slo_us);
     r.workload = "sweep".into();
     r.config.sweep = Some(SweepRecord {
@@ -63,9 +76,11 @@ fn measure_step(
 
 /// Runs the sweep; `on_step(step, phase, run, why it did not hold)` sees each step as
 /// it is measured (the console's progress line).
+/// When `stop` is set the step under way ends early and the sweep ends after it.
 pub fn run(
     s: &Settings,
     mut on_step: impl FnMut(usize, Phase, &RunResult, Option<&NotHeld>),
+    stop: &Arc<AtomicBool>,
 ) -> SweepRun {
     let begun = Instant::now();
     let step_time = s.base.warmup + s.base.duration.unwrap_or_default();
@@ -76,9 +91,16 @@ pub fn run(
         |rate, phase| {
             // Let the backlog of a step that did not hold drain before the next one.
             std::thread::sleep(settle);
+            if stop.load(SeqCst) {
+                return Err("interrupted".into());
+            }
             let step = runs.len() + 1;
-            let (r, verdict) = measure_step(s, step, rate, phase)?;
+            let (r, verdict) = measure_step(s, step, rate, phase, stop)?;
             on_step(step, phase, &r, verdict.as_ref().err());
+            if stop.load(SeqCst) {
+                runs.push(r);
+                return Err("interrupted".into());
+            }
             settle = if verdict.is_ok() {
                 Duration::ZERO
             } else {
@@ -97,5 +119,9 @@ pub fn run(
             }
         }
     }
-    SweepRun { runs, outcome }
+    SweepRun {
+        runs,
+        outcome,
+        interrupted: stop.load(SeqCst),
+    }
 }
