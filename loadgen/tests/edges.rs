@@ -13,18 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{assert_refused_up_front, loadgen, EngineServer};
+use common::{assert_refused_up_front, loadgen, slack, EngineServer};
 use engine::{Request, Response};
 use reports::{Results, RunResult};
-
-/// Tolerances for a busy machine: `LOADGEN_TEST_SLACK` (default 1) multiplies them.
-fn slack() -> u32 {
-    std::env::var("LOADGEN_TEST_SLACK")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&s| s > 0)
-        .unwrap_or(1)
-}
 
 /// No server thread outlives this, whatever the test does.
 const SERVER_LIFETIME: Duration = Duration::from_secs(60);

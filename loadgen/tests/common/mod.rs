@@ -139,3 +139,12 @@ pub fn assert_schema_valid(v: &jsonschema::Validator, doc: &serde_json::Value, s
         errors.join("\n  ")
     );
 }
+
+/// Tolerances for a busy machine: `LOADGEN_TEST_SLACK` (default 1) multiplies them.
+pub fn slack() -> u32 {
+    std::env::var("LOADGEN_TEST_SLACK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(1)
+}
