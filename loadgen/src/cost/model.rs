@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The schema name of the document.
+/// The schema name of the document (JSON Schema `reports/schema/loadgen.cost.v1.json`).
 pub const SCHEMA: &str = "loadgen.cost/v1";
 
 /// A whole `loadgen cost` document.
