@@ -148,10 +148,17 @@ impl Response {
     }
     /// Adds a header. CR and LF in either part are dropped (no response splitting).
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        let clean = |b: &&u8| **b != b'\r' && **b != b'\n';
-        self.headers.extend(name.as_bytes().iter().filter(clean));
+        // CR and LF are dropped; the common case has none and is copied whole.
+        fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
+            if !bytes.iter().all(|&b| b != b'\r' && b != b'\n') {
+                out.extend(bytes.iter().filter(|b| **b != b'\r' && **b != b'\n'));
+            } else {
+                out.extend_from_slice(bytes);
+            }
+        }
+        push_clean(&mut self.headers, name.as_bytes());
         self.headers.extend_from_slice(b": ");
-        self.headers.extend(value.iter().filter(clean));
+        push_clean(&mut self.headers, value);
         self.headers.extend_from_slice(b"\r\n");
         self
     }
