@@ -226,28 +226,18 @@ impl Worker {
             if want == Interest::READ && c.phase == Phase::Open {
                 return;
             }
-            let raw = c.fd.as_raw_fd();
-            if self
-                .ws
-                .epoll
-                .modify(raw, Token::Conn(raw).to_u64(), want)
-                .is_ok()
-            {
-                c.budget_paused = false;
-                c.interest = want;
-            }
+        } else if c.interest == want {
             return;
         }
-        if c.interest != want {
-            let raw = c.fd.as_raw_fd();
-            if self
-                .ws
-                .epoll
-                .modify(raw, Token::Conn(raw).to_u64(), want)
-                .is_ok()
-            {
-                c.interest = want;
-            }
+        let raw = c.fd.as_raw_fd();
+        if self
+            .ws
+            .epoll
+            .modify(raw, Token::Conn(raw).to_u64(), want)
+            .is_ok()
+        {
+            c.budget_paused = false;
+            c.interest = want;
         }
     }
 
