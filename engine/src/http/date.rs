@@ -1,12 +1,18 @@
 //! The `date` header value (IMF-fixdate), formatted once per second per worker.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A cached `date` value, refreshed when the second changes.
+/// A cached `date` value, refreshed when the second changes. The worker asks with the
+/// monotonic time it already read: the wall clock is read again only once that time
+/// reaches the instant the wall clock's second was due to change (so a request costs no
+/// clock read of its own), and at least once a second.
 #[derive(Debug)]
 pub struct DateCache {
     second: u64,
     value: [u8; 29],
+    /// When the wall clock is next read: the start of the next second, as it was
+    /// expected when last read.
+    next: Instant,
 }
 
 impl Default for DateCache {
@@ -14,27 +20,35 @@ impl Default for DateCache {
         let mut d = DateCache {
             second: u64::MAX,
             value: [b' '; 29],
+            next: Instant::now(),
         };
-        d.refresh();
+        d.refresh(d.next);
         d
     }
 }
 
 impl DateCache {
-    /// The value for now (refreshed if the second changed).
-    pub fn get(&mut self) -> &[u8; 29] {
-        self.refresh();
+    /// The value for `now` (the caller's recent `Instant::now()`), refreshed from the
+    /// wall clock when a new second may have begun.
+    pub fn get(&mut self, now: Instant) -> &[u8; 29] {
+        if now >= self.next {
+            self.refresh(now);
+        }
         &self.value
     }
 
-    fn refresh(&mut self) {
-        let now = SystemTime::now()
+    fn refresh(&mut self, now: Instant) {
+        let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        if now != self.second {
-            self.second = now;
-            self.value = format_imf(now);
+            .unwrap_or(Duration::ZERO);
+        let secs = wall.as_secs();
+        // The rest of this second; a wall clock stepped meanwhile is seen at the latest
+        // one second later.
+        let rest = Duration::from_secs(1) - Duration::from_nanos(u64::from(wall.subsec_nanos()));
+        self.next = now + rest;
+        if secs != self.second {
+            self.second = secs;
+            self.value = format_imf(secs);
         }
     }
 }

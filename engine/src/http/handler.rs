@@ -150,7 +150,7 @@ impl Response {
     pub fn header(&mut self, name: &str, value: &[u8]) -> &mut Self {
         // CR and LF are dropped; the common case has none and is copied whole.
         fn push_clean(out: &mut Vec<u8>, bytes: &[u8]) {
-            if !bytes.iter().all(|&b| b != b'\r' && b != b'\n') {
+            if super::scan::has_cr_or_lf(bytes) {
                 out.extend(bytes.iter().filter(|b| **b != b'\r' && **b != b'\n'));
             } else {
                 out.extend_from_slice(bytes);

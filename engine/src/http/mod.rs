@@ -5,3 +5,4 @@ pub mod date;
 pub mod handler;
 pub mod parse;
 pub mod response;
+pub(crate) mod scan;

@@ -8,6 +8,8 @@
 #[cfg(feature = "faults")]
 use crate::faults::Fault;
 
+use super::scan::find_byte;
+
 /// A byte range into the connection's input buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Span {
@@ -140,24 +142,44 @@ impl Limits {
     }
 }
 
+/// `TCHAR[b]`: whether `b` may appear in a token (RFC 9110 §5.6.2): a method, a field
+/// name. A table, as it is asked for every byte of every name.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        i += 1;
+    }
+    t
+};
+
 fn is_tchar(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || b.is_ascii_alphanumeric()
+    TCHAR[usize::from(b)]
+}
+
+/// Whether `bytes` hold a byte [`is_ctl`] refuses. No early exit, so that the
+/// compiler can check many bytes at once; each byte is looked at once either way.
+fn has_ctl(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |any, &b| any | is_ctl(b))
 }
 
 /// A byte a field value or a chunk extension may not hold: a control other than HTAB
@@ -213,7 +235,7 @@ impl HeadScan {
             self.line_end = None;
         }
         let mut i = self.scanned.max(self.skip);
-        while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        while let Some(off) = find_byte(&buf[i..], b'\n') {
             let p = i + off;
             if p > self.skip && buf[p - 1] == b'\r' {
                 if self.line_end.is_none() {
@@ -295,7 +317,11 @@ pub fn parse_head_resume(
     if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
         return Err(ParseError::BadRequest);
     }
-    if target.is_empty() || target.iter().any(|&b| b <= b' ' || b == 0x7f) {
+    if target.is_empty()
+        || target
+            .iter()
+            .fold(false, |a, &b| a | (b <= b' ') | (b == 0x7f))
+    {
         return Err(ParseError::BadRequest);
     }
     let minor = match version {
@@ -448,10 +474,7 @@ fn request_target(
 /// its CRLF): the name, and the value's span without surrounding whitespace.
 fn field_line(buf: &[u8], s: usize, e: usize) -> Result<(&[u8], Span), ParseError> {
     let l = &buf[s..e];
-    let colon = l
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or(ParseError::BadRequest)?;
+    let colon = find_byte(l, b':').ok_or(ParseError::BadRequest)?;
     let name = &l[..colon];
     if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
         return Err(ParseError::BadRequest);
@@ -464,7 +487,7 @@ fn field_line(buf: &[u8], s: usize, e: usize) -> Result<(&[u8], Span), ParseErro
         .take_while(|&&b| b == b' ' || b == b'\t')
         .count();
     let value = &raw[lead..raw.len() - trail];
-    if value.iter().any(|&b| is_ctl(b)) {
+    if has_ctl(value) {
         return Err(ParseError::BadRequest);
     }
     let vs = s + colon + 1 + lead;
@@ -728,9 +751,17 @@ impl Iterator for LineIter<'_> {
             return None;
         }
         let start = self.pos;
-        let rel = self.buf[start..].windows(2).position(|w| w == b"\r\n")?;
-        self.pos = start + rel + 2;
-        Some((start, start + rel))
+        // The first CRLF: an LF with a CR before it, both in this line.
+        let mut i = start;
+        let end = loop {
+            let p = i + find_byte(&self.buf[i..], b'\n')?;
+            if p > start && self.buf[p - 1] == b'\r' {
+                break p - 1;
+            }
+            i = p + 1;
+        };
+        self.pos = end + 2;
+        Some((start, end))
     }
 }
 

@@ -61,10 +61,17 @@ pub fn write_response(
     connection: ConnectionHeader,
     head_only: bool,
 ) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(out, u64::from(res.status));
-    out.push(b' ');
-    out.extend_from_slice(reason(res.status).as_bytes());
+    let body = if head_only { 0 } else { res.body.len() };
+    // One reservation for the whole response: each piece below is then a plain copy.
+    out.reserve(96 + date.len() + res.headers.len() + body);
+    if res.status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK");
+    } else {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_u64(out, u64::from(res.status));
+        out.push(b' ');
+        out.extend_from_slice(reason(res.status).as_bytes());
+    }
     if !date.is_empty() {
         out.extend_from_slice(b"\r\ndate: ");
         out.extend_from_slice(date);

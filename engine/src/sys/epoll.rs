@@ -167,13 +167,13 @@ impl Epoll {
         let cap = events.buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
         // SAFETY: the buffer holds `cap` initialised epoll_event slots that the kernel may
         // overwrite; it is not aliased during the call.
-        let res = syscall!(epoll_wait(
+        let res = raw_syscall!(epoll_wait = libc::SYS_epoll_wait;
             self.fd.as_raw_fd(),
             events.buf.as_mut_ptr(),
             cap,
             timeout_ms
-        ));
-        events.settle(res)
+        );
+        events.settle(res.map(|n| n as libc::c_int))
     }
 
     /// Like [`wait`](Epoll::wait) but with a nanosecond timeout (`epoll_pwait2`, Linux

@@ -232,7 +232,7 @@ pub fn peer_addr(fd: RawFd) -> io::Result<SocketAddr> {
 /// Reads into `buf`; `Ok(0)` is EOF. `WouldBlock` when nothing is there.
 pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its whole length.
-    let n = syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len()))?;
+    let n = raw_syscall!(read = libc::SYS_read; fd, buf.as_mut_ptr(), buf.len())?;
     Ok(n as usize)
 }
 
@@ -240,7 +240,10 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// for descriptors that are not sockets.
 pub fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is readable for its whole length.
-    match syscall!(send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)) {
+    // (`send` is `sendto` without an address, which is what glibc's `send` calls.)
+    let null = std::ptr::null::<libc::sockaddr>();
+    match raw_syscall!(send = libc::SYS_sendto; fd, buf.as_ptr(), buf.len(), libc::MSG_NOSIGNAL, null, 0 as libc::socklen_t)
+    {
         Ok(n) => Ok(n as usize),
         Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
             // SAFETY: `buf` is readable for its whole length.

@@ -564,7 +564,7 @@ impl Worker {
     /// A body that stopped arriving: 408 (no response to it has started), then the
     /// graceful close.
     fn time_out_body(&mut self, c: &mut Conn) -> bool {
-        let date = *self.date.get();
+        let date = *self.date.get(self.now);
         write_error(&mut self.wbuf, 408, &date);
         self.ws.counters.count_error();
         c.phase = Phase::Closing;

@@ -29,7 +29,7 @@ impl Worker {
 
     fn serve_inner(&mut self, c: &mut Conn, data: &mut [u8]) -> usize {
         let mut pos = 0;
-        let date = *self.date.get();
+        let date = *self.date.get(self.now);
         let worker = self.ws.index;
         while c.phase == Phase::Open && pos < data.len() {
             let rest = &mut data[pos..];
