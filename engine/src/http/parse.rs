@@ -8,7 +8,7 @@
 #[cfg(feature = "faults")]
 use crate::faults::Fault;
 
-use super::scan::find_byte;
+use super::scan::{find_byte, has_ctl};
 
 /// A byte range into the connection's input buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -176,10 +176,10 @@ fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
 
-/// Whether `bytes` hold a byte [`is_ctl`] refuses. No early exit, so that the
-/// compiler can check many bytes at once; each byte is looked at once either way.
-fn has_ctl(bytes: &[u8]) -> bool {
-    bytes.iter().fold(false, |any, &b| any | is_ctl(b))
+/// Whether every byte of `bytes` is a [`is_tchar`] (no early exit: names are short,
+/// and a loop without branches is cheaper than one that stops).
+fn is_token(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & is_tchar(b))
 }
 
 /// A byte a field value or a chunk extension may not hold: a control other than HTAB
@@ -314,7 +314,7 @@ pub fn parse_head_resume(
     let method = &line[..sp1];
     let target = &rest[..sp2];
     let version = &rest[sp2 + 1..];
-    if method.is_empty() || !method.iter().all(|&b| is_tchar(b)) {
+    if method.is_empty() || !is_token(method) {
         return Err(ParseError::BadRequest);
     }
     if target.is_empty()
@@ -472,21 +472,23 @@ fn request_target(
 
 /// One `name: value` field line of a head or a trailer section (`buf[s..e]`, without
 /// its CRLF): the name, and the value's span without surrounding whitespace.
+#[inline]
 fn field_line(buf: &[u8], s: usize, e: usize) -> Result<(&[u8], Span), ParseError> {
     let l = &buf[s..e];
     let colon = find_byte(l, b':').ok_or(ParseError::BadRequest)?;
     let name = &l[..colon];
-    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+    if name.is_empty() || !is_token(name) {
         return Err(ParseError::BadRequest);
     }
     let raw = &l[colon + 1..];
-    let lead = raw.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
-    let trail = raw[lead..]
-        .iter()
-        .rev()
-        .take_while(|&&b| b == b' ' || b == b'\t')
-        .count();
-    let value = &raw[lead..raw.len() - trail];
+    let (mut a, mut b) = (0, raw.len());
+    while a < b && matches!(raw[a], b' ' | b'\t') {
+        a += 1;
+    }
+    while b > a && matches!(raw[b - 1], b' ' | b'\t') {
+        b -= 1;
+    }
+    let (lead, value) = (a, &raw[a..b]);
     if has_ctl(value) {
         return Err(ParseError::BadRequest);
     }
@@ -746,6 +748,7 @@ struct LineIter<'a> {
 
 impl Iterator for LineIter<'_> {
     type Item = (usize, usize);
+    #[inline]
     fn next(&mut self) -> Option<(usize, usize)> {
         if self.pos >= self.buf.len() {
             return None;

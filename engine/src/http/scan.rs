@@ -34,6 +34,33 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         .map(|p| base + p)
 }
 
+/// The high bit of every byte of `x` that equals `b` (exact: no borrows between bytes).
+fn eq_bytes(x: u64, b: u8) -> u64 {
+    let y = x ^ (LO * u64::from(b));
+    !(((y & !HI) + !HI) | y) & HI
+}
+
+/// The high bit of every byte of `x` below `n` (`n` at most 0x80; exact).
+fn lt_bytes(x: u64, n: u8) -> u64 {
+    !(((x & !HI) + LO * u64::from(0x80 - n)) | x) & HI
+}
+
+/// Whether `bytes` hold a control character other than HTAB, or DEL: what a field
+/// value may not hold (RFC 9110 §5.5).
+pub fn has_ctl(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let x = word(w);
+        if (lt_bytes(x, 0x20) & !eq_bytes(x, b'\t')) | eq_bytes(x, 0x7f) != 0 {
+            return true;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .any(|&b| (b < b' ' && b != b'\t') || b == 0x7f)
+}
+
 /// Whether `bytes` hold a CR or an LF.
 pub fn has_cr_or_lf(bytes: &[u8]) -> bool {
     let (cr, lf) = (LO * u64::from(b'\r'), LO * u64::from(b'\n'));
@@ -65,6 +92,17 @@ mod tests {
                     assert_eq!(find_byte(&hay, b'\n'), plain, "{hay:?}");
                     let crlf = hay.iter().any(|&b| b == b'\r' || b == b'\n');
                     assert_eq!(has_cr_or_lf(&hay), crlf, "{hay:?}");
+                }
+            }
+        }
+        // Every byte value at every position of a word and of the tail.
+        for len in [8, 11, 16] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut hay = vec![b'a'; len];
+                    hay[at] = b;
+                    let plain = hay.iter().any(|&b| (b < b' ' && b != b'\t') || b == 0x7f);
+                    assert_eq!(has_ctl(&hay), plain, "{hay:?}");
                 }
             }
         }

@@ -158,11 +158,14 @@ impl Epoll {
     pub fn wait(&self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         let timeout_ms = match timeout {
             None => -1,
-            // Round up so that a 100 µs deadline does not become a busy 0 ms poll.
+            // Round up so that a 100 µs deadline does not become a busy 0 ms poll
+            // (whole seconds are whole milliseconds: only the fraction is rounded; no
+            // 128-bit division on every wait).
             Some(d) => d
-                .as_nanos()
-                .div_ceil(1_000_000)
-                .min(libc::c_int::MAX as u128) as libc::c_int,
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_nanos().div_ceil(1_000_000)))
+                .min(libc::c_int::MAX as u64) as libc::c_int,
         };
         let cap = events.buf.len().min(libc::c_int::MAX as usize) as libc::c_int;
         // SAFETY: the buffer holds `cap` initialised epoll_event slots that the kernel may

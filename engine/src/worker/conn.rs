@@ -14,7 +14,7 @@ use crate::sys::socket::{self, Shutdown};
 use crate::sys::Interest;
 use crate::token::Token;
 
-use super::state::{Conn, Phase, Waiting, Worker};
+use super::state::{Conn, ConnState, Phase, Waiting, Worker, MAX_SPARE_STATES};
 
 /// The most a streamed body's source is asked for before the next send.
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -76,7 +76,16 @@ impl Worker {
         if c.input.capacity() > KEEP_CAPACITY || c.output.capacity() > KEEP_CAPACITY {
             self.trim_pending = true;
         }
-        drop(c);
+        let Conn { fd, mut state } = c;
+        drop(fd);
+        // Nothing of the connection is kept but the box: its buffers and a streamed
+        // body go now, as they would with the box.
+        state.input = Vec::new();
+        state.output = Vec::new();
+        state.stream = None;
+        if self.spare_states.len() < MAX_SPARE_STATES {
+            self.spare_states.push(state);
+        }
         self.n_conns -= 1;
         self.ws.counters.closed.fetch_add(1, SeqCst);
         // A descriptor is free again: accept may succeed now.
@@ -192,8 +201,7 @@ impl Worker {
         if self.conns.len() <= idx {
             self.conns.resize_with(idx + 1, || None);
         }
-        self.conns[idx] = Some(Conn {
-            fd,
+        let state = ConnState {
             input: Vec::new(),
             output: Vec::new(),
             out_pos: 0,
@@ -211,7 +219,15 @@ impl Worker {
             last_read: self.now,
             held: 0,
             budget_paused: false,
-        });
+        };
+        let state = match self.spare_states.pop() {
+            Some(mut spare) => {
+                *spare = state;
+                spare
+            }
+            None => Box::new(state),
+        };
+        self.conns[idx] = Some(Conn { fd, state });
         if self.n_conns == 0 {
             self.next_sweep = self.now + self.sweep_every;
         }
@@ -352,7 +368,8 @@ impl Worker {
             }
         } else {
             if consumed > 0 && c.input.capacity() > KEEP_CAPACITY.max(4 * c.input.len()) {
-                c.input.shrink_to(KEEP_CAPACITY.max(c.input.len()));
+                let keep = KEEP_CAPACITY.max(c.input.len());
+                c.input.shrink_to(keep);
             }
             self.start_timers(c, consumed > 0);
         }
@@ -432,7 +449,8 @@ impl Worker {
     /// Takes the next piece of a streamed body into the connection's output and sends
     /// what the kernel takes. False when the connection must close (source stalled,
     /// send failed).
-    fn pump(&mut self, c: &mut Conn) -> bool {
+    fn pump(&mut self, conn: &mut Conn) -> bool {
+        let c = &mut *conn.state;
         let Some(s) = c.stream.as_mut() else {
             return true;
         };
@@ -453,7 +471,7 @@ impl Worker {
             }
             c.stream = None;
         }
-        self.flush(c).is_ok()
+        self.flush(conn).is_ok()
     }
 
     pub(super) fn flush(&mut self, c: &mut Conn) -> io::Result<()> {

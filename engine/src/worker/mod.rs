@@ -43,7 +43,7 @@ use crate::shared::{Command, EngineShared, WorkerShared};
 use crate::sys::{EventFd, Interest};
 use crate::token::Token;
 
-use state::{Conn, Worker};
+use state::Worker;
 
 /// The worker thread's body.
 pub(crate) fn run(
@@ -158,7 +158,7 @@ impl Worker {
         }
         let mut any = false;
         for raw in 0..self.conns.len() {
-            if self.conns[raw].as_ref().is_some_and(Conn::has_output) {
+            if self.conns[raw].as_ref().is_some_and(|c| c.has_output()) {
                 any = true;
                 if let Some(mut c) = self.take_conn(raw as RawFd) {
                     let mut keep = self.flush(&mut c).is_ok();

@@ -34,11 +34,33 @@ pub(super) enum Phase {
     Lingering { until: Instant },
 }
 
-/// One HTTP connection. Idle connections hold no heap memory: input is parsed from the
-/// worker's read buffer and only an unfinished request is copied here; output is
-/// written from the worker's buffer and only what the kernel refused is kept here.
+/// One HTTP connection: its descriptor and its state. The state is boxed, so that the
+/// worker can take a connection out of its table and put it back (as every event does)
+/// by moving two words rather than the whole state; boxes of closed connections are
+/// kept for the next ones ([`Worker::spare_states`]), so accepting allocates nothing in
+/// steady state.
 pub(super) struct Conn {
     pub(super) fd: OwnedFd,
+    pub(super) state: Box<ConnState>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = ConnState;
+    fn deref(&self) -> &ConnState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut ConnState {
+        &mut self.state
+    }
+}
+
+/// The state of one HTTP connection. Idle connections hold no heap memory: input is parsed from the
+/// worker's read buffer and only an unfinished request is copied here; output is
+/// written from the worker's buffer and only what the kernel refused is kept here.
+pub(super) struct ConnState {
     pub(super) input: Vec<u8>,
     pub(super) output: Vec<u8>,
     pub(super) out_pos: usize,
@@ -68,7 +90,7 @@ pub(super) struct Conn {
     pub(super) budget_paused: bool,
 }
 
-impl Conn {
+impl ConnState {
     pub(super) fn has_output(&self) -> bool {
         self.out_pos < self.output.len()
     }
@@ -88,6 +110,9 @@ pub(super) struct BodyStream {
     pub(super) close_after: bool,
 }
 
+/// How many closed connections' state boxes a worker keeps for reuse.
+pub(super) const MAX_SPARE_STATES: usize = 1024;
+
 /// The worker thread's state; one per worker, never shared.
 pub(super) struct Worker {
     pub(super) engine: Arc<EngineShared>,
@@ -95,6 +120,11 @@ pub(super) struct Worker {
     pub(super) handler: Arc<dyn Handler>,
     pub(super) listener: Option<OwnedFd>,
     pub(super) conns: Vec<Option<Conn>>,
+    /// States of closed connections, reset, for the next accepted ones (at most
+    /// [`MAX_SPARE_STATES`]).
+    // The boxes themselves are what is kept: each moves into a `Conn` as it is.
+    #[allow(clippy::vec_box)]
+    pub(super) spare_states: Vec<Box<ConnState>>,
     pub(super) n_conns: usize,
     pub(super) events: Events,
     pub(super) rbuf: Vec<u8>,
@@ -147,6 +177,7 @@ impl Worker {
             ws,
             listener: Some(listener),
             conns: Vec::new(),
+            spare_states: Vec::new(),
             n_conns: 0,
             events: Events::with_capacity(256),
             rbuf: vec![0; cfg.read_buffer_size],
