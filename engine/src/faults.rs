@@ -156,6 +156,9 @@ pub enum Fault {
     /// Any `chunked` token in Transfer-Encoding frames the body as chunked, also when
     /// it is not the final coding (`chunked, identity`) (http.framing).
     ChunkedNotFinal,
+    /// A Transfer-Encoding without `chunked` (`gzip`) frames the body as chunked
+    /// instead of being refused (http.framing; found by cargo-mutants).
+    UnknownCodingAsChunked,
     /// Connection options are compared case-sensitively: `Close` and `Keep-Alive` are
     /// not seen (http.keepalive).
     ConnectionCaseSensitive,
@@ -249,6 +252,7 @@ impl Fault {
         Fault::ChunkSizeSign,
         Fault::ChunkSizeWraps,
         Fault::ChunkedNotFinal,
+        Fault::UnknownCodingAsChunked,
         Fault::ConnectionCaseSensitive,
         Fault::NoKeepAliveHeader,
         Fault::BodyLimitOffByOne,

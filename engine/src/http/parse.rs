@@ -370,7 +370,10 @@ pub fn parse_head_resume(
             let last = codings.next_back().unwrap_or(b"");
             if fault!(limits, ChunkedNotFinal) && has_token(value, b"chunked", false) {
                 // The bug: any `chunked` token frames the body as chunked.
-            } else if chunked || !last.eq_ignore_ascii_case(b"chunked") {
+            } else if chunked
+                || (!last.eq_ignore_ascii_case(b"chunked")
+                    && !fault!(limits, UnknownCodingAsChunked))
+            {
                 return Err(ParseError::BadRequest);
             } else if codings.any(|c| !c.is_empty()) {
                 return Err(ParseError::NotImplemented);

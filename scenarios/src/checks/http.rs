@@ -514,7 +514,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("chunked body (extensions, trailers) decoded exactly, whole or split across reads; the next request answered");
     o.expect("conflicting Content-Length: 400 with connection: close, then EOF");
     o.expect("Transfer-Encoding + Content-Length: 400 (close), or chunked framing; never an answer to the request hidden in the body");
-    o.expect("chunk sizes are 1*HEXDIG: +5, -5, leading space → 400; 17 hex digits (over 64 bits) → 400 or 413, never wrapped (the request behind it never answered); Transfer-Encoding: chunked, identity → 400 or 501; each with connection: close, nothing after it answered");
+    o.expect("chunk sizes are 1*HEXDIG: +5, -5, leading space → 400; 17 hex digits (over 64 bits) → 400 or 413, never wrapped (the request behind it never answered); Transfer-Encoding: chunked, identity or gzip alone → 400 or 501; each with connection: close, nothing after it answered");
     let server = start(ctx, ctx.config())?;
     let addr = server.addr();
     let after = client::get("/inspect?after");
@@ -644,7 +644,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
         b"POST /inspect HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n";
     let mut wrapped = b"10000000000000005\r\nhello\r\n0\r\n\r\n".to_vec();
     wrapped.extend_from_slice(hidden);
-    let grammar: [RefusalCase; 5] = [
+    let grammar: [RefusalCase; 6] = [
         (
             "chunk size +5",
             chunked_head,
@@ -672,6 +672,12 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
         (
             "Transfer-Encoding: chunked, identity",
             b"POST /inspect HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+            &[400, 501],
+        ),
+        (
+            "Transfer-Encoding: gzip (no chunked at all)",
+            b"POST /inspect HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: gzip\r\n\r\n",
             b"5\r\nhello\r\n0\r\n\r\n",
             &[400, 501],
         ),
