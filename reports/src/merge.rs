@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use crate::histogram;
-use crate::result::{OpenModel, Results, RunIdentity, RunResult, TimelinePoint};
+use crate::result::{OpenModel, Results, RunIdentity, RunResult, TimelinePoint, Window};
 
 /// How far apart the inputs' starts (and ends) may be by default, milliseconds.
 pub const DEFAULT_TOLERANCE_MS: u64 = 2_000;
@@ -47,6 +47,7 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
     let first = inputs.first().ok_or("nothing to merge")?;
     check_distinct(inputs)?;
     check_shards(inputs)?;
+    check_windows(inputs, tolerance_ms)?;
     let mut groups: Vec<(RunKey, Vec<(usize, &RunResult)>)> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         for run in &input.results.runs {
@@ -93,8 +94,26 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
         identity: RunIdentity {
             run_id: common_run_id(inputs),
             shard: None,
+            window: merged_window(inputs),
         },
         runs,
+    })
+}
+
+/// The window covering every input's, when they all record one.
+fn merged_window(inputs: &[MergeInput]) -> Option<Window> {
+    let windows: Vec<&Window> = inputs
+        .iter()
+        .map(|i| i.results.identity.window.as_ref())
+        .collect::<Option<_>>()?;
+    Some(Window {
+        start_unix_ns: windows.iter().map(|w| w.start_unix_ns).min()?,
+        end_unix_ns: windows.iter().map(|w| w.end_unix_ns).max()?,
+        clock_offset_ns: None,
+        clock_offset_source: format!(
+            "merged from {} windows: each input gives its own offset",
+            windows.len()
+        ),
     })
 }
 
@@ -159,6 +178,17 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
     let mut runs: Vec<(&str, u32, Vec<&MergeInput>)> = Vec::new();
     for input in inputs {
         let identity = &input.results.identity;
+        if let (Some(shard), Some(id), Some((first_id, first_count, files))) =
+            (identity.shard, identity.run_id.as_deref(), runs.first())
+        {
+            if id != *first_id {
+                return Err(format!(
+                    "{} is shard {} of {} of run {id}, but {} is a shard of run {first_id} (of {first_count}): a foreign shard; merge the shards of one run at a time",
+                    input.name, shard.index, shard.count, files[0].name
+                ));
+            }
+        }
+        let identity = &input.results.identity;
         let Some(shard) = identity.shard else {
             continue;
         };
@@ -178,8 +208,8 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
             Some((_, count, files)) => {
                 if *count != shard.count {
                     return Err(format!(
-                        "{} is one of {count} shards of run {id} but {} one of {}: give the shards of one split",
-                        files[0].name, input.name, shard.count
+                        "{} is one of {count} shards of run {id} but {} (shard {}) one of {}: a foreign shard; give the shards of one split",
+                        files[0].name, input.name, shard.index, shard.count
                     ));
                 }
                 files.push(input);
@@ -204,6 +234,40 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
             return Err(format!(
                 "run {id}: shard {missing} of {count} is missing (given: {}); merge needs every shard once",
                 given.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses inputs whose recorded measuring windows (sharded runs write them) start or
+/// end more than `tolerance_ms` apart.
+fn check_windows(inputs: &[MergeInput], tolerance_ms: u64) -> Result<(), String> {
+    let with: Vec<(&MergeInput, &Window)> = inputs
+        .iter()
+        .filter_map(|i| Some((i, i.results.identity.window.as_ref()?)))
+        .collect();
+    let Some(&(first, w0)) = with.first() else {
+        return Ok(());
+    };
+    let tolerance_ns = u128::from(tolerance_ms) * 1_000_000;
+    for &(input, w) in &with[1..] {
+        let ds = w.start_unix_ns.abs_diff(w0.start_unix_ns);
+        let de = w.end_unix_ns.abs_diff(w0.end_unix_ns);
+        if u128::from(ds.max(de)) > tolerance_ns {
+            let shard = |i: &MergeInput| match i.results.identity.shard {
+                Some(s) => format!(" (shard {})", s.index),
+                None => String::new(),
+            };
+            return Err(format!(
+                "{}{} and {}{} measured different windows (starts {:.3} s apart, ends {:.3} s apart, tolerance {:.3} s): start the shards with the same --start-at, check the hosts' clocks, or raise --tolerance",
+                first.name,
+                shard(first),
+                input.name,
+                shard(input),
+                ds as f64 / 1e9,
+                de as f64 / 1e9,
+                tolerance_ms as f64 / 1000.0
             ));
         }
     }

@@ -3,7 +3,10 @@
 
 use std::time::SystemTime;
 
-use reports::{Host, Results, RunIdentity, RunResult, Tool, RESULT_SCHEMA};
+use reports::{Host, Results, RunIdentity, RunResult, Tool, Window, RESULT_SCHEMA};
+
+use crate::load::shard;
+use crate::load::RunConfig;
 
 pub use crate::load::unix_ms;
 
@@ -77,11 +80,67 @@ pub fn document_of(runs: Vec<RunResult>, started: SystemTime, identity: RunIdent
     }
 }
 
+/// The identity of `loadgen run`'s results: the run id (`given`, derived for a shard
+/// from its absolute `--start-at` given as `start_at`, and the process's command
+/// line, or new) and the shard.
+pub fn identity_of(
+    cfg: &RunConfig,
+    given: Option<&str>,
+    start_at: Option<&str>,
+) -> Result<RunIdentity, String> {
+    let spec = cfg.shard.as_ref().map(|p| p.spec);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let start_at = start_at.zip(cfg.start_at);
+    let mut id = new_identity();
+    if let Some(run_id) = shard::run_id(given, spec, start_at, &args)? {
+        id.run_id = Some(run_id);
+    }
+    id.shard = spec.map(|s| reports::Shard {
+        index: s.index,
+        count: s.count,
+    });
+    Ok(id)
+}
+
+/// The measuring window of `result` (run with `cfg`) on this host's clock: from
+/// `--start-at` when given, else from the run's start; the clock's offset from the
+/// server's is not measured.
+pub fn window(cfg: &RunConfig, result: &RunResult) -> Window {
+    let start = match cfg.start_at {
+        Some(at) => shard::unix_ns(at),
+        None => result
+            .started_unix_ms
+            .unwrap_or(0)
+            .saturating_mul(1_000_000),
+    };
+    Window {
+        start_unix_ns: start,
+        end_unix_ns: start + (result.duration_s * 1e9).round() as u64,
+        clock_offset_ns: None,
+        clock_offset_source: "unknown: not measured; keep the hosts' clocks in sync (NTP)".into(),
+    }
+}
+
+/// The results file of one `loadgen run`; a split run or one with `--start-at` also
+/// records its measuring window.
+pub fn run_document(
+    cfg: &RunConfig,
+    result: RunResult,
+    started: SystemTime,
+    mut identity: RunIdentity,
+) -> Results {
+    if cfg.shard.is_some() || cfg.start_at.is_some() {
+        identity.window = Some(window(cfg, &result));
+    }
+    document_of(vec![result], started, identity)
+}
+
 /// The identity of a new, unsharded run.
 pub fn new_identity() -> RunIdentity {
     RunIdentity {
         run_id: Some(new_run_id()),
         shard: None,
+        window: None,
     }
 }
 
