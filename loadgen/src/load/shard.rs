@@ -263,7 +263,9 @@ pub fn parse_rfc3339_ns(s: &str) -> Result<u64, String> {
     let days = days_from_civil(year, month, day);
     let local = (days * 86_400 + hour * 3600 + min * 60 + sec.min(59)) as i64;
     let utc = u64::try_from(local - offset_s).map_err(|_| "before 1970")?;
-    Ok(utc * 1_000_000_000 + frac_ns)
+    utc.checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(frac_ns))
+        .ok_or_else(|| "too far in the future (after 2554)".to_string())
 }
 
 fn is_leap(y: u64) -> bool {
@@ -489,6 +491,7 @@ mod tests {
             "2026-02-30T00:00:00Z",
             "2026-12-04T25:00:00Z",
             "2026-12-04T02:00:00.Z",
+            "2999-01-01T00:00:00Z",
             "x",
         ] {
             assert!(parse_rfc3339_ns(bad).is_err(), "{bad}");
