@@ -244,7 +244,7 @@ fn every_run_has_a_run_id_that_older_files_may_lack_and_shards_need() {
 #[test]
 fn a_shard_records_its_run_id_share_and_window() {
     let v = validator();
-    let args = ["--rate", "300", "--shard", "1/3", "--start-at", "+1s"];
+    let args = ["--rate", "300", "--shard", "1/3", "--start-at", "+3s"];
     let doc = real_results("shard", &[&args[..], &["--run-id", "load-7"]].concat());
     assert_valid(&v, &doc);
     let r = round_trips(&doc);
@@ -254,7 +254,10 @@ fn a_shard_records_its_run_id_share_and_window() {
     let w = r.identity.window.expect("a shard without its window");
     let measured = (w.end_unix_ns - w.start_unix_ns) as f64 / 1e9;
     assert!((measured - r.runs[0].duration_s).abs() < 0.01, "{w:?}");
-    assert_eq!(w.clock_offset_ns, None);
+    // The start leaves time to probe the server's date header: same host, same clock.
+    let offset = w.clock_offset_ns.expect(&w.clock_offset_source);
+    assert!(offset.abs() < 100_000_000, "offset {offset} ns: {w:?}");
+    assert!(w.clock_offset_source.starts_with("date header"), "{w:?}");
     let run = &r.runs[0];
     // The label is the whole run's; the settings hold the share and the totals.
     assert_eq!(run.workload, "GET /, 4 conns, open 300/s");

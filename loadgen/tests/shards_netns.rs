@@ -270,7 +270,7 @@ fn sharded_run(
     let dir = tmp(run_id);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (at_text, at) = start_at(Duration::from_secs(3));
+    let (at_text, at) = start_at(Duration::from_secs(4));
     let deadline = Instant::now() + Duration::from_secs(25);
     let children: Vec<Child> = (0..SHARDS)
         .map(|i| {
@@ -368,8 +368,18 @@ fn three_shards_in_network_namespaces_add_up_to_one_run() {
         .iter()
         .map(|s| s.identity.window.as_ref().unwrap().start_unix_ns)
         .collect();
+    let offsets: Vec<String> = shards
+        .iter()
+        .map(|s| {
+            let w = s.identity.window.as_ref().unwrap();
+            match w.clock_offset_ns {
+                Some(ns) => format!("{:.2} ms ({})", ns as f64 / 1e6, w.clock_offset_source),
+                None => w.clock_offset_source.clone(),
+            }
+        })
+        .collect();
     println!(
-        "steady: shards {per_shard:?} requests, merged {} ({} buckets equal); offered {offered}/s, achieved {achieved:.1}/s; window starts {:?} ns apart",
+        "steady: shards {per_shard:?} requests, merged {} ({} buckets equal); offered {offered}/s, achieved {achieved:.1}/s; window starts {:?} ns apart; clock offsets {offsets:?}",
         m.requests,
         buckets(&sum).len(),
         windows.iter().map(|w| w - windows[0]).collect::<Vec<_>>()

@@ -251,22 +251,37 @@ fn check_windows(inputs: &[MergeInput], tolerance_ms: u64) -> Result<(), String>
         return Ok(());
     };
     let tolerance_ns = u128::from(tolerance_ms) * 1_000_000;
+    // On the server's clock when every input knows its offset from it.
+    let on_server = with.iter().all(|(_, w)| w.clock_offset_ns.is_some());
+    let at = |w: &Window, t: u64| {
+        let offset = if on_server {
+            w.clock_offset_ns.unwrap_or(0)
+        } else {
+            0
+        };
+        i128::from(t) + i128::from(offset)
+    };
     for &(input, w) in &with[1..] {
-        let ds = w.start_unix_ns.abs_diff(w0.start_unix_ns);
-        let de = w.end_unix_ns.abs_diff(w0.end_unix_ns);
-        if u128::from(ds.max(de)) > tolerance_ns {
+        let ds = at(w, w.start_unix_ns).abs_diff(at(w0, w0.start_unix_ns));
+        let de = at(w, w.end_unix_ns).abs_diff(at(w0, w0.end_unix_ns));
+        if ds.max(de) > tolerance_ns {
             let shard = |i: &MergeInput| match i.results.identity.shard {
                 Some(s) => format!(" (shard {})", s.index),
                 None => String::new(),
             };
             return Err(format!(
-                "{}{} and {}{} measured different windows (starts {:.3} s apart, ends {:.3} s apart, tolerance {:.3} s): start the shards with the same --start-at, check the hosts' clocks, or raise --tolerance",
+                "{}{} and {}{} measured different windows (starts {:.3} s apart, ends {:.3} s apart{}, tolerance {:.3} s): start the shards with the same --start-at, check the hosts' clocks, or raise --tolerance",
                 first.name,
                 shard(first),
                 input.name,
                 shard(input),
                 ds as f64 / 1e9,
                 de as f64 / 1e9,
+                if on_server {
+                    " on the server's clock"
+                } else {
+                    ""
+                },
                 tolerance_ms as f64 / 1000.0
             ));
         }

@@ -173,6 +173,7 @@ pub fn run(args: RunArgs) -> Result<u8, String> {
     let identity = export::results::identity_of(&cfg, run_id, start_at)?;
     let json = OutputFile::create_opt("--json", &args.json)?;
     let stop = interrupt::on_signals()?;
+    let clock = load::clock::before_start(&cfg);
     let started = SystemTime::now();
     let mut result = load::run_until(&cfg, &stop)?;
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -184,9 +185,8 @@ pub fn run(args: RunArgs) -> Result<u8, String> {
     result.config.run = Some(record);
     print!("{}", export::run::summary(&result));
     if let Some(file) = json {
-        file.write_json(&export::results::run_document(
-            &cfg, result, started, identity,
-        ))?;
+        let doc = export::results::run_document(&cfg, result, started, identity, clock);
+        file.write_json(&doc)?;
     }
     Ok(if interrupted {
         EXIT_INTERRUPTED

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use reports::{Host, Results, RunIdentity, RunResult, Tool, Window, RESULT_SCHEMA};
 
+use crate::load::clock::ClockOffset;
 use crate::load::shard;
 use crate::load::RunConfig;
 
@@ -103,9 +104,9 @@ pub fn identity_of(
 }
 
 /// The measuring window of `result` (run with `cfg`) on this host's clock: from
-/// `--start-at` when given, else from the run's start; the clock's offset from the
-/// server's is not measured.
-pub fn window(cfg: &RunConfig, result: &RunResult) -> Window {
+/// `--start-at` when given, else from the run's start; with the clock's offset from
+/// the server's when `clock` knows it.
+pub fn window(cfg: &RunConfig, result: &RunResult, clock: Option<ClockOffset>) -> Window {
     let start = match cfg.start_at {
         Some(at) => shard::unix_ns(at),
         None => result
@@ -113,24 +114,29 @@ pub fn window(cfg: &RunConfig, result: &RunResult) -> Window {
             .unwrap_or(0)
             .saturating_mul(1_000_000),
     };
+    let clock = clock.unwrap_or_else(|| ClockOffset {
+        offset_ns: None,
+        source: "unknown: not measured without --start-at".into(),
+    });
     Window {
         start_unix_ns: start,
         end_unix_ns: start + (result.duration_s * 1e9).round() as u64,
-        clock_offset_ns: None,
-        clock_offset_source: "unknown: not measured; keep the hosts' clocks in sync (NTP)".into(),
+        clock_offset_ns: clock.offset_ns,
+        clock_offset_source: clock.source,
     }
 }
 
 /// The results file of one `loadgen run`; a split run or one with `--start-at` also
-/// records its measuring window.
+/// records its measuring window (with `clock`, the offset measured before it).
 pub fn run_document(
     cfg: &RunConfig,
     result: RunResult,
     started: SystemTime,
     mut identity: RunIdentity,
+    clock: Option<ClockOffset>,
 ) -> Results {
     if cfg.shard.is_some() || cfg.start_at.is_some() {
-        identity.window = Some(window(cfg, &result));
+        identity.window = Some(window(cfg, &result, clock));
     }
     document_of(vec![result], started, identity)
 }

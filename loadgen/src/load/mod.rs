@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod interrupt;
 pub mod response;

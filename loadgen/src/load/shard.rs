@@ -282,7 +282,7 @@ fn days_in_month(y: u64, m: u64) -> u64 {
 }
 
 /// Days since 1970-01-01 of a date from 1970 on.
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+pub fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     let before_year: u64 = (1970..y).map(|y| if is_leap(y) { 366 } else { 365 }).sum();
     let before_month: u64 = (1..m).map(|m| days_in_month(y, m)).sum();
     before_year + before_month + d - 1
