@@ -550,4 +550,77 @@ mod tests {
         .unwrap();
         assert_eq!(m.runs[0].started_unix_ms, Some(1_000_000));
     }
+
+    /// Shard `index` of 2 of run `id`, its window from `start_s` on its host's clock
+    /// with that clock `offset_ms` behind the server's.
+    fn shard(id: &str, index: u32, start_s: u64, offset_ms: Option<i64>) -> MergeInput {
+        let mut i = input(
+            &format!("{id}-{index}"),
+            start_s * 1000,
+            Some(start_s * 1000),
+        );
+        i.results.identity = RunIdentity {
+            run_id: Some(id.into()),
+            shard: Some(crate::result::Shard { index, count: 2 }),
+            window: Some(Window {
+                start_unix_ns: start_s * 1_000_000_000,
+                end_unix_ns: (start_s + 1) * 1_000_000_000,
+                clock_offset_ns: offset_ms.map(|ms| ms * 1_000_000),
+                clock_offset_source: "test".into(),
+            }),
+        };
+        i.results.runs[0].requests = 10 + u64::from(index);
+        i
+    }
+
+    #[test]
+    fn shards_are_compared_on_the_servers_clock_when_they_know_it() {
+        // The same window on both hosts' clocks, and the clocks agree: merged.
+        let m = merge(
+            &[shard("r", 0, 100, Some(2)), shard("r", 1, 100, Some(-1))],
+            1000,
+        )
+        .unwrap();
+        assert_eq!(m.runs[0].requests, 21);
+        assert_eq!(m.identity.run_id.as_deref(), Some("r"));
+        let w = m.identity.window.unwrap();
+        assert_eq!(
+            (w.start_unix_ns, w.end_unix_ns),
+            (100_000_000_000, 101_000_000_000)
+        );
+        // Host 1's clock is 3 s behind: it started 3 s late on the server's clock.
+        let e = merge(
+            &[shard("r", 0, 100, Some(0)), shard("r", 1, 100, Some(3000))],
+            1000,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("on the server's clock") && e.contains("r-1 (shard 1)"),
+            "{e}"
+        );
+        // Without offsets the hosts' clocks are taken as they are.
+        assert!(merge(
+            &[shard("r", 0, 100, None), shard("r", 1, 100, Some(3000))],
+            1000
+        )
+        .is_ok());
+        let e = merge(&[shard("r", 0, 100, None), shard("r", 1, 103, None)], 1000).unwrap_err();
+        assert!(e.contains("different windows"), "{e}");
+    }
+
+    #[test]
+    fn a_foreign_shard_is_named() {
+        let e = merge(&[shard("r", 0, 100, None), shard("q", 1, 100, None)], 1000).unwrap_err();
+        assert!(
+            e.contains("q-1 is shard 1 of 2 of run q") && e.contains("foreign"),
+            "{e}"
+        );
+        let e = merge(&[shard("r", 0, 100, None), shard("r", 0, 100, None)], 1000).unwrap_err();
+        assert!(
+            e.contains("same results") || e.contains("both shard 0 of 2"),
+            "{e}"
+        );
+        let e = merge(&[shard("r", 1, 100, None)], 1000).unwrap_err();
+        assert!(e.contains("shard 0 of 2 is missing"), "{e}");
+    }
 }
