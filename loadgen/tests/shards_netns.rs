@@ -339,6 +339,16 @@ fn three_shards_in_network_namespaces_add_up_to_one_run() {
             sh.index
         })
         .collect();
+    // Shard i's schedule is shifted by i/R: the shards' arrivals interleave.
+    for s in &shards {
+        let i = s.identity.shard.unwrap().index;
+        let phase = &s.runs[0].config.settings["schedule_phase_ns"];
+        let want = (f64::from(i) / RATE * 1e9) as u64;
+        assert!(
+            phase.as_u64().unwrap().abs_diff(want) <= 1,
+            "shard {i}: phase {phase}"
+        );
+    }
     indices.sort();
     assert_eq!(indices, [0, 1, 2], "a shard missing or duplicated");
     let m = &merged.runs[0];
