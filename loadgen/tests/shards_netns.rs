@@ -401,7 +401,7 @@ fn three_shards_in_network_namespaces_add_up_to_one_run() {
     let sharded = &merged.runs[0].latency_corrected;
     let dir = tmp("single");
     std::fs::create_dir_all(&dir).unwrap();
-    let (at_text, at) = start_at(Duration::from_secs(3));
+    let (at_text, at) = start_at(Duration::from_secs(4));
     let file = dir.join("single.json");
     let single_args: Vec<String> = [
         "run",
