@@ -56,7 +56,12 @@ pub fn measure(target: &Target, budget: Duration) -> ClockOffset {
     let mut last: Option<(u64, SystemTime)> = None;
     while SystemTime::now() < end {
         let sent = SystemTime::now();
-        let date = match probe(target) {
+        // No probe outlasts the budget by much: the load must start on time.
+        let left = end
+            .duration_since(sent)
+            .unwrap_or_default()
+            .max(Duration::from_millis(50));
+        let date = match probe(target, left) {
             Ok(Some(d)) => d,
             Ok(None) => return ClockOffset::unknown("the server sends no date header"),
             Err(e) => return ClockOffset::unknown(format!("probing the date header: {e}")),
@@ -79,10 +84,12 @@ pub fn measure(target: &Target, budget: Duration) -> ClockOffset {
     ClockOffset::unknown("the server's date header did not change while probing")
 }
 
-/// One request on its own connection; the `date` header's seconds since the epoch.
-fn probe(target: &Target) -> std::io::Result<Option<u64>> {
-    let mut s = TcpStream::connect_timeout(&target.addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+/// One request on its own connection, each step within `timeout`; the `date`
+/// header's seconds since the epoch.
+fn probe(target: &Target, timeout: Duration) -> std::io::Result<Option<u64>> {
+    let mut s = TcpStream::connect_timeout(&target.addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
         target.path, target.host
@@ -156,5 +163,22 @@ mod tests {
         }
         assert_eq!(parse_imf("Fri, 04 Dec 2026 02:00:00 CET"), None);
         assert_eq!(parse_imf("yesterday"), None);
+    }
+
+    #[test]
+    fn a_server_without_a_date_leaves_the_offset_unknown() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        });
+        let target = Target::parse(&format!("http://{addr}/")).unwrap();
+        let c = measure(&target, Duration::from_secs(2));
+        assert_eq!(c.offset_ns, None);
+        assert!(c.source.contains("no date header"), "{c:?}");
+        server.join().unwrap();
     }
 }
