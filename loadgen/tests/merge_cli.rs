@@ -166,6 +166,39 @@ fn shards_must_all_be_there_once() {
         &["shards of run", &name(&s0a), &name(&s1of3)],
     );
 
+    // A shard of another run among them is foreign.
+    let other = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f";
+    let foreign = write("shard-1of2-foreign.json", &as_shard(&db, other, 1, 2));
+    let out = merge(&[&s0a, &foreign], &merged);
+    refused(
+        &out,
+        &merged,
+        &[
+            "foreign shard",
+            "shard 1 of 2",
+            other,
+            &name(&foreign),
+            &name(&s0a),
+        ],
+    );
+
+    // Shards whose recorded windows are further apart than the tolerance.
+    let window = |d: &Value, start_s: u64| {
+        let mut d = d.clone();
+        let ns = start_s * 1_000_000_000;
+        d["window"] = json!({"start_unix_ns": ns, "end_unix_ns": ns + 1_000_000_000,
+            "clock_offset_ns": null, "clock_offset_source": "unknown"});
+        d
+    };
+    let w0 = write("shard-0of2-w.json", &window(&as_shard(&da, id, 0, 2), 100));
+    let w1 = write("shard-1of2-w.json", &window(&as_shard(&db, id, 1, 2), 105));
+    let out = merge(&[&w0, &w1], &merged);
+    refused(
+        &out,
+        &merged,
+        &["different windows", "(shard 1)", &name(&w0), &name(&w1)],
+    );
+
     // Both shards of a split in two: merged, keeping the run's id, no shard.
     let s1 = write("shard-1of2.json", &as_shard(&db, id, 1, 2));
     let out = merge(&[&s1, &s0a], &merged);

@@ -190,9 +190,24 @@ fn every_run_has_a_run_id_that_older_files_may_lack_and_shards_need() {
     assert_eq!((s.index, s.count), (1, 3));
     let cases: Vec<(&str, Value)> = vec![
         (
-            "a run id that is not a UUID",
+            "a run id with a space",
             with(&|m| {
-                m.insert("run_id".into(), json!("run-1"));
+                m.insert("run_id".into(), json!("run 1"));
+            }),
+        ),
+        (
+            "a run id starting with '-'",
+            with(&|m| {
+                m.insert("run_id".into(), json!("-x"));
+            }),
+        ),
+        (
+            "a window without its clock offset",
+            with(&|m| {
+                m.insert(
+                    "window".into(),
+                    json!({"start_unix_ns": 1, "end_unix_ns": 2, "clock_offset_source": "x"}),
+                );
             }),
         ),
         (
@@ -224,6 +239,51 @@ fn every_run_has_a_run_id_that_older_files_may_lack_and_shards_need() {
     for (what, d) in &cases {
         assert_rejected(&v, d, what);
     }
+}
+
+#[test]
+fn a_shard_records_its_run_id_share_and_window() {
+    let v = validator();
+    let args = ["--rate", "300", "--shard", "1/3", "--start-at", "+3s"];
+    let doc = real_results("shard", &[&args[..], &["--run-id", "load-7"]].concat());
+    assert_valid(&v, &doc);
+    let r = round_trips(&doc);
+    assert_eq!(r.identity.run_id.as_deref(), Some("load-7"));
+    let s = r.identity.shard.unwrap();
+    assert_eq!((s.index, s.count), (1, 3));
+    let w = r.identity.window.expect("a shard without its window");
+    let measured = (w.end_unix_ns - w.start_unix_ns) as f64 / 1e9;
+    assert!((measured - r.runs[0].duration_s).abs() < 0.01, "{w:?}");
+    // The start leaves time to probe the server's date header: same host, same clock.
+    let offset = w.clock_offset_ns.expect(&w.clock_offset_source);
+    assert!(offset.abs() < 100_000_000, "offset {offset} ns: {w:?}");
+    assert!(w.clock_offset_source.starts_with("date header"), "{w:?}");
+    let run = &r.runs[0];
+    // The label is the whole run's; the settings hold the share and the totals.
+    assert_eq!(run.workload, "GET /, 4 conns, open 300/s");
+    let set = &run.config.settings;
+    assert_eq!(set["connections"], json!(1));
+    assert_eq!(set["rate_per_s"], json!(100.0));
+    assert_eq!(set["total_connections"], json!(4));
+    assert_eq!(
+        (set["shard_index"].clone(), set["shard_count"].clone()),
+        (json!(1), json!(3))
+    );
+    // Without --run-id a relative start cannot give the shards one id.
+    let server = EngineServer::start(|_: &Request<'_>, res: &mut Response| {
+        res.body(b"ok");
+    });
+    let url = server.url();
+    let out = loadgen(
+        &[&["run", &url, "-d", "1s"], &args[..]].concat(),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code(), 2, "{out:?}");
+    let err = &out.stderr;
+    assert!(
+        err.contains("--run-id") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]

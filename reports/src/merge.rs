@@ -18,7 +18,7 @@
 use rayon::prelude::*;
 
 use crate::histogram;
-use crate::result::{OpenModel, Results, RunIdentity, RunResult, TimelinePoint};
+use crate::result::{OpenModel, Results, RunIdentity, RunResult, TimelinePoint, Window};
 
 /// How far apart the inputs' starts (and ends) may be by default, milliseconds.
 pub const DEFAULT_TOLERANCE_MS: u64 = 2_000;
@@ -47,6 +47,7 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
     let first = inputs.first().ok_or("nothing to merge")?;
     check_distinct(inputs)?;
     check_shards(inputs)?;
+    check_windows(inputs, tolerance_ms)?;
     let mut groups: Vec<(RunKey, Vec<(usize, &RunResult)>)> = Vec::new();
     for (i, input) in inputs.iter().enumerate() {
         for run in &input.results.runs {
@@ -93,8 +94,26 @@ pub fn merge(inputs: &[MergeInput], tolerance_ms: u64) -> Result<Results, String
         identity: RunIdentity {
             run_id: common_run_id(inputs),
             shard: None,
+            window: merged_window(inputs),
         },
         runs,
+    })
+}
+
+/// The window covering every input's, when they all record one.
+fn merged_window(inputs: &[MergeInput]) -> Option<Window> {
+    let windows: Vec<&Window> = inputs
+        .iter()
+        .map(|i| i.results.identity.window.as_ref())
+        .collect::<Option<_>>()?;
+    Some(Window {
+        start_unix_ns: windows.iter().map(|w| w.start_unix_ns).min()?,
+        end_unix_ns: windows.iter().map(|w| w.end_unix_ns).max()?,
+        clock_offset_ns: None,
+        clock_offset_source: format!(
+            "merged from {} windows: each input gives its own offset",
+            windows.len()
+        ),
     })
 }
 
@@ -159,6 +178,17 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
     let mut runs: Vec<(&str, u32, Vec<&MergeInput>)> = Vec::new();
     for input in inputs {
         let identity = &input.results.identity;
+        if let (Some(shard), Some(id), Some((first_id, first_count, files))) =
+            (identity.shard, identity.run_id.as_deref(), runs.first())
+        {
+            if id != *first_id {
+                return Err(format!(
+                    "{} is shard {} of {} of run {id}, but {} is a shard of run {first_id} (of {first_count}): a foreign shard; merge the shards of one run at a time",
+                    input.name, shard.index, shard.count, files[0].name
+                ));
+            }
+        }
+        let identity = &input.results.identity;
         let Some(shard) = identity.shard else {
             continue;
         };
@@ -178,8 +208,8 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
             Some((_, count, files)) => {
                 if *count != shard.count {
                     return Err(format!(
-                        "{} is one of {count} shards of run {id} but {} one of {}: give the shards of one split",
-                        files[0].name, input.name, shard.count
+                        "{} is one of {count} shards of run {id} but {} (shard {}) one of {}: a foreign shard; give the shards of one split",
+                        files[0].name, input.name, shard.index, shard.count
                     ));
                 }
                 files.push(input);
@@ -204,6 +234,55 @@ fn check_shards(inputs: &[MergeInput]) -> Result<(), String> {
             return Err(format!(
                 "run {id}: shard {missing} of {count} is missing (given: {}); merge needs every shard once",
                 given.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses inputs whose recorded measuring windows (sharded runs write them) start or
+/// end more than `tolerance_ms` apart.
+fn check_windows(inputs: &[MergeInput], tolerance_ms: u64) -> Result<(), String> {
+    let with: Vec<(&MergeInput, &Window)> = inputs
+        .iter()
+        .filter_map(|i| Some((i, i.results.identity.window.as_ref()?)))
+        .collect();
+    let Some(&(first, w0)) = with.first() else {
+        return Ok(());
+    };
+    let tolerance_ns = u128::from(tolerance_ms) * 1_000_000;
+    // On the server's clock when every input knows its offset from it.
+    let on_server = with.iter().all(|(_, w)| w.clock_offset_ns.is_some());
+    let at = |w: &Window, t: u64| {
+        let offset = if on_server {
+            w.clock_offset_ns.unwrap_or(0)
+        } else {
+            0
+        };
+        i128::from(t) + i128::from(offset)
+    };
+    for &(input, w) in &with[1..] {
+        let ds = at(w, w.start_unix_ns).abs_diff(at(w0, w0.start_unix_ns));
+        let de = at(w, w.end_unix_ns).abs_diff(at(w0, w0.end_unix_ns));
+        if ds.max(de) > tolerance_ns {
+            let shard = |i: &MergeInput| match i.results.identity.shard {
+                Some(s) => format!(" (shard {})", s.index),
+                None => String::new(),
+            };
+            return Err(format!(
+                "{}{} and {}{} measured different windows (starts {:.3} s apart, ends {:.3} s apart{}, tolerance {:.3} s): start the shards with the same --start-at, check the hosts' clocks, or raise --tolerance",
+                first.name,
+                shard(first),
+                input.name,
+                shard(input),
+                ds as f64 / 1e9,
+                de as f64 / 1e9,
+                if on_server {
+                    " on the server's clock"
+                } else {
+                    ""
+                },
+                tolerance_ms as f64 / 1000.0
             ));
         }
     }
@@ -470,5 +549,78 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.runs[0].started_unix_ms, Some(1_000_000));
+    }
+
+    /// Shard `index` of 2 of run `id`, its window from `start_s` on its host's clock
+    /// with that clock `offset_ms` behind the server's.
+    fn shard(id: &str, index: u32, start_s: u64, offset_ms: Option<i64>) -> MergeInput {
+        let mut i = input(
+            &format!("{id}-{index}"),
+            start_s * 1000,
+            Some(start_s * 1000),
+        );
+        i.results.identity = RunIdentity {
+            run_id: Some(id.into()),
+            shard: Some(crate::result::Shard { index, count: 2 }),
+            window: Some(Window {
+                start_unix_ns: start_s * 1_000_000_000,
+                end_unix_ns: (start_s + 1) * 1_000_000_000,
+                clock_offset_ns: offset_ms.map(|ms| ms * 1_000_000),
+                clock_offset_source: "test".into(),
+            }),
+        };
+        i.results.runs[0].requests = 10 + u64::from(index);
+        i
+    }
+
+    #[test]
+    fn shards_are_compared_on_the_servers_clock_when_they_know_it() {
+        // The same window on both hosts' clocks, and the clocks agree: merged.
+        let m = merge(
+            &[shard("r", 0, 100, Some(2)), shard("r", 1, 100, Some(-1))],
+            1000,
+        )
+        .unwrap();
+        assert_eq!(m.runs[0].requests, 21);
+        assert_eq!(m.identity.run_id.as_deref(), Some("r"));
+        let w = m.identity.window.unwrap();
+        assert_eq!(
+            (w.start_unix_ns, w.end_unix_ns),
+            (100_000_000_000, 101_000_000_000)
+        );
+        // Host 1's clock is 3 s behind: it started 3 s late on the server's clock.
+        let e = merge(
+            &[shard("r", 0, 100, Some(0)), shard("r", 1, 100, Some(3000))],
+            1000,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("on the server's clock") && e.contains("r-1 (shard 1)"),
+            "{e}"
+        );
+        // Without offsets the hosts' clocks are taken as they are.
+        assert!(merge(
+            &[shard("r", 0, 100, None), shard("r", 1, 100, Some(3000))],
+            1000
+        )
+        .is_ok());
+        let e = merge(&[shard("r", 0, 100, None), shard("r", 1, 103, None)], 1000).unwrap_err();
+        assert!(e.contains("different windows"), "{e}");
+    }
+
+    #[test]
+    fn a_foreign_shard_is_named() {
+        let e = merge(&[shard("r", 0, 100, None), shard("q", 1, 100, None)], 1000).unwrap_err();
+        assert!(
+            e.contains("q-1 is shard 1 of 2 of run q") && e.contains("foreign"),
+            "{e}"
+        );
+        let e = merge(&[shard("r", 0, 100, None), shard("r", 0, 100, None)], 1000).unwrap_err();
+        assert!(
+            e.contains("same results") || e.contains("both shard 0 of 2"),
+            "{e}"
+        );
+        let e = merge(&[shard("r", 1, 100, None)], 1000).unwrap_err();
+        assert!(e.contains("shard 0 of 2 is missing"), "{e}");
     }
 }

@@ -38,6 +38,24 @@ pub struct RunIdentity {
     /// Which share of a load split over several processes this file holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// The measuring window on the wall clock, written by sharded runs (and kept by
+    /// `loadgen merge`) so that the shards' windows can be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
+}
+
+/// A measuring window on the wall clock of the host that measured it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Window {
+    /// When measuring started, nanoseconds since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// When measuring ended, nanoseconds since the Unix epoch.
+    pub end_unix_ns: u64,
+    /// The host clock's offset from the server's (server minus host), nanoseconds;
+    /// `None` when it is not known.
+    pub clock_offset_ns: Option<i64>,
+    /// How the offset was found, or why it is unknown.
+    pub clock_offset_source: String,
 }
 
 /// One share of a load split over `count` processes or hosts.

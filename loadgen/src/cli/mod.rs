@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cost;
 pub mod counters;
 pub mod gate;
+mod help;
 pub mod merge;
 mod negative;
 pub mod report;
@@ -52,24 +53,8 @@ Exit codes: 0 every MUST clause passed, 1 a MUST clause failed (with --expect: a
 the file does not allow, an unexpected pass included), 2 usage or harness error.")]
     Scenario(scenario::ScenarioArgs),
     /// Load-test one HTTP/1.1 server (closed model, or open model with --rate).
-    #[command(after_help = "Examples:
-  loadgen run http://127.0.0.1:8080/ -c 64 -d 10s
-  loadgen run http://127.0.0.1:8080/ -c 64 --pipeline 16 --json out.json
-  loadgen run http://127.0.0.1:8080/ -c 16 --rate 20000 --arrivals poisson -d 30s
-  loadgen run http://127.0.0.1:8080/echo --method POST --body hello --expect-body hello
-  loadgen run http://127.0.0.1:8080/ -c 8 --requests-per-conn 1 --requests 10000
-  loadgen run http://127.0.0.1:8080/ -c 16 -d 30s --check 'p99<10ms' --check 'errors<0.1%'
-
-Latency is recorded for every request: corrected (from its due time, the default) and
-uncorrected (from its send). Failed requests are counted by class with their own
-histogram. When the window ends, requests in flight get up to --timeout to finish;
-the rest fail as `timeout` (in the open model so do requests due in the window but
-never sent). --check EXPR (repeatable) sets a threshold: p99<10ms, p99.9<=1s (us, ms,
-s), errors<0.1%, errors<5, rps>1000; each is printed with its measured value and
-stored in --json. Ctrl-C or SIGTERM stops the run early: the summary is printed and
---json written, marked interrupted (a second Ctrl-C exits at once).
-Exit codes: 0 done, 1 a --check failed or no request succeeded, 2 usage or setup
-error, 130 interrupted (Ctrl-C, SIGTERM).")]
+    // Its examples and notes: `cli/help.rs`.
+    #[command(after_help = help::RUN)]
     Run(Box<run::RunArgs>),
     /// Start the reference engine and serve until interrupted.
     // Its examples and notes: `cli/serve.rs`.
@@ -87,10 +72,14 @@ comparison bars, scenario verdicts. Exit codes: 0 written, 2 usage or input erro
     /// Merge results written at the same time by several load processes or hosts.
     #[command(after_help = "Examples:
   loadgen merge host1.json host2.json --out all.json
+  loadgen merge shard-0.json shard-1.json shard-2.json --tolerance 1s --out all.json
 
 Runs with the same target and workload are merged exactly: histograms added, counts
 and req/s summed, timelines summed by second. They must have run at the same time
-(starts and ends within --tolerance). Other runs are kept as they are.")]
+(starts and ends within --tolerance). Other runs are kept as they are. Shards of a
+sharded run (loadgen run --shard) must all be there once, of one run id and count,
+with their windows within --tolerance: a missing, duplicated or foreign shard is an
+error naming the file.")]
     Merge(merge::MergeArgs),
     /// Statistical regression verdict: candidate runs against baseline runs.
     #[command(after_help = "Examples:

@@ -6,8 +6,11 @@ use clap::Args;
 
 use crate::export::{self, OutputFile};
 use crate::load::check::Check;
-use crate::load::config::{count_flag, parse_duration_flag, parse_header, rate_flag, Arrivals};
+use crate::load::config::{
+    count_flag, parse_duration_flag, parse_header, parse_start_at, rate_flag, Arrivals,
+};
 use crate::load::interrupt::{self, EXIT_INTERRUPTED};
+use crate::load::shard::{self, ShardSpec};
 use crate::load::{self, RunConfig, Target};
 use crate::EXIT_OK;
 
@@ -73,8 +76,23 @@ pub struct RunArgs {
     #[arg(long, value_name = "EXPR")]
     pub check: Vec<String>,
     /// Write the results (loadgen.result/v1 JSON) to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(short = 'o', long, value_name = "FILE")]
     pub json: Option<std::path::PathBuf>,
+    /// Run share I of a load split over N processes or hosts (I from 0), e.g. 0/3:
+    /// -c and --rate are the whole run's, divided exactly.
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    pub shard: Option<String>,
+    /// Run one of N shares, the index from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).
+    #[arg(long, value_name = "N")]
+    pub shards: Option<String>,
+    /// Start measuring at this wall-clock time (connect and warm up before): RFC 3339
+    /// UTC, e.g. 2026-12-04T02:00:00Z, or +10s from now. The same for every shard.
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub start_at: Option<String>,
+    /// The run's id, the same for every shard (default: derived from an absolute
+    /// --start-at and the command line for shards, random otherwise).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
     /// Write an HdrHistogram interval log to this file.
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<std::path::PathBuf>,
@@ -110,6 +128,10 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
     let connections = count_flag("connections", a.connections, "64")? as usize;
     let threads = count_flag("threads", a.threads, "2")? as usize;
     let opt_count = |flag, v: Option<i64>, ex| v.map(|v| count_flag(flag, v, ex)).transpose();
+    let rate = a.rate.map(|r| rate_flag("rate", r, "500")).transpose()?;
+    let spec = ShardSpec::from_cli(a.shard.as_deref(), a.shards.as_deref())?;
+    let (connections, rate, shard) = shard::split(spec, connections, rate)?;
+    let start_at = a.start_at.as_deref().map(parse_start_at).transpose()?;
     let cfg = RunConfig {
         target,
         threads: threads.min(connections.max(1)),
@@ -119,7 +141,7 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
         warmup: parse_duration_flag("warmup", &a.warmup)?,
         timeout: parse_duration_flag("timeout", &a.timeout)?,
         pipeline: count_flag("pipeline", a.pipeline, "16")? as usize,
-        rate: a.rate.map(|r| rate_flag("rate", r, "500")).transpose()?,
+        rate,
         arrivals,
         seed: a.seed,
         method: a.method.to_ascii_uppercase(),
@@ -131,6 +153,8 @@ pub fn config(a: &RunArgs) -> Result<RunConfig, String> {
         hdr_log: a.hdr_log.clone(),
         progress: !a.quiet,
         json: a.json.clone(),
+        shard,
+        start_at,
     };
     cfg.validate()?;
     Ok(cfg)
@@ -145,8 +169,11 @@ pub fn run(args: RunArgs) -> Result<u8, String> {
         .iter()
         .map(|c| Check::parse(c))
         .collect::<Result<Vec<_>, _>>()?;
+    let (run_id, start_at) = (args.run_id.as_deref(), args.start_at.as_deref());
+    let identity = export::results::identity_of(&cfg, run_id, start_at)?;
     let json = OutputFile::create_opt("--json", &args.json)?;
     let stop = interrupt::on_signals()?;
+    let clock = load::clock::before_start(&cfg);
     let started = SystemTime::now();
     let mut result = load::run_until(&cfg, &stop)?;
     let interrupted = stop.load(std::sync::atomic::Ordering::Relaxed);
@@ -158,7 +185,8 @@ pub fn run(args: RunArgs) -> Result<u8, String> {
     result.config.run = Some(record);
     print!("{}", export::run::summary(&result));
     if let Some(file) = json {
-        file.write_json(&export::results::document(vec![result], started))?;
+        let doc = export::results::run_document(&cfg, result, started, identity, clock);
+        file.write_json(&doc)?;
     }
     Ok(if interrupted {
         EXIT_INTERRUPTED

@@ -3,7 +3,11 @@
 
 use std::time::SystemTime;
 
-use reports::{Host, Results, RunIdentity, RunResult, Tool, RESULT_SCHEMA};
+use reports::{Host, Results, RunIdentity, RunResult, Tool, Window, RESULT_SCHEMA};
+
+use crate::load::clock::ClockOffset;
+use crate::load::shard;
+use crate::load::RunConfig;
 
 pub use crate::load::unix_ms;
 
@@ -77,11 +81,72 @@ pub fn document_of(runs: Vec<RunResult>, started: SystemTime, identity: RunIdent
     }
 }
 
+/// The identity of `loadgen run`'s results: the run id (`given`, derived for a shard
+/// from its absolute `--start-at` given as `start_at`, and the process's command
+/// line, or new) and the shard.
+pub fn identity_of(
+    cfg: &RunConfig,
+    given: Option<&str>,
+    start_at: Option<&str>,
+) -> Result<RunIdentity, String> {
+    let spec = cfg.shard.as_ref().map(|p| p.spec);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let start_at = start_at.zip(cfg.start_at);
+    let mut id = new_identity();
+    if let Some(run_id) = shard::run_id(given, spec, start_at, &args)? {
+        id.run_id = Some(run_id);
+    }
+    id.shard = spec.map(|s| reports::Shard {
+        index: s.index,
+        count: s.count,
+    });
+    Ok(id)
+}
+
+/// The measuring window of `result` (run with `cfg`) on this host's clock: from
+/// `--start-at` when given, else from the run's start; with the clock's offset from
+/// the server's when `clock` knows it.
+pub fn window(cfg: &RunConfig, result: &RunResult, clock: Option<ClockOffset>) -> Window {
+    let start = match cfg.start_at {
+        Some(at) => shard::unix_ns(at),
+        None => result
+            .started_unix_ms
+            .unwrap_or(0)
+            .saturating_mul(1_000_000),
+    };
+    let clock = clock.unwrap_or_else(|| ClockOffset {
+        offset_ns: None,
+        source: "unknown: not measured without --start-at".into(),
+    });
+    Window {
+        start_unix_ns: start,
+        end_unix_ns: start + (result.duration_s * 1e9).round() as u64,
+        clock_offset_ns: clock.offset_ns,
+        clock_offset_source: clock.source,
+    }
+}
+
+/// The results file of one `loadgen run`; a split run or one with `--start-at` also
+/// records its measuring window (with `clock`, the offset measured before it).
+pub fn run_document(
+    cfg: &RunConfig,
+    result: RunResult,
+    started: SystemTime,
+    mut identity: RunIdentity,
+    clock: Option<ClockOffset>,
+) -> Results {
+    if cfg.shard.is_some() || cfg.start_at.is_some() {
+        identity.window = Some(window(cfg, &result, clock));
+    }
+    document_of(vec![result], started, identity)
+}
+
 /// The identity of a new, unsharded run.
 pub fn new_identity() -> RunIdentity {
     RunIdentity {
         run_id: Some(new_run_id()),
         shard: None,
+        window: None,
     }
 }
 

@@ -43,6 +43,15 @@ pub fn summary(r: &RunResult) -> String {
     }
     out.push_str(&format!("target    {}\n", r.target));
     out.push_str(&format!("workload  {}\n", r.workload));
+    let set = |k: &str| r.config.settings.get(k).filter(|v| !v.is_null());
+    if let (Some(i), Some(n), Some(c)) =
+        (set("shard_index"), set("shard_count"), set("connections"))
+    {
+        let rate = set("rate_per_s").map_or(String::new(), |r| format!(", {r}/s"));
+        out.push_str(&format!(
+            "shard     {i} of {n}: {c} conns{rate} of the workload's\n"
+        ));
+    }
     out.push_str(&format!(
         "requests  {} in {:.2} s = {:.1}/s, {:.2} MiB/s received\n",
         r.requests,

@@ -182,6 +182,21 @@ fn exhaustion_hint(e: &io::Error) -> Option<&'static str> {
     }
 }
 
+/// The first due time of an open-model connection `offset` into the schedule: from
+/// the load's start, shifted by the shard's phase; with `--start-at`, anchored at the
+/// measuring start instead (so that shards started at different moments keep their
+/// interleaving) and moved back by whole gaps to the first one after the load starts.
+fn first_due(sh: &Shared, cfg: &RunConfig, gap: Duration, offset: Duration) -> Instant {
+    let phase = cfg.shard.as_ref().map_or(Duration::ZERO, |p| p.phase);
+    if cfg.start_at.is_none() || gap.is_zero() {
+        return sh.start + phase + offset;
+    }
+    let anchored = sh.measure_start + phase + offset;
+    let before = anchored.saturating_duration_since(sh.start);
+    let steps = (before.as_nanos() / gap.as_nanos()).min(u128::from(u32::MAX)) as u32;
+    anchored - gap * steps
+}
+
 /// A connection's open-model schedule: the due time of its next request.
 #[derive(Debug, Clone, Copy)]
 struct Schedule {
@@ -315,14 +330,16 @@ impl Thread {
         let cfg = Arc::clone(&sh.cfg);
         let open_model = cfg.rate.is_some();
         let total = cfg.connections as f64;
+        let conn_base = cfg.shard.as_ref().map_or(0, |p| p.conn_base as u64);
         let conns = (0..n)
             .map(|k| {
                 let global = first_conn + k;
                 let (gap, first_due) = match cfg.rate {
                     Some(r) => {
                         let per_conn = r / total;
+                        let gap = Duration::from_secs_f64(1.0 / per_conn);
                         let offset = Duration::from_secs_f64(global as f64 / r);
-                        (Duration::from_secs_f64(1.0 / per_conn), sh.start + offset)
+                        (gap, first_due(&sh, &cfg, gap, offset))
                     }
                     None => (Duration::ZERO, sh.start),
                 };
@@ -341,7 +358,10 @@ impl Thread {
                     schedule: Schedule {
                         next_due: first_due,
                         gap,
-                        rng: cfg.seed ^ (global as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                        // Numbered across the shards of a split run, so that each
+                        // connection of the whole run draws its own arrivals.
+                        rng: cfg.seed
+                            ^ (global as u64 + conn_base + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                     },
                 }
             })

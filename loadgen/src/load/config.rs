@@ -3,7 +3,9 @@
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::shard::{unix_ns, ShardPlan};
 
 /// How requests arrive in the open model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +254,10 @@ pub struct RunConfig {
     pub progress: bool,
     /// Where the results file goes (recorded in the results; written by the caller).
     pub json: Option<PathBuf>,
+    /// This run's share of a split load (`connections` and `rate` are the share's).
+    pub shard: Option<ShardPlan>,
+    /// Start measuring at this wall-clock instant (connecting and warming up before).
+    pub start_at: Option<SystemTime>,
 }
 
 impl RunConfig {
@@ -282,6 +288,8 @@ impl RunConfig {
             hdr_log: None,
             progress: false,
             json: None,
+            shard: None,
+            start_at: None,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -382,8 +390,46 @@ impl RunConfig {
         m.insert("json".into(), path(&self.json));
         m.insert("hdr_log".into(), path(&self.hdr_log));
         m.insert("quiet".into(), json!(!self.progress));
+        if let Some(p) = &self.shard {
+            m.insert("shard_index".into(), json!(p.spec.index));
+            m.insert("shard_count".into(), json!(p.spec.count));
+            m.insert("total_connections".into(), json!(p.total_connections));
+            m.insert("total_rate_per_s".into(), json!(p.total_rate));
+            m.insert("schedule_phase_ns".into(), json!(p.phase.as_nanos() as u64));
+        }
+        if let Some(at) = self.start_at {
+            m.insert("start_at_unix_ns".into(), json!(unix_ns(at)));
+        }
         m
     }
+}
+
+/// When measuring starts: `+10s` (from now) or an RFC 3339 time
+/// (`2026-12-04T02:00:00Z`, fractions and `+01:00` offsets allowed). A time not in
+/// the future is refused.
+pub fn parse_start_at(s: &str) -> Result<SystemTime, String> {
+    parse_start_at_from(s, SystemTime::now())
+}
+
+/// [`parse_start_at`] at the instant `now`.
+pub fn parse_start_at_from(s: &str, now: SystemTime) -> Result<SystemTime, String> {
+    let t = s.trim();
+    let at = if let Some(rel) = t.strip_prefix('+') {
+        let d = parse_duration(rel).map_err(|e| format!("--start-at {s:?}: {e}"))?;
+        now + d
+    } else {
+        let ns = super::shard::parse_rfc3339_ns(t).map_err(|e| {
+            format!("--start-at {s:?}: {e}: use RFC 3339 UTC like 2026-12-04T02:00:00Z, or +10s")
+        })?;
+        UNIX_EPOCH + Duration::from_nanos(ns)
+    };
+    if at <= now {
+        let ago = now.duration_since(at).unwrap_or_default().as_secs_f64();
+        return Err(format!(
+            "--start-at {s}: that is {ago:.1} s in the past: give a time in the future (e.g. +10s), the same for every shard"
+        ));
+    }
+    Ok(at)
 }
 
 /// Parses `10s`, `500ms`, `2m`, `1.5s`, `100us` or a bare number of seconds.
@@ -440,6 +486,21 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn start_at_refuses_the_past() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_349_600);
+        assert_eq!(
+            parse_start_at_from("+10s", now).unwrap(),
+            now + Duration::from_secs(10)
+        );
+        let e = parse_start_at_from("2026-12-04T01:59:00Z", now).unwrap_err();
+        assert!(e.contains("60.0 s in the past"), "{e}");
+        assert!(parse_start_at_from("2026-12-04T02:00:01Z", now).is_ok());
+        assert!(parse_start_at_from("tomorrow", now)
+            .unwrap_err()
+            .contains("RFC 3339"));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod check;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod interrupt;
 pub mod response;
+pub mod shard;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -38,9 +40,14 @@ pub fn run_until(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult, S
     })?;
     let cfg = Arc::new(cfg.clone());
     let start = Instant::now();
-    let measure_start = start + cfg.warmup;
+    let now_wall = SystemTime::now();
+    let ahead = match cfg.start_at {
+        Some(at) => start_ahead(at, now_wall, cfg.warmup)?,
+        None => cfg.warmup,
+    };
+    let measure_start = start + ahead;
     // The wall-clock time of `measure_start`, for the run's `started_unix_ms`.
-    let wall_measure_start = SystemTime::now() + cfg.warmup;
+    let wall_measure_start = cfg.start_at.unwrap_or(now_wall + ahead);
     let shared = Arc::new(Shared {
         request: cfg.request_bytes(),
         start,
@@ -117,6 +124,25 @@ pub fn run_until(cfg: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunResult, S
     let mut result = summarize_run(&cfg, outcomes, timeline);
     result.started_unix_ms = Some(unix_ms(wall_measure_start));
     Ok(result)
+}
+
+/// How long from `now` to `--start-at` `at`: refused when `at` has passed or leaves
+/// less than `warmup` to warm up.
+fn start_ahead(at: SystemTime, now: SystemTime, warmup: Duration) -> Result<Duration, String> {
+    let ahead = at.duration_since(now).map_err(|e| {
+        format!(
+            "--start-at passed {:.1} s ago while connecting: give a later time (e.g. +10s)",
+            e.duration().as_secs_f64()
+        )
+    })?;
+    if ahead < warmup {
+        return Err(format!(
+            "--start-at is {:.1} s away, less than --warmup {:.1} s: give a later time or a shorter warmup",
+            ahead.as_secs_f64(),
+            warmup.as_secs_f64()
+        ));
+    }
+    Ok(ahead)
 }
 
 /// Milliseconds since the Unix epoch (0 before it).
@@ -456,8 +482,14 @@ fn summarize_run(
     }
 }
 
+/// The workload's label; a shard's is the whole run's (its total connections and
+/// rate), so that `loadgen merge` pairs the shards of one run.
 fn workload_name(cfg: &RunConfig) -> String {
-    let model = match cfg.rate {
+    let (connections, rate) = match &cfg.shard {
+        Some(p) => (p.total_connections, p.total_rate),
+        None => (cfg.connections, cfg.rate),
+    };
+    let model = match rate {
         Some(r) => format!("open {r}/s"),
         None => format!("closed p{}", cfg.pipeline),
     };
@@ -465,7 +497,7 @@ fn workload_name(cfg: &RunConfig) -> String {
         "{} {}, {} conns{model_sep}{model}",
         cfg.method,
         cfg.target.path,
-        cfg.connections,
+        connections,
         model_sep = ", "
     )
 }

@@ -148,3 +148,29 @@ pub fn slack() -> u32 {
         .filter(|&s| s > 0)
         .unwrap_or(1)
 }
+
+/// The repository's `deploy/` directory.
+pub fn deploy_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// The container arguments of the manifest `file` under `deploy/kubernetes/` (its
+/// one-line `args: [...]` list, the first one when there are several), with each
+/// `$(NAME)` replaced from `vars` as Kubernetes expands them from the pod's env.
+#[track_caller]
+pub fn pod_args(file: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    let path = deploy_dir().join("kubernetes").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args:"))
+        .unwrap_or_else(|| panic!("{path:?} has no one-line `args: [...]`"));
+    let args: Vec<String> = serde_json::from_str(line.trim())
+        .unwrap_or_else(|e| panic!("{path:?}: the args line is not a list of strings: {e}"));
+    args.into_iter()
+        .map(|a| {
+            vars.iter()
+                .fold(a, |a, (k, v)| a.replace(&format!("$({k})"), v))
+        })
+        .collect()
+}
