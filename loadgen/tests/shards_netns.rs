@@ -318,6 +318,10 @@ fn three_shards_in_network_namespaces_add_up_to_one_run() {
         return;
     }
     if Command::new("ip").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`ip` (iproute2) is not installed and CI is set: .ci/run must install it"
+        );
         println!("SKIPPED: `ip` (iproute2) is not installed");
         return;
     }

@@ -135,7 +135,7 @@ fn summary(ab: &Ab) -> String {
         .collect();
     match ab.verdict {
         Verdict::Regressed => format!(
-            "regressed ({}; threshold {}% of instructions, any rise of allocations or syscalls)",
+            "regressed ({}; threshold {}% of instructions, any rise of allocations, more than 2 calls of a syscall in the window)",
             bad.join(", "),
             ab.threshold_pct
         ),
