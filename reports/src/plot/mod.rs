@@ -10,11 +10,12 @@ use plotters::prelude::*;
 use rayon::prelude::*;
 
 use crate::output::Staged;
+
+pub mod text;
 use crate::scenarios::VerdictKind;
 use crate::stats::{self, Comparison, RateCurve, RunSpectrum, TimelineSeries, VerdictMatrix};
 
-/// DejaVu Sans (Bitstream Vera license: `reports/assets/DejaVuSans-LICENSE.txt`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+use text::FONT;
 const FAMILY: &str = "sans-serif";
 
 static REGISTER_FONT: Once = Once::new();
@@ -159,11 +160,16 @@ pub fn stage(plot: &Plot, dir: &Path) -> Result<StagedPlot, String> {
     let size = plot.size();
     let cannot = |p: &Path, e: std::io::Error| format!("{}: cannot write: {e}", p.display());
     let png_tmp = Staged::new(&png).map_err(|e| cannot(&png, e))?;
-    plot.draw(&BitMapBackend::new(png_tmp.tmp_path(), size).into_drawing_area())
+    let log = text::TextLog::default();
+    let bitmap = BitMapBackend::new(png_tmp.tmp_path(), size);
+    plot.draw(&text::Glyphs::new(bitmap, true, log.clone()).into_drawing_area())
         .map_err(|e| format!("{}: {e}", png.display()))?;
     let mut text = String::new();
-    plot.draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    plot.draw(
+        &text::Glyphs::new(SVGBackend::with_string(&mut text, size), false, log)
+            .into_drawing_area(),
+    )
+    .map_err(|e| format!("{}: {e}", svg.display()))?;
     let svg_tmp = Staged::write(&svg, text.as_bytes()).map_err(|e| cannot(&svg, e))?;
     Ok(StagedPlot {
         files: PlotFiles {
