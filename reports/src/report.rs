@@ -120,6 +120,19 @@ fn format_rate(c: &stats::MeanCi) -> String {
     }
 }
 
+/// A mean latency, or `failed` when every run of the group failed (it has none).
+fn latency_cell(ci: Option<stats::MeanCi>) -> String {
+    ci.map_or_else(|| "failed".to_string(), |c| format_us(c.mean))
+}
+
+/// Runs in a group, with how many failed: `18`, `18 (2 failed)`.
+fn runs_cell(c: &Comparison) -> String {
+    match c.failed_runs {
+        0 => c.requests_per_s.n.to_string(),
+        f => format!("{} ({f} failed)", c.requests_per_s.n),
+    }
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -167,10 +180,10 @@ pub fn summary_markdown(
                 &[
                     format!("`{}`", c.target),
                     c.workload.clone(),
-                    c.requests_per_s.n.to_string(),
+                    runs_cell(c),
                     format_rate(&c.requests_per_s),
-                    format_us(c.p50_us.mean),
-                    format_us(c.p99_us.mean),
+                    latency_cell(c.p50_us),
+                    latency_cell(c.p99_us),
                     c.errors.to_string(),
                 ],
             );
@@ -308,10 +321,10 @@ pub fn index_html(
                  <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 escape(&c.target),
                 escape(&c.workload),
-                c.requests_per_s.n,
+                runs_cell(c),
                 format_rate(&c.requests_per_s),
-                format_us(c.p50_us.mean),
-                format_us(c.p99_us.mean),
+                latency_cell(c.p50_us),
+                latency_cell(c.p99_us),
                 c.errors
             );
         }

@@ -381,3 +381,153 @@ fn verdict_columns_are_named_by_target_and_fault() {
         ]
     );
 }
+
+/// `groups` targets × one workload, each run `repeats` times, latencies and rates
+/// spread so that every group is its own line.
+fn many_runs(groups: usize, repeats: usize) -> Vec<Results> {
+    (0..repeats)
+        .map(|k| {
+            let runs = (0..groups)
+                .map(|g| {
+                    run(
+                        &format!("http://127.0.0.1:{}/", 8000 + g),
+                        "plaintext",
+                        60 + g as u64 * 9 + k as u64 * 3,
+                        20_000.0 + g as f64 * 700.0 + k as f64 * 150.0,
+                    )
+                })
+                .collect();
+            results(runs)
+        })
+        .collect()
+}
+
+/// `targets` sweeps of four steps each.
+fn many_sweeps(targets: usize) -> Vec<Results> {
+    (0..targets)
+        .map(|t| {
+            let mut f = fixture_sweep();
+            for r in &mut f.runs {
+                r.target = format!("http://127.0.0.1:{}/", 9000 + t);
+                r.latency_corrected.p99_us += t as u64 * 200;
+            }
+            f
+        })
+        .collect()
+}
+
+/// The checks of a drawn plot's layout: the legend and every text inside the image, no
+/// text over a plot area (unless it is an annotation, which lies wholly inside one),
+/// legend entries apart from each other, `entries` of them in `series` colours, each
+/// far from every other.
+#[track_caller]
+fn assert_layout(plot: &Plot, entries: usize, series: usize) {
+    let layout = plot::layout(plot).unwrap();
+    let stem = plot.stem();
+    let (w, h) = layout.size;
+    assert_eq!((w, h), plot.size(), "{stem}");
+    let image = plot::Rect {
+        x0: 0,
+        y0: 0,
+        x1: w as i32,
+        y1: h as i32,
+    };
+    assert!(!layout.plot_areas.is_empty(), "{stem}: no plot area");
+    for t in &layout.texts {
+        assert!(
+            image.contains(&t.rect),
+            "{stem}: {t:?} outside the image {image:?}"
+        );
+        if layout.annotations.contains(&t.text) {
+            assert!(
+                layout.plot_areas.iter().any(|a| a.contains(&t.rect)),
+                "{stem}: annotation {t:?} not inside a plot area"
+            );
+        } else {
+            for a in &layout.plot_areas {
+                assert!(
+                    !a.overlaps(&t.rect),
+                    "{stem}: {t:?} over the plot area {a:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(layout.legend.len(), entries, "{stem}: legend entries");
+    for (i, e) in layout.legend.iter().enumerate() {
+        assert!(
+            image.contains(&e.rect),
+            "{stem}: legend {e:?} outside the image"
+        );
+        for a in &layout.plot_areas {
+            assert!(
+                !a.overlaps(&e.rect),
+                "{stem}: legend {e:?} over the plot area {a:?}"
+            );
+        }
+        for o in &layout.legend[i + 1..] {
+            assert!(!o.rect.overlaps(&e.rect), "{stem}: legend {e:?} over {o:?}");
+        }
+    }
+    let mut colors: Vec<_> = Vec::new();
+    for e in &layout.legend {
+        if !colors.contains(&e.color) {
+            colors.push(e.color);
+        }
+    }
+    assert_eq!(colors.len(), series, "{stem}: series colours");
+    for (i, a) in colors.iter().enumerate() {
+        for b in &colors[i + 1..] {
+            assert!(
+                plot::palette::distance(*a, *b) >= MIN_DELTA_E,
+                "{stem}: colours {a:?} and {b:?} too close"
+            );
+        }
+    }
+}
+
+/// The least CIE76 difference between two series' colours.
+const MIN_DELTA_E: f64 = 12.0;
+
+#[test]
+fn forty_series_have_distinct_colours() {
+    for i in 0..40 {
+        for j in i + 1..40 {
+            let (a, b) = (plot::palette::color(i), plot::palette::color(j));
+            let d = plot::palette::distance(a, b);
+            assert!(
+                d >= MIN_DELTA_E,
+                "colours {i} {a:?} and {j} {b:?}: ΔE {d:.1}"
+            );
+        }
+        let white = plot::palette::distance(plot::palette::color(i), plotters::style::WHITE);
+        assert!(
+            white >= 25.0,
+            "colour {i} too pale: ΔE {white:.1} from white"
+        );
+    }
+}
+
+#[test]
+fn forty_runs_lay_out_inside_the_image() {
+    let files = many_runs(40, 1);
+    assert_layout(&Plot::Spectrum(stats::spectra(&files).unwrap()), 40, 40);
+    assert_layout(&Plot::Timeline(stats::timelines(&files)), 40, 40);
+    assert_layout(&Plot::Comparison(stats::comparisons(&files)), 0, 0);
+    // One SLO entry, then p99 and p50 in one colour per target.
+    let curves = stats::rate_curves(&many_sweeps(40));
+    assert_layout(&Plot::LatencyVsRate(curves), 81, 41);
+}
+
+#[test]
+fn repeats_are_one_line_per_target_and_workload() {
+    let files = many_runs(2, 18);
+    let spectra = stats::spectra(&files).unwrap();
+    assert_eq!(spectra.len(), 2);
+    assert_eq!(spectra[0].label, "127.0.0.1:8000/ plaintext (n=18)");
+    let p = spectra[0].corrected[spectra[0].corrected.len() / 2];
+    assert!(p.us.low < p.us.median && p.us.median < p.us.high, "{p:?}");
+    assert_layout(&Plot::Spectrum(spectra), 2, 2);
+    let timelines = stats::timelines(&files);
+    assert_eq!(timelines.len(), 2);
+    assert_layout(&Plot::Timeline(timelines), 2, 2);
+}

@@ -11,9 +11,14 @@ use rayon::prelude::*;
 
 use crate::output::Staged;
 
+mod legend;
+pub mod palette;
 pub mod text;
+
 use crate::scenarios::VerdictKind;
-use crate::stats::{self, Comparison, RateCurve, RunSpectrum, TimelineSeries, VerdictMatrix};
+use crate::stats::{self, Comparison, GroupSpectrum, RateCurve, TimelineGroup, VerdictMatrix};
+use legend::{Entry, Swatch};
+pub use text::{Rect, TextBox};
 
 use text::FONT;
 const FAMILY: &str = "sans-serif";
@@ -30,37 +35,75 @@ fn register_font() {
     });
 }
 
-/// Line colours, one per run (cycled).
-const SERIES: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(255, 127, 14),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
-
 fn series_color(i: usize) -> RGBColor {
-    SERIES[i % SERIES.len()]
+    palette::color(i)
+}
+
+/// Where a plot's parts were drawn, in pixels of its image: what the layout tests
+/// assert on (the legend and every text inside the image, no text over a plot area
+/// unless it is meant to be there).
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// The image's size.
+    pub size: (u32, u32),
+    /// The plotting areas (inside the axes) of its charts.
+    pub plot_areas: Vec<Rect>,
+    /// The legend's entries.
+    pub legend: Vec<LegendBox>,
+    /// Texts drawn inside a plot area on purpose (values beside bars, "failed").
+    pub annotations: Vec<String>,
+    /// Every text drawn, with its box.
+    pub texts: Vec<TextBox>,
+}
+
+/// A legend entry as drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LegendBox {
+    /// Its text (cut to fit, with an ellipsis, when it had to be).
+    pub label: String,
+    /// Its series' colour.
+    pub color: RGBColor,
+    /// The swatch and text.
+    pub rect: Rect,
+}
+
+fn pixel_rect<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>) -> Rect {
+    let (x, y) = area.get_pixel_range();
+    Rect {
+        x0: x.start,
+        y0: y.start,
+        x1: x.end,
+        y1: y.end,
+    }
 }
 
 /// One plot and the data it draws.
 #[derive(Debug, Clone)]
 pub enum Plot {
-    /// Latency percentile spectra, corrected and uncorrected side by side.
-    Spectrum(Vec<RunSpectrum>),
-    /// Requests per second and p99 per second.
-    Timeline(Vec<TimelineSeries>),
+    /// Latency percentile spectra, corrected and uncorrected side by side, one median
+    /// line and min–max band per target and workload.
+    Spectrum(Vec<GroupSpectrum>),
+    /// Requests, p99 and errors per second, one median line and band per group.
+    Timeline(Vec<TimelineGroup>),
     /// Requests per second per target and workload, with 95 % confidence intervals.
     Comparison(Vec<Comparison>),
     /// Scenario verdicts: clause × results file.
     Verdicts(VerdictMatrix),
-    /// Corrected p50 and p99 against the offered rate, one curve per target, with the
-    /// sweep's SLO.
+    /// Corrected p50 and p99 against the offered rate, one curve per swept target, with
+    /// the sweep's SLO.
     LatencyVsRate(Vec<RateCurve>),
 }
+
+const SPECTRUM_W: u32 = 1200;
+const SPECTRUM_H: u32 = 520;
+const TIMELINE_W: u32 = 1000;
+const TIMELINE_H: u32 = 860;
+const RATE_W: u32 = 1000;
+const RATE_H: u32 = 600;
+
+const BAND_NOTE: &str = "Lines: the median of a target and workload's runs; pale bands: their smallest to largest value.";
+const RATE_NOTE: &str =
+    "Solid: p99, dashed: p50. Dots: steps that held the SLO; crosses: steps that did not.";
 
 impl Plot {
     /// The file stem of its files (`spectrum` → `spectrum.png`, `spectrum.svg`).
@@ -78,37 +121,161 @@ impl Plot {
     pub fn title(&self) -> &'static str {
         match self {
             Plot::Spectrum(_) => "Latency percentile spectrum",
-            Plot::Timeline(_) => "Throughput and p99 over time",
+            Plot::Timeline(_) => "Throughput, p99 and errors over time",
             Plot::Comparison(_) => "Requests per second (mean, 95 % CI across repeats)",
             Plot::Verdicts(_) => "Scenario verdicts",
             Plot::LatencyVsRate(_) => "Latency vs offered rate (corrected p50 and p99)",
         }
     }
 
-    /// Its size in pixels.
-    pub fn size(&self) -> (u32, u32) {
+    /// The legend's entries, in series order, and its note.
+    fn legend(&self) -> (Vec<Entry>, Option<&'static str>) {
+        let banded = |many: bool| if many { Swatch::Band } else { Swatch::Line };
         match self {
-            Plot::Spectrum(_) => (1200, 520),
-            Plot::Timeline(_) => (1000, 700),
-            Plot::Comparison(c) => (1000, 90 + 56 * c.len().max(1) as u32),
-            Plot::Verdicts(m) => verdicts_size(m),
-            Plot::LatencyVsRate(_) => (1000, 600),
+            Plot::Spectrum(groups) => {
+                let entries = groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| Entry {
+                        label: g.label.clone(),
+                        color: series_color(i),
+                        swatch: if g.corrected.is_empty() {
+                            Swatch::Failed
+                        } else {
+                            banded(g.runs - g.failed > 1)
+                        },
+                    })
+                    .collect::<Vec<_>>();
+                let note = groups
+                    .iter()
+                    .any(|g| g.runs - g.failed > 1)
+                    .then_some(BAND_NOTE);
+                (entries, note)
+            }
+            Plot::Timeline(groups) => {
+                let entries = groups
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| Entry {
+                        label: g.label.clone(),
+                        color: series_color(i),
+                        swatch: banded(g.requests_per_s.iter().any(|b| b.low < b.high)),
+                    })
+                    .collect::<Vec<_>>();
+                let note = groups
+                    .iter()
+                    .any(|g| g.label.contains("(n="))
+                    .then_some(BAND_NOTE);
+                (entries, note)
+            }
+            Plot::LatencyVsRate(curves) => {
+                let mut entries = Vec::new();
+                let mut slos: Vec<f64> = Vec::new();
+                for slo in curves.iter().filter_map(|c| c.slo_ms) {
+                    if !slos.contains(&slo) {
+                        slos.push(slo);
+                        entries.push(Entry {
+                            label: format!("SLO: p99 <= {} ms", format_ms(slo)),
+                            color: SLO_COLOR,
+                            swatch: Swatch::Dashed,
+                        });
+                    }
+                }
+                for (i, c) in curves.iter().enumerate() {
+                    let color = series_color(i);
+                    let failed = c.points.iter().filter(|p| p.failed).count();
+                    let note = match failed {
+                        0 => String::new(),
+                        1 => " (1 step failed: not drawn)".to_string(),
+                        n => format!(" ({n} steps failed: not drawn)"),
+                    };
+                    let swatch = if failed == c.points.len() {
+                        Swatch::Failed
+                    } else {
+                        Swatch::Line
+                    };
+                    entries.push(Entry {
+                        label: format!("{} p99{note}", c.target),
+                        color,
+                        swatch,
+                    });
+                    entries.push(Entry {
+                        label: format!("{} p50", c.target),
+                        color,
+                        swatch: if swatch == Swatch::Failed {
+                            swatch
+                        } else {
+                            Swatch::Dashed
+                        },
+                    });
+                }
+                (entries, Some(RATE_NOTE))
+            }
+            Plot::Comparison(_) | Plot::Verdicts(_) => (Vec::new(), None),
         }
     }
 
-    /// Draws it on any plotters backend.
-    pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+    /// Its size in pixels: a legend adds its height.
+    pub fn size(&self) -> (u32, u32) {
+        let (w, h) = match self {
+            Plot::Spectrum(_) => (SPECTRUM_W, SPECTRUM_H),
+            Plot::Timeline(_) => (TIMELINE_W, TIMELINE_H),
+            Plot::Comparison(c) => (1000, 90 + 56 * c.len().max(1) as u32),
+            Plot::Verdicts(m) => verdicts_size(m),
+            Plot::LatencyVsRate(_) => (RATE_W, RATE_H),
+        };
+        let (entries, note) = self.legend();
+        (w, h + legend::height(&entries, note, w))
+    }
+
+    /// Draws it on any plotters backend; the layout's texts are left empty (a
+    /// [`text::Glyphs`] backend records them, see [`layout`]).
+    pub fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<Layout, String> {
         register_font();
         root.fill(&WHITE).map_err(err)?;
+        let size = root.dim_in_pixel();
+        let mut layout = Layout {
+            size,
+            ..Layout::default()
+        };
+        let (entries, note) = self.legend();
+        let legend_h = legend::height(&entries, note, size.0);
+        let chart_h = size.1 - legend_h;
+        let (area, _) = root.split_vertically(chart_h);
         match self {
-            Plot::Spectrum(s) => draw_spectrum(root, s),
-            Plot::Timeline(t) => draw_timeline(root, t),
-            Plot::Comparison(c) => draw_comparison(root, c),
-            Plot::Verdicts(m) => draw_verdicts(root, m),
-            Plot::LatencyVsRate(c) => draw_latency_vs_rate(root, c),
+            Plot::Spectrum(s) => draw_spectrum(&area, s, &mut layout),
+            Plot::Timeline(t) => draw_timeline(&area, t, &mut layout),
+            Plot::Comparison(c) => draw_comparison(&area, c, &mut layout),
+            Plot::Verdicts(m) => draw_verdicts(&area, m),
+            Plot::LatencyVsRate(c) => draw_latency_vs_rate(&area, c, &mut layout),
         }?;
-        root.present().map_err(err)
+        if legend_h > 0 {
+            root.draw(&PathElement::new(
+                vec![(10, chart_h as i32), (size.0 as i32 - 10, chart_h as i32)],
+                BLACK.mix(0.15),
+            ))
+            .map_err(err)?;
+        }
+        legend::draw(root, chart_h as i32, &entries, note, &mut layout)?;
+        root.present().map_err(err)?;
+        Ok(layout)
     }
+}
+
+/// Draws `plot` into a bitmap in memory and returns where everything went, texts
+/// included.
+pub fn layout(plot: &Plot) -> Result<Layout, String> {
+    let (w, h) = plot.size();
+    let mut buf = vec![0u8; w as usize * h as usize * 3];
+    let log = text::TextLog::default();
+    let backend = BitMapBackend::with_buffer(&mut buf, (w, h));
+    let mut layout =
+        plot.draw(&text::Glyphs::new(backend, true, log.clone()).into_drawing_area())?;
+    layout.texts = log.take();
+    Ok(layout)
 }
 
 /// The files one plot was written to.
@@ -148,6 +315,8 @@ pub struct StagedPlot {
     pub files: PlotFiles,
     /// The SVG document (for pages that inline it).
     pub svg: String,
+    /// Where the PNG's parts were drawn.
+    pub layout: Layout,
     /// The PNG and SVG files, to [`commit`].
     pub staged: Vec<Staged>,
 }
@@ -162,14 +331,14 @@ pub fn stage(plot: &Plot, dir: &Path) -> Result<StagedPlot, String> {
     let png_tmp = Staged::new(&png).map_err(|e| cannot(&png, e))?;
     let log = text::TextLog::default();
     let bitmap = BitMapBackend::new(png_tmp.tmp_path(), size);
-    plot.draw(&text::Glyphs::new(bitmap, true, log.clone()).into_drawing_area())
+    let mut layout = plot
+        .draw(&text::Glyphs::new(bitmap, true, log.clone()).into_drawing_area())
         .map_err(|e| format!("{}: {e}", png.display()))?;
+    layout.texts = log.take();
     let mut text = String::new();
-    plot.draw(
-        &text::Glyphs::new(SVGBackend::with_string(&mut text, size), false, log)
-            .into_drawing_area(),
-    )
-    .map_err(|e| format!("{}: {e}", svg.display()))?;
+    let vector = SVGBackend::with_string(&mut text, size);
+    plot.draw(&text::Glyphs::new(vector, false, log).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
     let svg_tmp = Staged::write(&svg, text.as_bytes()).map_err(|e| cannot(&svg, e))?;
     Ok(StagedPlot {
         files: PlotFiles {
@@ -179,6 +348,7 @@ pub fn stage(plot: &Plot, dir: &Path) -> Result<StagedPlot, String> {
             svg,
         },
         svg: text,
+        layout,
         staged: vec![png_tmp, svg_tmp],
     })
 }
@@ -198,25 +368,6 @@ pub fn commit(staged: Vec<Staged>) -> Result<(), String> {
     Ok(())
 }
 
-/// Draws the series' legend at `position`, in the one style every plot uses.
-fn legend<'a, DB, CT>(
-    chart: &mut ChartContext<'a, DB, CT>,
-    position: SeriesLabelPosition,
-) -> Result<(), String>
-where
-    DB: DrawingBackend + 'a,
-    CT: CoordTranslate,
-{
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font(font(12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .draw()
-        .map_err(err)
-}
-
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -233,25 +384,44 @@ fn placeholder<DB: DrawingBackend>(
         .map_err(err)
 }
 
+/// A series' pale band between `low` and `high` (points in x order).
+fn band_polygon<X: Copy, Y: Copy>(
+    low: &[(X, Y)],
+    high: &[(X, Y)],
+    color: RGBColor,
+) -> Polygon<(X, Y)> {
+    let mut outline: Vec<(X, Y)> = high.to_vec();
+    outline.extend(low.iter().rev().copied());
+    Polygon::new(outline, color.mix(0.16).filled())
+}
+
 fn draw_spectrum<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    runs: &[RunSpectrum],
+    groups: &[GroupSpectrum],
+    layout: &mut Layout,
 ) -> Result<(), String> {
-    let values = runs
+    let values = groups
         .iter()
-        .flat_map(|r| r.corrected.iter().chain(r.uncorrected.iter()))
-        .map(|p| p.value_us.max(1) as f64 / 1000.0);
+        .flat_map(|g| g.corrected.iter().chain(g.uncorrected.iter()))
+        .flat_map(|p| [p.us.low, p.us.high])
+        .map(|us| us.max(1.0) / 1000.0);
     let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if hi <= 0.0 {
-        return placeholder(root, "latency histograms");
+        let what = if groups.is_empty() {
+            "latency histograms"
+        } else {
+            "latency: every run failed"
+        };
+        return placeholder(root, what);
     }
     let (lo, hi) = (lo / 1.5, hi * 1.5);
     let panels = root.split_evenly((1, 2));
-    type Pick = fn(&RunSpectrum) -> &[stats::SpectrumPoint];
+    type Pick = fn(&GroupSpectrum) -> &[stats::BandPoint];
     let pick: [(&str, Pick); 2] = [
-        ("corrected (from due time)", |r| &r.corrected),
-        ("uncorrected (from send)", |r| &r.uncorrected),
+        ("corrected (from due time)", |g| &g.corrected),
+        ("uncorrected (from send)", |g| &g.uncorrected),
     ];
+    let ms = |us: f64| us.max(1.0) / 1000.0;
     for (panel, (name, points)) in panels.iter().zip(pick) {
         let mut chart = ChartBuilder::on(panel)
             .caption(format!("Latency by percentile, {name}"), font(17))
@@ -274,67 +444,84 @@ fn draw_spectrum<DB: DrawingBackend>(
             .axis_desc_style(font(14))
             .draw()
             .map_err(err)?;
-        for (i, run) in runs.iter().enumerate() {
-            let color = series_color(i);
+        layout.plot_areas.push(pixel_rect(chart.plotting_area()));
+        for (i, g) in groups.iter().enumerate() {
+            let pts = points(g);
+            if g.runs - g.failed > 1 {
+                let low: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.low))).collect();
+                let high: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.high))).collect();
+                chart
+                    .draw_series([band_polygon(&low, &high, series_color(i))])
+                    .map_err(err)?;
+            }
+        }
+        for (i, g) in groups.iter().enumerate() {
             chart
                 .draw_series(LineSeries::new(
-                    points(run)
-                        .iter()
-                        .map(|p| (p.x, p.value_us.max(1) as f64 / 1000.0)),
-                    color.stroke_width(2),
+                    points(g).iter().map(|p| (p.x, ms(p.us.median))),
+                    series_color(i).stroke_width(2),
                 ))
-                .map_err(err)?
-                .label(run.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
+                .map_err(err)?;
         }
-        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     }
     Ok(())
 }
 
-fn format_ms(ms: f64) -> String {
-    let s = if ms >= 1.0 {
-        format!("{ms:.1}")
-    } else {
-        format!("{ms:.3}")
-    };
-    s.trim_end_matches('0').trim_end_matches('.').to_string()
+/// Consecutive runs of `Some` points, each a line of its own.
+fn segments(points: &[(f64, Option<f64>)]) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+    for &(x, y) in points {
+        match y {
+            Some(y) => out.last_mut().into_iter().for_each(|s| s.push((x, y))),
+            None => out.push(Vec::new()),
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
 }
 
 fn draw_timeline<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    series: &[TimelineSeries],
+    groups: &[TimelineGroup],
+    layout: &mut Layout,
 ) -> Result<(), String> {
-    let max_s = series
-        .iter()
-        .flat_map(|s| s.seconds.iter().copied())
-        .fold(0f64, f64::max);
-    if series.iter().all(|s| s.seconds.is_empty()) {
+    if groups.iter().all(|g| g.seconds.is_empty()) {
         return placeholder(root, "timeline");
     }
-    let panels = root.split_evenly((2, 1));
-    type Pick = fn(&TimelineSeries) -> &[f64];
-    let pick: [(&str, &str, Pick); 2] = [
-        ("Successful requests per second", "req/s", |s| {
-            &s.requests_per_s
+    let max_s = groups
+        .iter()
+        .flat_map(|g| g.seconds.iter().copied())
+        .fold(0f64, f64::max);
+    let (_, h) = root.dim_in_pixel();
+    let (top, rest) = root.split_vertically(h * 38 / 100);
+    let (middle, bottom) = rest.split_vertically(h * 36 / 100);
+    type Pick = fn(&TimelineGroup) -> Vec<Option<stats::Band>>;
+    let pick: [(&DrawingArea<DB, Shift>, &str, &str, Pick); 3] = [
+        (&top, "Successful requests per second", "req/s", |g| {
+            g.requests_per_s.iter().copied().map(Some).collect()
         }),
-        ("p99 latency per second (corrected)", "p99 (ms)", |s| {
-            &s.p99_ms
+        (
+            &middle,
+            "p99 latency per second (corrected)",
+            "p99 (ms)",
+            |g| g.p99_ms.clone(),
+        ),
+        (&bottom, "Failed requests per second", "errors/s", |g| {
+            g.errors_per_s.iter().copied().map(Some).collect()
         }),
     ];
-    for (panel, (caption, unit, values)) in panels.iter().zip(pick) {
-        let top = series
+    let markers = groups.len() <= 4 && max_s <= 60.0;
+    for (panel, caption, unit, values) in pick {
+        let top = groups
             .iter()
-            .flat_map(|s| values(s).iter().copied())
+            .flat_map(|g| values(g).into_iter().flatten().map(|b| b.high))
             .fold(0f64, f64::max);
-        // Headroom for the legend above the lines.
-        let top = if top > 0.0 { top * 1.6 } else { 1.0 };
+        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
         let mut chart = ChartBuilder::on(panel)
-            .caption(caption, font(17))
-            .margin(12)
-            .x_label_area_size(38)
+            .caption(caption, font(16))
+            .margin(10)
+            .margin_right(24)
+            .x_label_area_size(36)
             .y_label_area_size(72)
             .build_cartesian_2d(0f64..(max_s + 1.0), 0f64..top)
             .map_err(err)?;
@@ -342,51 +529,59 @@ fn draw_timeline<DB: DrawingBackend>(
             .configure_mesh()
             .x_desc("second")
             .y_desc(unit)
+            .y_labels(6)
             .y_label_formatter(&|y| format_count(*y))
             .label_style(font(13))
             .axis_desc_style(font(14))
             .draw()
             .map_err(err)?;
+        layout.plot_areas.push(pixel_rect(chart.plotting_area()));
+        // A value covers [second, second + 1): plot it at the interval's middle.
+        let series: Vec<Vec<(f64, Option<stats::Band>)>> = groups
+            .iter()
+            .map(|g| g.seconds.iter().map(|s| s + 0.5).zip(values(g)).collect())
+            .collect();
         for (i, s) in series.iter().enumerate() {
             let color = series_color(i);
-            // A value covers [second, second + 1): plot it at the interval's middle.
-            let points: Vec<(f64, f64)> = s
-                .seconds
-                .iter()
-                .zip(values(s))
-                .map(|(x, y)| (x + 0.5, *y))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(err)?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-                });
-            chart
-                .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                .map_err(err)?;
+            if s.iter().flat_map(|(_, b)| b).any(|b| b.low < b.high) {
+                let pick = |f: fn(&stats::Band) -> f64| {
+                    s.iter()
+                        .map(|(x, b)| (*x, b.as_ref().map(f)))
+                        .collect::<Vec<_>>()
+                };
+                for (low, high) in segments(&pick(|b| b.low))
+                    .iter()
+                    .zip(segments(&pick(|b| b.high)))
+                {
+                    chart
+                        .draw_series([band_polygon(low, &high, color)])
+                        .map_err(err)?;
+                }
+            }
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        for (i, s) in series.iter().enumerate() {
+            let color = series_color(i);
+            let median: Vec<(f64, Option<f64>)> =
+                s.iter().map(|(x, b)| (*x, b.map(|b| b.median))).collect();
+            for line in segments(&median) {
+                chart
+                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                    .map_err(err)?;
+                if markers {
+                    chart
+                        .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                        .map_err(err)?;
+                }
+            }
+        }
     }
     Ok(())
-}
-
-fn format_count(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 10.0 || v == 0.0 {
-        format!("{v:.0}")
-    } else {
-        format!("{v:.1}")
-    }
 }
 
 fn draw_comparison<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     bars: &[Comparison],
+    layout: &mut Layout,
 ) -> Result<(), String> {
     if bars.is_empty() {
         return placeholder(root, "runs");
@@ -403,6 +598,7 @@ fn draw_comparison<DB: DrawingBackend>(
             font(17),
         )
         .margin(12)
+        .margin_right(20)
         .x_label_area_size(38)
         .y_label_area_size(10)
         .build_cartesian_2d(0f64..top, 0f64..n)
@@ -417,6 +613,7 @@ fn draw_comparison<DB: DrawingBackend>(
         .axis_desc_style(font(14))
         .draw()
         .map_err(err)?;
+    layout.plot_areas.push(pixel_rect(chart.plotting_area()));
     for (i, b) in bars.iter().enumerate() {
         // Top to bottom in the order given.
         let y = n - 1.0 - i as f64;
@@ -441,22 +638,57 @@ fn draw_comparison<DB: DrawingBackend>(
         } else {
             " (n=1)".to_string()
         };
+        let value = if b.failed_runs == ci.n {
+            "failed: every request failed".to_string()
+        } else if b.failed_runs > 0 {
+            format!(
+                "{}{spread}, {} failed",
+                format_count(ci.mean),
+                b.failed_runs
+            )
+        } else {
+            format!("{}{spread}", format_count(ci.mean))
+        };
+        let name = format!("{} {}", b.target, b.workload);
+        layout.annotations.push(name.clone());
+        layout.annotations.push(value.clone());
+        let mut value_font = font(13);
+        if b.failed_runs == ci.n {
+            value_font = value_font.color(&RGBColor(200, 30, 30));
+        }
         chart
             .draw_series([
+                Text::new(name, (top * 0.005, y + 0.95), font(13)),
                 Text::new(
-                    format!("{} {}", b.target, b.workload),
-                    (top * 0.005, y + 0.95),
-                    font(13),
-                ),
-                Text::new(
-                    format!("{}{spread}", format_count(ci.mean)),
+                    value,
                     (ci.high.max(ci.mean) + top * 0.01, y + 0.46),
-                    font(13),
+                    value_font,
                 ),
             ])
             .map_err(err)?;
     }
     Ok(())
+}
+
+fn format_ms(ms: f64) -> String {
+    let s = if ms >= 1.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.3}")
+    };
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn format_count(v: f64) -> String {
+    if v >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if v >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if v >= 10.0 || v == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
 }
 
 const VERDICT_ROW_H: u32 = 22;
@@ -549,25 +781,45 @@ fn draw_verdicts<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The SLO line's colour.
-const SLO_COLOR: RGBColor = RGBColor(200, 30, 30);
+/// The SLO line's colour: a dark grey, darker than any series colour.
+const SLO_COLOR: RGBColor = RGBColor(55, 55, 55);
 
 fn draw_latency_vs_rate<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     curves: &[RateCurve],
+    layout: &mut Layout,
 ) -> Result<(), String> {
-    let points = || curves.iter().flat_map(|c| c.points.iter());
+    let drawn = |c: &RateCurve| {
+        c.points
+            .iter()
+            .filter(|p| !p.failed)
+            .copied()
+            .collect::<Vec<_>>()
+    };
+    let points = || {
+        curves
+            .iter()
+            .flat_map(|c| c.points.iter().filter(|p| !p.failed))
+    };
     if points().next().is_none() {
-        return placeholder(root, "open-model runs");
+        let what = if curves.is_empty() {
+            "sweeps"
+        } else {
+            "latency: every sweep step failed"
+        };
+        return placeholder(root, what);
     }
-    let max_x = points().map(|p| p.offered_per_s).fold(0f64, f64::max);
+    let max_x = curves
+        .iter()
+        .flat_map(|c| c.points.iter())
+        .map(|p| p.offered_per_s)
+        .fold(0f64, f64::max);
     let latencies = points()
         .flat_map(|p| [p.p50_ms, p.p99_ms])
         .chain(curves.iter().filter_map(|c| c.slo_ms))
         .map(|v| v.max(0.001));
     let (lo, hi) = latencies.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    // Headroom above for the legend.
-    let (lo, hi) = (lo / 1.5, hi * 4.0);
+    let (lo, hi) = (lo / 1.5, hi * 1.5);
     let mut chart = ChartBuilder::on(root)
         .caption("Latency vs offered rate (corrected)", font(17))
         .margin(12)
@@ -586,6 +838,7 @@ fn draw_latency_vs_rate<DB: DrawingBackend>(
         .axis_desc_style(font(14))
         .draw()
         .map_err(err)?;
+    layout.plot_areas.push(pixel_rect(chart.plotting_area()));
     let mut slos: Vec<f64> = Vec::new();
     for slo in curves.iter().filter_map(|c| c.slo_ms) {
         if !slos.contains(&slo) {
@@ -600,62 +853,48 @@ fn draw_latency_vs_rate<DB: DrawingBackend>(
                 5,
                 SLO_COLOR.stroke_width(2),
             ))
-            .map_err(err)?
-            .label(format!("SLO: p99 <= {} ms", format_ms(slo)))
-            .legend(|(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], SLO_COLOR.stroke_width(2))
-            });
+            .map_err(err)?;
     }
     for (i, c) in curves.iter().enumerate() {
         let color = series_color(i);
-        let p99: Vec<(f64, f64)> = c
-            .points
+        let pts = drawn(c);
+        let p99: Vec<(f64, f64)> = pts
             .iter()
             .map(|p| (p.offered_per_s, p.p99_ms.max(0.001)))
             .collect();
-        let p50: Vec<(f64, f64)> = c
-            .points
+        let p50: Vec<(f64, f64)> = pts
             .iter()
             .map(|p| (p.offered_per_s, p.p50_ms.max(0.001)))
             .collect();
         chart
             .draw_series(LineSeries::new(p99.clone(), color.stroke_width(2)))
-            .map_err(err)?
-            .label(format!("{} p99", c.target))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+            .map_err(err)?;
         chart
             .draw_series(DashedLineSeries::new(
                 p50.clone(),
                 6,
                 4,
-                color.mix(0.7).stroke_width(1),
+                color.mix(0.8).stroke_width(2),
             ))
-            .map_err(err)?
-            .label(format!("{} p50", c.target))
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.mix(0.7).stroke_width(1))
-            });
+            .map_err(err)?;
         // Steps that held are filled dots, steps that did not are crosses.
-        for (p, xy) in c.points.iter().zip(&p99) {
-            if p.held == Some(false) {
+        for (p, xy) in pts.iter().zip(&p99) {
+            if p.held {
                 chart
-                    .draw_series([Cross::new(*xy, 5, color.stroke_width(2))])
+                    .draw_series([Circle::new(*xy, 4, color.filled())])
                     .map_err(err)?;
             } else {
                 chart
-                    .draw_series([Circle::new(*xy, 4, color.filled())])
+                    .draw_series([Cross::new(*xy, 5, color.stroke_width(2))])
                     .map_err(err)?;
             }
         }
         chart
             .draw_series(
                 p50.iter()
-                    .map(|xy| Circle::new(*xy, 2, color.mix(0.7).filled())),
+                    .map(|xy| Circle::new(*xy, 2, color.mix(0.8).filled())),
             )
             .map_err(err)?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
