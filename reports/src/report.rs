@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::header::Header;
 use crate::output::Staged;
 use crate::plot::{self, Plot, PlotFiles};
 use crate::result::{Results, RESULT_SCHEMA};
@@ -80,10 +81,11 @@ pub fn write_report(
     let drawn = plot::stage_all(&plots, dir)?;
     let files: Vec<PlotFiles> = drawn.iter().map(|d| d.files.clone()).collect();
     let svgs: Vec<&str> = drawn.iter().map(|d| d.svg.as_str()).collect();
-    let summary = summary_markdown(&comparisons, &sweeps, scenarios, &files);
+    let header = Header::new(results, scenarios);
+    let summary = summary_markdown(&header, &comparisons, &sweeps, scenarios, !files.is_empty());
     let summary_path = dir.join("summary.md");
     let summary_file = stage(&summary_path, &summary)?;
-    let html = index_html(&comparisons, &sweeps, scenarios, &files, &svgs);
+    let html = index_html(&header, &comparisons, &sweeps, scenarios, &files, &svgs);
     let mut staged: Vec<Staged> = drawn.into_iter().flat_map(|d| d.staged).collect();
     staged.push(summary_file);
     let index = dir.join("index.html");
@@ -151,15 +153,28 @@ fn sweep_failed(s: &SweepSummary) -> String {
         .map_or_else(|| "-".to_string(), |r| format!("{r:.0} req/s"))
 }
 
-/// The Markdown summary: one row per target and workload, sweep answers, scenario
-/// totals, plot links.
+/// The Markdown summary, made to be pasted where links to files do not resolve (a
+/// pull-request comment, a job summary): tables only (one row per target and workload,
+/// sweep answers, scenario totals, the machine and build) and one line that says where
+/// the plots are.
 pub fn summary_markdown(
+    header: &Header,
     comparisons: &[Comparison],
     sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
-    plots: &[PlotFiles],
+    plots: bool,
 ) -> String {
     let mut md = String::from("## loadgen report\n\n");
+    md_row(&mut md, &["measured", &header.measured]);
+    md.push_str("|---|---|\n");
+    for (name, value) in header.machine.iter().chain(&header.build) {
+        md_row(&mut md, &[*name, &md_cell(value)]);
+    }
+    md_row(
+        &mut md,
+        &["self-check warnings", &header.warnings.len().to_string()],
+    );
+    md.push('\n');
     if !comparisons.is_empty() {
         md_row(
             &mut md,
@@ -242,23 +257,18 @@ pub fn summary_markdown(
             md_row(&mut md, &cells);
         }
     }
-    if !plots.is_empty() {
-        md.push_str("\nPlots: ");
-        let links: Vec<String> = plots
-            .iter()
-            .map(|p| {
-                format!(
-                    "[{}]({}) ([SVG]({}))",
-                    p.stem,
-                    file_name(&p.png),
-                    file_name(&p.svg)
-                )
-            })
-            .collect();
-        md.push_str(&links.join(" · "));
-        md.push('\n');
+    if plots {
+        md.push_str(
+            "\nPlots, the full settings and the warnings: `index.html` in the report \
+             directory (self-contained; each plot is also beside it as PNG and SVG).\n",
+        );
     }
     md
+}
+
+/// Text fit for a Markdown table cell: no pipe or line break to end the cell early.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// One Markdown table row: `| a | b |`.
@@ -292,10 +302,83 @@ fn inline_svg(svg: &str) -> String {
 const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1250px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px}\
 td.n{text-align:right}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
-figcaption{font-weight:bold;margin-bottom:.5em}";
+figcaption{font-weight:bold;margin-bottom:.5em}\
+#header{background:#f7f7f9;border:1px solid #ddd;padding:.5em 1.2em;margin-bottom:1.5em}\
+table.kv th{text-align:left;font-weight:normal;color:#555;background:none}";
+
+/// The header panel: what was measured, where, with what, and the warnings.
+fn header_html(h: &Header) -> String {
+    let mut out = String::from("<section id=\"header\">\n<h2>What was measured</h2>\n");
+    let _ = writeln!(out, "<p>{}</p>", escape(&h.measured));
+    out.push_str("<table class=\"kv\">\n");
+    let joined = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let rows = [
+        ("targets", joined(&h.targets)),
+        ("workloads", joined(&h.workloads)),
+    ];
+    for (name, value) in rows
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .chain(h.machine.iter().map(|(n, v)| (*n, v.as_str())))
+        .chain(h.build.iter().map(|(n, v)| (*n, v.as_str())))
+    {
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(name),
+            escape(value)
+        );
+    }
+    out.push_str("</table>\n");
+    let _ = writeln!(
+        out,
+        "<details open>\n<summary>Settings ({})</summary>",
+        h.settings.len()
+    );
+    if h.settings.is_empty() {
+        out.push_str("<p>none recorded</p>\n");
+    } else {
+        out.push_str("<table class=\"kv\">\n");
+        for (name, value) in &h.settings {
+            let _ = writeln!(
+                out,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(name),
+                escape(value)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</details>\n");
+    let _ = writeln!(out, "<h3>Self-check warnings ({})</h3>", h.warnings.len());
+    if h.warnings.is_empty() {
+        out.push_str("<p>none</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>runs</th><th>kind</th><th>message</th></tr>\n");
+        for (at, kind, message) in &h.warnings {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(at),
+                escape(kind),
+                escape(message)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
 
 /// The self-contained HTML page; `svgs` are the plots' SVG documents, in order.
 pub fn index_html(
+    header: &Header,
     comparisons: &[Comparison],
     sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
@@ -309,6 +392,7 @@ pub fn index_html(
          <title>loadgen report</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
          <h1>loadgen report</h1>\n"
     );
+    h.push_str(&header_html(header));
     if !comparisons.is_empty() {
         h.push_str(
             "<table>\n<tr><th>target</th><th>workload</th><th>runs</th>\

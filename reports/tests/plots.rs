@@ -318,7 +318,9 @@ fn the_report_is_self_contained() {
         "{md}"
     );
     assert!(md.contains("| `127.0.0.1:8080/` | plaintext | 2 |"), "{md}");
-    assert!(md.contains("[spectrum](spectrum.png)"), "{md}");
+    // No links: they would not resolve in a pull-request comment.
+    assert!(!md.contains("](") && !md.contains(".png"), "{md}");
+    assert!(md.contains("`index.html` in the report directory"), "{md}");
     // Without open-model runs there is no latency-vs-rate plot and no sweep table.
     assert!(
         !md.contains("latency-vs-rate") && !md.contains("sweep"),
@@ -530,4 +532,123 @@ fn repeats_are_one_line_per_target_and_workload() {
     let timelines = stats::timelines(&files);
     assert_eq!(timelines.len(), 2);
     assert_layout(&Plot::Timeline(timelines), 2, 2);
+}
+
+#[test]
+fn the_page_has_a_header_panel_from_the_results() {
+    let dir = out_dir("header");
+    let mut files = fixture_results();
+    files[0].tool.git_revision = Some("84df908e69a1".into());
+    files[0].host.governor = Some("performance".into());
+    files[0].runs[0].config = serde_json::from_value(serde_json::json!({
+        "url": "http://127.0.0.1:8080/", "connections": 64, "duration_ms": 10000.0
+    }))
+    .unwrap();
+    files[1].runs[0].config = serde_json::from_value(serde_json::json!({
+        "url": "http://127.0.0.1:8080/", "connections": 128
+    }))
+    .unwrap();
+    files[0].runs[1].warnings.push(reports::Warning {
+        kind: "client_bound".into(),
+        message: "the client used 98 % of its CPU: add --threads".into(),
+    });
+    let written = reports::report::write_report(&files, &[], &dir).unwrap();
+    let html = std::fs::read_to_string(&written.index).unwrap();
+    let start = html
+        .find("<section id=\"header\">")
+        .expect("no header panel");
+    let panel = &html[start..start + html[start..].find("</section>").unwrap()];
+    for want in [
+        "4 runs in 2 target × workload groups, from 2 results files",
+        "<tr><th>targets</th><td>127.0.0.1:8080/, 127.0.0.1:8081/</td></tr>",
+        "<tr><th>workloads</th><td>plaintext</td></tr>",
+        "<tr><th>host</th><td>unknown</td></tr>",
+        "<tr><th>kernel</th><td>6.1</td></tr>",
+        "<tr><th>CPU model</th><td>test</td></tr>",
+        "<tr><th>cores</th><td>2</td></tr>",
+        "<tr><th>governor</th><td>performance</td></tr>",
+        "<tr><th>tool</th><td>loadgen</td></tr>",
+        "<tr><th>version</th><td>0.1.0</td></tr>",
+        "<tr><th>git revision</th><td>84df908e69a1</td></tr>",
+        "<tr><th>date (UTC)</th><td>2025-01-01T00:00:00Z</td></tr>",
+        "<summary>Settings (3)</summary>",
+        "<tr><th>connections</th><td>64; -; 128 (runs differ)</td></tr>",
+        "<tr><th>duration_ms</th><td>10000.0; - (runs differ)</td></tr>",
+        "<h3>Self-check warnings (1)</h3>",
+        "<td>127.0.0.1:8081/ plaintext</td><td>client_bound</td>\
+         <td>the client used 98 % of its CPU: add --threads</td>",
+    ] {
+        assert!(panel.contains(want), "no {want:?} in\n{panel}");
+    }
+    // The url setting is shown as targets are, without its scheme: the page links
+    // nowhere.
+    assert!(
+        panel.contains("<tr><th>url</th><td>127.0.0.1:8080/</td></tr>"),
+        "{panel}"
+    );
+    assert!(!html.contains("http://"), "the page holds a URL");
+    // Nothing recorded: unknown, not an empty cell.
+    let bare = reports::header::Header::new(&[], &[]);
+    assert!(bare.build.iter().all(|(_, v)| v == "unknown"), "{bare:?}");
+    let md = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(md.contains("| git revision | 84df908e69a1 |"), "{md}");
+    assert!(md.contains("| self-check warnings | 1 |"), "{md}");
+}
+
+#[test]
+fn a_run_where_every_request_failed_is_shown_as_failed() {
+    let mut files = fixture_results();
+    for f in &mut files {
+        let r = &mut f.runs[1];
+        r.requests = 0;
+        r.requests_per_s = 0.0;
+        r.errors.connect_refused = 5_000;
+        r.latency_corrected = Default::default();
+        let empty = encode(&new_histogram());
+        r.histogram_corrected = empty.clone();
+        r.histogram_uncorrected = empty;
+    }
+    let spectra = stats::spectra(&files).unwrap();
+    assert_eq!(
+        spectra[1].label,
+        "127.0.0.1:8081/ plaintext (failed: every request of its 2 runs failed)"
+    );
+    assert!(spectra[1].corrected.is_empty());
+    let layout = plot::layout(&Plot::Spectrum(spectra)).unwrap();
+    assert!(
+        layout.legend[1].label.contains("failed"),
+        "{:?}",
+        layout.legend
+    );
+    let dir = out_dir("failed");
+    let written = reports::report::write_report(&files, &[], &dir).unwrap();
+    let md = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(
+        md.contains(
+            "| `127.0.0.1:8081/` | plaintext | 2 (2 failed) | 0 ± 0 | failed | failed | 10000 |"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("| 0 µs |"), "{md}");
+    let svg = std::fs::read_to_string(dir.join("comparison.svg")).unwrap();
+    assert!(
+        svg.contains("failed: every request failed"),
+        "no failed label"
+    );
+}
+
+#[test]
+fn a_lone_open_model_run_is_not_on_the_latency_vs_rate_plot() {
+    let mut files = vec![fixture_sweep()];
+    let mut lone = fixture_results().remove(0);
+    lone.runs[0].open_model = Some(reports::OpenModel {
+        rate_per_s: 40_000.0,
+        arrivals: "poisson".into(),
+        ..Default::default()
+    });
+    files.push(lone.clone());
+    let curves = stats::rate_curves(&files);
+    assert_eq!(curves.len(), 1);
+    assert_eq!(curves[0].points.len(), 4);
+    assert!(stats::rate_curves(&[lone]).is_empty());
 }

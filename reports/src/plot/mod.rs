@@ -512,6 +512,7 @@ fn draw_timeline<DB: DrawingBackend>(
     ];
     let markers = groups.len() <= 4 && max_s <= 60.0;
     for (panel, caption, unit, values) in pick {
+        let is_latency = unit.starts_with("p99");
         let top = groups
             .iter()
             .flat_map(|g| values(g).into_iter().flatten().map(|b| b.high))
@@ -521,16 +522,27 @@ fn draw_timeline<DB: DrawingBackend>(
             .caption(caption, font(16))
             .margin(10)
             .margin_right(24)
-            .x_label_area_size(36)
+            .x_label_area_size(44)
             .y_label_area_size(72)
             .build_cartesian_2d(0f64..(max_s + 1.0), 0f64..top)
             .map_err(err)?;
+        let y_format = |y: &f64| {
+            if is_latency {
+                format_ms(*y)
+            } else if top <= 8.0 && (y - y.round()).abs() > 1e-6 {
+                // A handful of errors: whole numbers only.
+                String::new()
+            } else {
+                format_count(*y)
+            }
+        };
         chart
             .configure_mesh()
             .x_desc("second")
             .y_desc(unit)
             .y_labels(6)
-            .y_label_formatter(&|y| format_count(*y))
+            .x_label_formatter(&|x| format_second(*x))
+            .y_label_formatter(&y_format)
             .label_style(font(13))
             .axis_desc_style(font(14))
             .draw()
@@ -626,10 +638,12 @@ fn draw_comparison<DB: DrawingBackend>(
             )])
             .map_err(err)?;
         let whisker = BLACK.stroke_width(2);
+        // Fewer than no requests per second cannot happen: the interval stops at 0.
+        let low = ci.low.max(0.0);
         chart
             .draw_series([
-                PathElement::new(vec![(ci.low, y + 0.34), (ci.high, y + 0.34)], whisker),
-                PathElement::new(vec![(ci.low, y + 0.2), (ci.low, y + 0.48)], whisker),
+                PathElement::new(vec![(low, y + 0.34), (ci.high, y + 0.34)], whisker),
+                PathElement::new(vec![(low, y + 0.2), (low, y + 0.48)], whisker),
                 PathElement::new(vec![(ci.high, y + 0.2), (ci.high, y + 0.48)], whisker),
             ])
             .map_err(err)?;
@@ -679,15 +693,38 @@ fn format_ms(ms: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// A count or rate for axes and labels, one style throughout: `950`, `1.5k`, `54k`,
+/// `1.2M`; three significant digits at most.
 fn format_count(v: f64) -> String {
-    if v >= 1e6 {
-        format!("{:.1}M", v / 1e6)
-    } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
-    } else if v >= 10.0 || v == 0.0 {
-        format!("{v:.0}")
+    let (scaled, unit) = if v.abs() >= 1e6 {
+        (v / 1e6, "M")
+    } else if v.abs() >= 1e3 {
+        (v / 1e3, "k")
     } else {
-        format!("{v:.1}")
+        (v, "")
+    };
+    let decimals = if scaled.abs() >= 100.0 || scaled == scaled.round() {
+        0
+    } else if scaled.abs() >= 10.0 {
+        usize::from(unit.is_empty())
+    } else {
+        1
+    };
+    let s = format!("{scaled:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{unit}")
+}
+
+/// Whole seconds on the timeline's x axis (fractional ticks unlabelled).
+fn format_second(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        String::new()
     }
 }
 
