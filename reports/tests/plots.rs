@@ -583,7 +583,7 @@ fn the_page_has_a_header_panel_from_the_results() {
     // The url setting is shown as targets are, without its scheme: the page links
     // nowhere.
     assert!(
-        panel.contains("<tr><th>url</th><td>127.0.0.1:8080/</td></tr>"),
+        panel.contains("<tr><th>url</th><td>127.0.0.1:8080/; - (runs differ)</td></tr>"),
         "{panel}"
     );
     assert!(!html.contains("http://"), "the page holds a URL");
