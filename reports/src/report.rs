@@ -64,9 +64,13 @@ pub fn write_report(
     let comparisons = stats::comparisons(results);
     let mut plots = Vec::new();
     if !results.is_empty() {
-        plots.push(Plot::Spectrum(stats::spectra(results)?));
-        plots.push(Plot::Timeline(stats::timelines(results)));
-        plots.push(Plot::Comparison(comparisons.clone()));
+        // A sweep's steps have their own plot (latency vs rate): beside other runs they
+        // would only crowd the spectrum, timeline and comparison. The tables keep them.
+        let others = without_sweep_steps(results);
+        let plotted = others.as_deref().unwrap_or(results);
+        plots.push(Plot::Spectrum(stats::spectra(plotted)?));
+        plots.push(Plot::Timeline(stats::timelines(plotted)));
+        plots.push(Plot::Comparison(stats::comparisons(plotted)));
         let curves = stats::rate_curves(results);
         if !curves.is_empty() {
             plots.push(Plot::LatencyVsRate(curves));
@@ -96,6 +100,25 @@ pub fn write_report(
         summary: summary_path,
         plots: files,
     })
+}
+
+/// The files without their sweep steps, when some run is not a sweep step; `None`
+/// when every run is one (or none is).
+fn without_sweep_steps(results: &[Results]) -> Option<Vec<Results>> {
+    let runs = || results.iter().flat_map(|f| f.runs.iter());
+    let is_step = |r: &crate::result::RunResult| r.config.sweep.is_some();
+    if !runs().any(is_step) || runs().all(is_step) {
+        return None;
+    }
+    let kept = results
+        .iter()
+        .map(|f| Results {
+            runs: f.runs.iter().filter(|r| !is_step(r)).cloned().collect(),
+            ..f.clone()
+        })
+        .filter(|f| !f.runs.is_empty())
+        .collect();
+    Some(kept)
 }
 
 fn stage(path: &Path, text: &str) -> Result<Staged, String> {

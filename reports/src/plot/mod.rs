@@ -511,79 +511,142 @@ fn draw_timeline<DB: DrawingBackend>(
         }),
     ];
     let markers = groups.len() <= 4 && max_s <= 60.0;
-    for (panel, caption, unit, values) in pick {
+    for (area, caption, unit, values) in pick {
         let is_latency = unit.starts_with("p99");
-        let top = groups
-            .iter()
-            .flat_map(|g| values(g).into_iter().flatten().map(|b| b.high))
-            .fold(0f64, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
-        let mut chart = ChartBuilder::on(panel)
-            .caption(caption, font(16))
-            .margin(10)
-            .margin_right(24)
-            .x_label_area_size(44)
-            .y_label_area_size(72)
-            .build_cartesian_2d(0f64..(max_s + 1.0), 0f64..top)
-            .map_err(err)?;
-        let y_format = |y: &f64| {
-            if is_latency {
-                format_ms(*y)
-            } else if top <= 8.0 && (y - y.round()).abs() > 1e-6 {
-                // A handful of errors: whole numbers only.
-                String::new()
-            } else {
-                format_count(*y)
-            }
-        };
-        chart
-            .configure_mesh()
-            .x_desc("second")
-            .y_desc(unit)
-            .y_labels(6)
-            .x_label_formatter(&|x| format_second(*x))
-            .y_label_formatter(&y_format)
-            .label_style(font(13))
-            .axis_desc_style(font(14))
-            .draw()
-            .map_err(err)?;
-        layout.plot_areas.push(pixel_rect(chart.plotting_area()));
         // A value covers [second, second + 1): plot it at the interval's middle.
         let series: Vec<Vec<(f64, Option<stats::Band>)>> = groups
             .iter()
             .map(|g| g.seconds.iter().map(|s| s + 0.5).zip(values(g)).collect())
             .collect();
-        for (i, s) in series.iter().enumerate() {
-            let color = series_color(i);
-            if s.iter().flat_map(|(_, b)| b).any(|b| b.low < b.high) {
-                let pick = |f: fn(&stats::Band) -> f64| {
-                    s.iter()
-                        .map(|(x, b)| (*x, b.as_ref().map(f)))
-                        .collect::<Vec<_>>()
-                };
-                for (low, high) in segments(&pick(|b| b.low))
-                    .iter()
-                    .zip(segments(&pick(|b| b.high)))
-                {
-                    chart
-                        .draw_series([band_polygon(low, &high, color)])
-                        .map_err(err)?;
+        let bands = || series.iter().flatten().filter_map(|(_, b)| b.as_ref());
+        let top = bands().map(|b| b.high).fold(0f64, f64::max);
+        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+        // Series a hundred times apart on a linear axis leave the small ones flat
+        // on the floor: past a 20-fold spread of medians the axis is logarithmic.
+        let least = bands()
+            .map(|b| b.median)
+            .filter(|m| *m > 0.0)
+            .fold(f64::MAX, f64::min);
+        let log = unit != "errors/s" && least < f64::MAX && top / 1.1 / least >= 20.0;
+        let panel = Panel {
+            caption,
+            unit,
+            max_s,
+            markers,
+            series: &series,
+        };
+        if log {
+            let floor = least / 2.0;
+            let format = |y: &f64| {
+                if is_latency {
+                    format_ms(*y)
+                } else {
+                    format_count(*y)
                 }
+            };
+            timeline_panel(
+                area,
+                panel,
+                (floor..top * 1.5).log_scale(),
+                floor,
+                &format,
+                layout,
+            )
+        } else {
+            let format = |y: &f64| {
+                if is_latency {
+                    format_ms(*y)
+                } else if top <= 8.0 && (y - y.round()).abs() > 1e-6 {
+                    // A handful of errors: whole numbers only.
+                    String::new()
+                } else {
+                    format_count(*y)
+                }
+            };
+            timeline_panel(area, panel, 0f64..top, 0.0, &format, layout)
+        }
+        .map_err(|e| format!("{caption}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// One timeline panel's data.
+struct Panel<'a> {
+    caption: &'a str,
+    unit: &'a str,
+    max_s: f64,
+    markers: bool,
+    series: &'a [Vec<(f64, Option<stats::Band>)>],
+}
+
+/// Draws one panel of the timeline on `area` with the y axis `y`; values under
+/// `floor` are drawn at it (a log axis has no 0).
+fn timeline_panel<DB, Y>(
+    area: &DrawingArea<DB, Shift>,
+    p: Panel<'_>,
+    y: Y,
+    floor: f64,
+    y_format: &dyn Fn(&f64) -> String,
+    layout: &mut Layout,
+) -> Result<(), String>
+where
+    DB: DrawingBackend,
+    Y: plotters::coord::ranged1d::AsRangedCoord<Value = f64>,
+    Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(p.caption, font(16))
+        .margin(10)
+        .margin_right(24)
+        .x_label_area_size(44)
+        .y_label_area_size(72)
+        .build_cartesian_2d(0f64..(p.max_s + 1.0), y)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("second")
+        .y_desc(p.unit)
+        .y_labels(6)
+        .x_label_formatter(&|x| format_second(*x))
+        .y_label_formatter(y_format)
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(err)?;
+    layout.plot_areas.push(pixel_rect(chart.plotting_area()));
+    let at = |v: f64| v.max(floor);
+    for (i, s) in p.series.iter().enumerate() {
+        let color = series_color(i);
+        if s.iter().flat_map(|(_, b)| b).any(|b| b.low < b.high) {
+            let pick = |f: fn(&stats::Band) -> f64| {
+                s.iter()
+                    .map(|(x, b)| (*x, b.as_ref().map(|b| at(f(b)))))
+                    .collect::<Vec<_>>()
+            };
+            for (low, high) in segments(&pick(|b| b.low))
+                .iter()
+                .zip(segments(&pick(|b| b.high)))
+            {
+                chart
+                    .draw_series([band_polygon(low, &high, color)])
+                    .map_err(err)?;
             }
         }
-        for (i, s) in series.iter().enumerate() {
-            let color = series_color(i);
-            let median: Vec<(f64, Option<f64>)> =
-                s.iter().map(|(x, b)| (*x, b.map(|b| b.median))).collect();
-            for line in segments(&median) {
+    }
+    for (i, s) in p.series.iter().enumerate() {
+        let color = series_color(i);
+        let median: Vec<(f64, Option<f64>)> = s
+            .iter()
+            .map(|(x, b)| (*x, b.map(|b| at(b.median))))
+            .collect();
+        for line in segments(&median) {
+            chart
+                .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                .map_err(err)?;
+            if p.markers {
                 chart
-                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+                    .draw_series(line.iter().map(|q| Circle::new(*q, 3, color.filled())))
                     .map_err(err)?;
-                if markers {
-                    chart
-                        .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                        .map_err(err)?;
-                }
             }
         }
     }
