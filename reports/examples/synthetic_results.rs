@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Sets: `1` (one run), `2` (two targets), `18` (what `loadgen bench` writes: six
-//! workloads × three rounds, one round of `churn` failed outright, plus a sweep and a
-//! lone `run --rate` run), `40` (ten targets × four workloads, and four sweeps).
+//! workloads × three rounds, one round of `churn` failed outright, plus a sweep, a
+//! lone `run --rate` run and a run whose every request was refused), `40` (ten
+//! targets × four workloads, and four sweeps).
 
 use std::path::{Path, PathBuf};
 
@@ -244,7 +245,16 @@ fn main() -> Result<(), String> {
                 arrivals: "poisson".into(),
                 ..Default::default()
             });
-            write(&dir, "run-rate.json", &file(vec![lone]))
+            write(&dir, "run-rate.json", &file(vec![lone]))?;
+            let refused = run(
+                &mut rng,
+                "http://127.0.0.1:8082/",
+                "plaintext",
+                0.0,
+                3_000.0,
+                true,
+            );
+            write(&dir, "run-refused.json", &file(vec![refused]))
         }
         "40" => {
             let mut runs = Vec::new();

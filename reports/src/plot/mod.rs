@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rayon::prelude::*;
 
 use crate::output::Staged;
@@ -94,6 +95,8 @@ pub enum Plot {
     LatencyVsRate(Vec<RateCurve>),
 }
 
+const COMPARISON_ROW_H: u32 = 30;
+const COMPARISON_LABEL_W: u32 = 300;
 const SPECTRUM_W: u32 = 1200;
 const SPECTRUM_H: u32 = 520;
 const TIMELINE_W: u32 = 1000;
@@ -220,7 +223,7 @@ impl Plot {
         let (w, h) = match self {
             Plot::Spectrum(_) => (SPECTRUM_W, SPECTRUM_H),
             Plot::Timeline(_) => (TIMELINE_W, TIMELINE_H),
-            Plot::Comparison(c) => (1000, 90 + 56 * c.len().max(1) as u32),
+            Plot::Comparison(c) => (1000, 96 + COMPARISON_ROW_H * c.len().max(1) as u32),
             Plot::Verdicts(m) => verdicts_size(m),
             Plot::LatencyVsRate(_) => (RATE_W, RATE_H),
         };
@@ -674,8 +677,8 @@ fn draw_comparison<DB: DrawingBackend>(
         )
         .margin(12)
         .margin_right(20)
-        .x_label_area_size(38)
-        .y_label_area_size(10)
+        .x_label_area_size(44)
+        .y_label_area_size(COMPARISON_LABEL_W)
         .build_cartesian_2d(0f64..top, 0f64..n)
         .map_err(err)?;
     chart
@@ -696,7 +699,7 @@ fn draw_comparison<DB: DrawingBackend>(
         let ci = b.requests_per_s;
         chart
             .draw_series([Rectangle::new(
-                [(0.0, y + 0.08), (ci.mean, y + 0.6)],
+                [(0.0, y + 0.18), (ci.mean, y + 0.82)],
                 color.mix(0.45).filled(),
             )])
             .map_err(err)?;
@@ -705,9 +708,9 @@ fn draw_comparison<DB: DrawingBackend>(
         let low = ci.low.max(0.0);
         chart
             .draw_series([
-                PathElement::new(vec![(low, y + 0.34), (ci.high, y + 0.34)], whisker),
-                PathElement::new(vec![(low, y + 0.2), (low, y + 0.48)], whisker),
-                PathElement::new(vec![(ci.high, y + 0.2), (ci.high, y + 0.48)], whisker),
+                PathElement::new(vec![(low, y + 0.5), (ci.high, y + 0.5)], whisker),
+                PathElement::new(vec![(low, y + 0.3), (low, y + 0.7)], whisker),
+                PathElement::new(vec![(ci.high, y + 0.3), (ci.high, y + 0.7)], whisker),
             ])
             .map_err(err)?;
         let spread = if ci.n > 1 {
@@ -726,22 +729,24 @@ fn draw_comparison<DB: DrawingBackend>(
         } else {
             format!("{}{spread}", format_count(ci.mean))
         };
+        // The name left of the axis, cut to the label area; the value inside.
         let name = format!("{} {}", b.target, b.workload);
-        layout.annotations.push(name.clone());
+        let name = text::fit_width(&name, 13.0, f64::from(COMPARISON_LABEL_W) - 16.0);
+        let (x0, mid) = chart.backend_coord(&(0.0, y + 0.5));
+        let right = Pos::new(HPos::Right, VPos::Center);
+        root.draw(&Text::new(name, (x0 - 8, mid), font(13).pos(right)))
+            .map_err(err)?;
         layout.annotations.push(value.clone());
-        let mut value_font = font(13);
+        let mut value_font = font(13).pos(Pos::new(HPos::Left, VPos::Center));
         if b.failed_runs == ci.n {
             value_font = value_font.color(&RGBColor(200, 30, 30));
         }
         chart
-            .draw_series([
-                Text::new(name, (top * 0.005, y + 0.95), font(13)),
-                Text::new(
-                    value,
-                    (ci.high.max(ci.mean) + top * 0.01, y + 0.46),
-                    value_font,
-                ),
-            ])
+            .draw_series([Text::new(
+                value,
+                (ci.high.max(ci.mean) + top * 0.01, y + 0.5),
+                value_font,
+            )])
             .map_err(err)?;
     }
     Ok(())
