@@ -271,14 +271,34 @@ impl Plot {
 /// Draws `plot` into a bitmap in memory and returns where everything went, texts
 /// included.
 pub fn layout(plot: &Plot) -> Result<Layout, String> {
+    draw_bitmap(plot).map(|(_, layout)| layout)
+}
+
+/// `plot` drawn as RGB pixels, and its layout.
+fn draw_bitmap(plot: &Plot) -> Result<(Vec<u8>, Layout), String> {
     let (w, h) = plot.size();
-    let mut buf = vec![0u8; w as usize * h as usize * 3];
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
     let log = text::TextLog::default();
-    let backend = BitMapBackend::with_buffer(&mut buf, (w, h));
+    let backend = BitMapBackend::with_buffer(&mut pixels, (w, h));
     let mut layout =
         plot.draw(&text::Glyphs::new(backend, true, log.clone()).into_drawing_area())?;
     layout.texts = log.take();
-    Ok(layout)
+    Ok((pixels, layout))
+}
+
+/// RGB pixels as a PNG file, compressed as well as the encoder can (plots are flat
+/// colours and thin lines: a fourth of the size plotters' encoder writes).
+fn encode_png(pixels: &[u8], (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
+    encoder.set_adaptive_filter(png::AdaptiveFilterType::Adaptive);
+    let mut writer = encoder.write_header().map_err(err)?;
+    writer.write_image_data(pixels).map_err(err)?;
+    writer.finish().map_err(err)?;
+    Ok(out)
 }
 
 /// The files one plot was written to.
@@ -331,13 +351,10 @@ pub fn stage(plot: &Plot, dir: &Path) -> Result<StagedPlot, String> {
     let svg = dir.join(format!("{}.svg", plot.stem()));
     let size = plot.size();
     let cannot = |p: &Path, e: std::io::Error| format!("{}: cannot write: {e}", p.display());
-    let png_tmp = Staged::new(&png).map_err(|e| cannot(&png, e))?;
+    let (pixels, layout) = draw_bitmap(plot).map_err(|e| format!("{}: {e}", png.display()))?;
+    let bytes = encode_png(&pixels, size).map_err(|e| format!("{}: {e}", png.display()))?;
+    let png_tmp = Staged::write(&png, &bytes).map_err(|e| cannot(&png, e))?;
     let log = text::TextLog::default();
-    let bitmap = BitMapBackend::new(png_tmp.tmp_path(), size);
-    let mut layout = plot
-        .draw(&text::Glyphs::new(bitmap, true, log.clone()).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", png.display()))?;
-    layout.texts = log.take();
     let mut text = String::new();
     let vector = SVGBackend::with_string(&mut text, size);
     plot.draw(&text::Glyphs::new(vector, false, log).into_drawing_area())
