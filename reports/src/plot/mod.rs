@@ -434,7 +434,7 @@ fn draw_spectrum<DB: DrawingBackend>(
         };
         return placeholder(root, what);
     }
-    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    let (lo, hi) = (decade_floor(lo / 1.5), hi * 1.5);
     let panels = root.split_evenly((1, 2));
     type Pick = fn(&GroupSpectrum) -> &[stats::BandPoint];
     let pick: [(&str, Pick); 2] = [
@@ -459,7 +459,11 @@ fn draw_spectrum<DB: DrawingBackend>(
             .x_desc("percentile")
             .y_desc("latency (ms)")
             .x_label_formatter(&|x| stats::percentile_label(*x))
-            .y_label_formatter(&|y| format_ms(*y))
+            .y_labels(40)
+            .y_max_light_lines(1)
+            .bold_line_style(BLACK.mix(0.16))
+            .light_line_style(BLACK.mix(0.05))
+            .y_label_formatter(&|y| format_log_ms(*y))
             .label_style(font(13))
             .axis_desc_style(font(14))
             .draw()
@@ -769,6 +773,29 @@ fn draw_comparison<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The power of ten at or under `v`: a log axis starts there, since plotters puts its
+/// grid lines (and so its labels) only from the first power of ten in the range on.
+fn decade_floor(v: f64) -> f64 {
+    // A hair under it: plotters rounds the start's logarithm up, and -1.9999… would
+    // lose the 0.01 line.
+    10f64.powf(v.log10().floor()) * 0.999
+}
+
+/// A log axis' label: 1, 2 and 5 times a power of ten labelled, the other grid lines
+/// left bare (every one labelled crowds the axis, decades alone leave too few).
+fn format_log_ms(ms: f64) -> String {
+    if ms <= 0.0 {
+        return String::new();
+    }
+    let mantissa = ms / 10f64.powf(ms.log10().floor());
+    let near = |m: f64| (mantissa - m).abs() < 0.01 * m;
+    if near(1.0) || near(2.0) || near(5.0) || near(10.0) {
+        format_ms(ms)
+    } else {
+        String::new()
+    }
+}
+
 fn format_ms(ms: f64) -> String {
     let s = if ms >= 1.0 {
         format!("{ms:.1}")
@@ -941,7 +968,7 @@ fn draw_latency_vs_rate<DB: DrawingBackend>(
         .chain(curves.iter().filter_map(|c| c.slo_ms))
         .map(|v| v.max(0.001));
     let (lo, hi) = latencies.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = (lo / 1.5, hi * 1.5);
+    let (lo, hi) = (decade_floor(lo / 1.5), hi * 1.5);
     let mut chart = ChartBuilder::on(root)
         .caption("Latency vs offered rate (corrected)", font(17))
         .margin(12)
@@ -955,7 +982,9 @@ fn draw_latency_vs_rate<DB: DrawingBackend>(
         .x_desc("offered rate (req/s)")
         .y_desc("latency (ms)")
         .x_label_formatter(&|x| format_count(*x))
-        .y_label_formatter(&|y| format_ms(*y))
+        .y_labels(40)
+        .y_max_light_lines(1)
+        .y_label_formatter(&|y| format_log_ms(*y))
         .label_style(font(13))
         .axis_desc_style(font(14))
         .draw()
