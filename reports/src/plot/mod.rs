@@ -638,6 +638,24 @@ where
         .draw()
         .map_err(err)?;
     layout.plot_areas.push(pixel_rect(chart.plotting_area()));
+    let nothing = p
+        .series
+        .iter()
+        .flatten()
+        .filter_map(|(_, b)| b.as_ref())
+        .all(|b| b.high <= 0.0);
+    if nothing && p.unit == "errors/s" {
+        let note = "no failed requests".to_string();
+        layout.annotations.push(note.clone());
+        // The axis is 0 to 1 when nothing failed: the note at its middle.
+        let grey = BLACK.mix(0.6);
+        let style = font(14)
+            .color(&grey)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        chart
+            .draw_series([Text::new(note, ((p.max_s + 1.0) / 2.0, 0.5), style)])
+            .map_err(err)?;
+    }
     let at = |v: f64| v.max(floor);
     for (i, s) in p.series.iter().enumerate() {
         let color = series_color(i);
