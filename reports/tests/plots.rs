@@ -652,3 +652,26 @@ fn a_lone_open_model_run_is_not_on_the_latency_vs_rate_plot() {
     assert_eq!(curves[0].points.len(), 4);
     assert!(stats::rate_curves(&[lone]).is_empty());
 }
+
+#[test]
+fn verdict_labels_are_cut_to_their_cells() {
+    let mut long = fixture_scenarios(None);
+    long.target = "a-very-long-command --with many --arguments that do not fit".into();
+    long.scenarios[0].id = "section.a-clause-id-far-longer-than-the-id-column-is-wide".into();
+    let plot = Plot::Verdicts(stats::verdict_matrix(&[long, fixture_scenarios(None)]));
+    let layout = plot::layout(&plot).unwrap();
+    let (w, h) = layout.size;
+    let image = plot::Rect {
+        x0: 0,
+        y0: 0,
+        x1: w as i32,
+        y1: h as i32,
+    };
+    for (i, a) in layout.texts.iter().enumerate() {
+        assert!(image.contains(&a.rect), "{a:?} outside the image");
+        for b in &layout.texts[i + 1..] {
+            assert!(!a.rect.overlaps(&b.rect), "{a:?} over {b:?}");
+        }
+    }
+    assert!(layout.texts.iter().any(|t| t.text.ends_with('…')));
+}

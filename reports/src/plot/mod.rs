@@ -870,16 +870,6 @@ fn verdicts_size(m: &VerdictMatrix) -> (u32, u32) {
     (w.max(640), h)
 }
 
-/// `text` cut to `max` characters, the cut marked with an ellipsis.
-fn fit(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
 fn verdict_color(v: Option<VerdictKind>) -> RGBColor {
     match v {
         Some(VerdictKind::Pass) => RGBColor(46, 160, 67),
@@ -908,16 +898,25 @@ fn draw_verdicts<DB: DrawingBackend>(
         // Target above, fault below, each cut to the column (the page's table has them
         // whole).
         let (target, fault) = title.split_once(" + ").unwrap_or((title, ""));
-        root.draw(&Text::new(fit(target, 17), (x, top - 36), font(12)))
-            .map_err(err)?;
+        root.draw(&Text::new(
+            text::fit_width(target, 12.0, f64::from(VERDICT_COL_W) - 8.0),
+            (x, top - 36),
+            font(12),
+        ))
+        .map_err(err)?;
         if !fault.is_empty() {
-            root.draw(&Text::new(fit(fault, 17), (x, top - 20), font(12)))
-                .map_err(err)?;
+            root.draw(&Text::new(
+                text::fit_width(fault, 12.0, f64::from(VERDICT_COL_W) - 8.0),
+                (x, top - 20),
+                font(12),
+            ))
+            .map_err(err)?;
         }
     }
     for (r, id) in m.rows.iter().enumerate() {
         let y = top + r as i32 * row_h;
-        root.draw(&Text::new(id.clone(), (12, y + 4), font(13)))
+        let id = text::fit_width(id, 13.0, f64::from(VERDICT_ID_W) - 20.0);
+        root.draw(&Text::new(id, (12, y + 4), font(13)))
             .map_err(err)?;
         for (c, v) in m.cells[r].iter().enumerate() {
             let x = id_w + c as i32 * col_w;
