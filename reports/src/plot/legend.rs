@@ -6,8 +6,12 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::text::{fit_width, text_size, Rect};
-use super::{err, font, Layout, LegendBox};
+use super::layout::{Layout, LegendBox};
+use super::text::{fit_width, font, text_size, Rect};
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
 
 /// How an entry's swatch looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

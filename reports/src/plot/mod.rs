@@ -3,7 +3,6 @@
 //! under `reports/assets/` (through `ab_glyph`), so rendering needs no system font.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -11,71 +10,22 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use rayon::prelude::*;
 
 use crate::output::Staged;
+use crate::scenarios::VerdictKind;
+use crate::stats::{self, Comparison, GroupSpectrum, RateCurve, TimelineGroup, VerdictMatrix};
 
+mod layout;
 mod legend;
 pub mod palette;
 pub mod text;
 
-use crate::scenarios::VerdictKind;
-use crate::stats::{self, Comparison, GroupSpectrum, RateCurve, TimelineGroup, VerdictMatrix};
+use layout::pixel_rect;
+pub use layout::{Layout, LegendBox};
 use legend::{Entry, Swatch};
+use text::{font, register_font};
 pub use text::{Rect, TextBox};
-
-use text::FONT;
-const FAMILY: &str = "sans-serif";
-
-static REGISTER_FONT: Once = Once::new();
-
-fn register_font() {
-    REGISTER_FONT.call_once(|| {
-        for style in [FontStyle::Normal, FontStyle::Bold] {
-            // The bytes are the committed font: parsing them cannot fail at run time
-            // unless the file was replaced, and then text is left out, not the plot.
-            let _ = plotters::style::register_font(FAMILY, style, FONT);
-        }
-    });
-}
 
 fn series_color(i: usize) -> RGBColor {
     palette::color(i)
-}
-
-/// Where a plot's parts were drawn, in pixels of its image: what the layout tests
-/// assert on (the legend and every text inside the image, no text over a plot area
-/// unless it is meant to be there).
-#[derive(Debug, Clone, Default)]
-pub struct Layout {
-    /// The image's size.
-    pub size: (u32, u32),
-    /// The plotting areas (inside the axes) of its charts.
-    pub plot_areas: Vec<Rect>,
-    /// The legend's entries.
-    pub legend: Vec<LegendBox>,
-    /// Texts drawn inside a plot area on purpose (values beside bars, "failed").
-    pub annotations: Vec<String>,
-    /// Every text drawn, with its box.
-    pub texts: Vec<TextBox>,
-}
-
-/// A legend entry as drawn.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LegendBox {
-    /// Its text (cut to fit, with an ellipsis, when it had to be).
-    pub label: String,
-    /// Its series' colour.
-    pub color: RGBColor,
-    /// The swatch and text.
-    pub rect: Rect,
-}
-
-fn pixel_rect<DB: DrawingBackend, CT: CoordTranslate>(area: &DrawingArea<DB, CT>) -> Rect {
-    let (x, y) = area.get_pixel_range();
-    Rect {
-        x0: x.start,
-        y0: y.start,
-        x1: x.end,
-        y1: y.end,
-    }
 }
 
 /// One plot and the data it draws.
@@ -390,10 +340,6 @@ pub fn commit(staged: Vec<Staged>) -> Result<(), String> {
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
-}
-
-fn font(size: u32) -> TextStyle<'static> {
-    (FAMILY, size).into_font().color(&BLACK)
 }
 
 fn placeholder<DB: DrawingBackend>(

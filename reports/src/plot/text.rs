@@ -15,9 +15,10 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 
 use ab_glyph::{point, Font, FontRef, ScaleFont};
+use plotters::style::{FontStyle, IntoFont, TextStyle, BLACK};
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
@@ -25,6 +26,25 @@ use plotters_backend::{
 
 /// DejaVu Sans (Bitstream Vera license: `reports/assets/DejaVuSans-LICENSE.txt`).
 pub(crate) static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+
+const FAMILY: &str = "sans-serif";
+
+static REGISTER_FONT: Once = Once::new();
+
+pub(super) fn register_font() {
+    REGISTER_FONT.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The bytes are the committed font: parsing them cannot fail at run time
+            // unless the file was replaced, and then text is left out, not the plot.
+            let _ = plotters::style::register_font(FAMILY, style, FONT);
+        }
+    });
+}
+
+/// The plots' text style at `size` pixels, black.
+pub(super) fn font(size: u32) -> TextStyle<'static> {
+    (FAMILY, size).into_font().color(&BLACK)
+}
 
 fn face() -> Option<&'static FontRef<'static>> {
     static FACE: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
