@@ -196,7 +196,7 @@ impl Plot {
         };
         let (entries, note) = self.legend();
         let legend_h = legend::height(&entries, note, size.0);
-        let chart_h = size.1 - legend_h;
+        let chart_h = size.1.saturating_sub(legend_h);
         let (area, _) = root.split_vertically(chart_h);
         match self {
             Plot::Spectrum(s) => draw_spectrum(&area, s, &mut layout),
