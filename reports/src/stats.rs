@@ -371,6 +371,8 @@ pub fn comparisons(files: &[Results]) -> Vec<Comparison> {
 pub struct TimelineGroup {
     /// `target workload (n=…)` (see [`GroupSpectrum::label`]).
     pub label: String,
+    /// The workload, as [`workload_label`] shows it.
+    pub workload: String,
     /// Seconds since measuring started, every second any of the runs has.
     pub seconds: Vec<f64>,
     /// Successful requests in each second.
@@ -401,6 +403,7 @@ pub fn timelines(files: &[Results]) -> Vec<TimelineGroup> {
             };
             let mut out = TimelineGroup {
                 label: group_label(g),
+                workload: g.workload.clone(),
                 seconds: Vec::new(),
                 requests_per_s: Vec::new(),
                 errors_per_s: Vec::new(),

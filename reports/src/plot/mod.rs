@@ -51,6 +51,12 @@ const SPECTRUM_W: u32 = 1200;
 const SPECTRUM_H: u32 = 520;
 const TIMELINE_W: u32 = 1000;
 const TIMELINE_H: u32 = 860;
+/// Past this many groups the timeline is drawn as small multiples, a row of panels
+/// per workload.
+const FACET_OVER: usize = 10;
+const TIMELINE_FACET_W: u32 = 1200;
+const FACET_ROW_H: u32 = 240;
+const FACET_TOP: u32 = 10;
 const RATE_W: u32 = 1000;
 const RATE_H: u32 = 600;
 
@@ -172,7 +178,10 @@ impl Plot {
     pub fn size(&self) -> (u32, u32) {
         let (w, h) = match self {
             Plot::Spectrum(_) => (SPECTRUM_W, SPECTRUM_H),
-            Plot::Timeline(_) => (TIMELINE_W, TIMELINE_H),
+            Plot::Timeline(t) => match timeline_facets(t).len() {
+                0 | 1 => (TIMELINE_W, TIMELINE_H),
+                rows => (TIMELINE_FACET_W, FACET_TOP + FACET_ROW_H * rows as u32),
+            },
             Plot::Comparison(c) => (1000, 96 + COMPARISON_ROW_H * c.len().max(1) as u32),
             Plot::Verdicts(m) => verdicts_size(m),
             Plot::LatencyVsRate(_) => (RATE_W, RATE_H),
@@ -462,6 +471,10 @@ fn draw_timeline<DB: DrawingBackend>(
         .iter()
         .flat_map(|g| g.seconds.iter().copied())
         .fold(0f64, f64::max);
+    let facets = timeline_facets(groups);
+    if facets.len() > 1 {
+        return draw_timeline_facets(root, groups, &facets, max_s, layout);
+    }
     let (_, h) = root.dim_in_pixel();
     let (top, rest) = root.split_vertically(h * 38 / 100);
     let (middle, bottom) = rest.split_vertically(h * 36 / 100);
@@ -482,71 +495,160 @@ fn draw_timeline<DB: DrawingBackend>(
     ];
     let markers = groups.len() <= 4 && max_s <= 60.0;
     for (area, caption, unit, values) in pick {
-        let is_latency = unit.starts_with("p99");
-        // A value covers [second, second + 1): plot it at the interval's middle.
-        let series: Vec<Vec<(f64, Option<stats::Band>)>> = groups
+        let series: Vec<Series> = groups
             .iter()
-            .map(|g| g.seconds.iter().map(|s| s + 0.5).zip(values(g)).collect())
+            .enumerate()
+            .map(|(i, g)| (i, per_second(g, values)))
             .collect();
-        let bands = || series.iter().flatten().filter_map(|(_, b)| b.as_ref());
-        let top = bands().map(|b| b.high).fold(0f64, f64::max);
-        let top = if top > 0.0 { top * 1.1 } else { 1.0 };
-        // Series a hundred times apart on a linear axis leave the small ones flat
-        // on the floor: past a 20-fold spread of medians the axis is logarithmic.
-        let least = bands()
-            .map(|b| b.median)
-            .filter(|m| *m > 0.0)
-            .fold(f64::MAX, f64::min);
-        let log = unit != "errors/s" && least < f64::MAX && top / 1.1 / least >= 20.0;
         let panel = Panel {
-            caption,
+            caption: caption.to_string(),
             unit,
             max_s,
             markers,
             series: &series,
+            font_px: 16,
         };
-        if log {
-            let floor = least / 2.0;
-            let format = |y: &f64| {
-                if is_latency {
-                    format_ms(*y)
-                } else {
-                    format_count(*y)
-                }
-            };
-            timeline_panel(
-                area,
-                panel,
-                (floor..top * 1.5).log_scale(),
-                floor,
-                &format,
-                layout,
-            )
-        } else {
-            let format = |y: &f64| {
-                if is_latency {
-                    format_ms(*y)
-                } else if top <= 8.0 && (y - y.round()).abs() > 1e-6 {
-                    // A handful of errors: whole numbers only.
-                    String::new()
-                } else {
-                    format_count(*y)
-                }
-            };
-            timeline_panel(area, panel, 0f64..top, 0.0, &format, layout)
-        }
-        .map_err(|e| format!("{caption}: {e}"))?;
+        draw_panel(area, panel, layout)?;
     }
+    Ok(())
+}
+
+/// One series of a timeline panel: its colour's index and its values by second.
+type Series = (usize, Vec<(f64, Option<stats::Band>)>);
+
+/// A group's values of one panel, each at the middle of its second (a value covers
+/// [second, second + 1)).
+fn per_second(
+    g: &TimelineGroup,
+    values: fn(&TimelineGroup) -> Vec<Option<stats::Band>>,
+) -> Vec<(f64, Option<stats::Band>)> {
+    g.seconds.iter().map(|s| s + 0.5).zip(values(g)).collect()
+}
+
+/// The workloads of a timeline to draw as rows of small multiples, in first-seen
+/// order; none (one overlay) up to [`FACET_OVER`] groups.
+fn timeline_facets(groups: &[TimelineGroup]) -> Vec<String> {
+    if groups.len() <= FACET_OVER {
+        return Vec::new();
+    }
+    let mut facets: Vec<String> = Vec::new();
+    for g in groups {
+        if !facets.contains(&g.workload) {
+            facets.push(g.workload.clone());
+        }
+    }
+    facets
+}
+
+/// The timeline as small multiples: a row per workload, req/s, p99 and errors side by
+/// side, each group in the colour it has everywhere.
+fn draw_timeline_facets<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    groups: &[TimelineGroup],
+    facets: &[String],
+    max_s: f64,
+    layout: &mut Layout,
+) -> Result<(), String> {
+    type Pick = fn(&TimelineGroup) -> Vec<Option<stats::Band>>;
+    let metrics: [(&str, &str, Pick); 3] = [
+        ("req/s", "req/s", |g| {
+            g.requests_per_s.iter().copied().map(Some).collect()
+        }),
+        ("p99 (ms)", "p99 (ms)", |g| g.p99_ms.clone()),
+        ("errors/s", "errors/s", |g| {
+            g.errors_per_s.iter().copied().map(Some).collect()
+        }),
+    ];
+    let (_, rest) = root.split_vertically(FACET_TOP);
+    let rows = rest.split_evenly((facets.len(), 3));
+    for (r, workload) in facets.iter().enumerate() {
+        for (c, (name, unit, values)) in metrics.iter().enumerate() {
+            let series: Vec<Series> = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.workload == *workload)
+                .map(|(i, g)| (i, per_second(g, *values)))
+                .collect();
+            let panel = Panel {
+                caption: format!("{workload}: {name}"),
+                unit,
+                max_s,
+                markers: false,
+                series: &series,
+                font_px: 14,
+            };
+            draw_panel(&rows[r * 3 + c], panel, layout)?;
+        }
+    }
+    Ok(())
+}
+
+/// One timeline panel, its y axis linear or (past a 20-fold spread) logarithmic.
+fn draw_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: Panel<'_>,
+    layout: &mut Layout,
+) -> Result<(), String> {
+    let (caption, unit) = (panel.caption.clone(), panel.unit);
+    let is_latency = unit.starts_with("p99");
+    let bands = || {
+        panel
+            .series
+            .iter()
+            .flat_map(|(_, s)| s.iter())
+            .filter_map(|(_, b)| b.as_ref())
+    };
+    let top = bands().map(|b| b.high).fold(0f64, f64::max);
+    let top = if top > 0.0 { top * 1.1 } else { 1.0 };
+    // Series a hundred times apart on a linear axis leave the small ones flat on the
+    // floor: past a 20-fold spread of medians the axis is logarithmic.
+    let least = bands()
+        .map(|b| b.median)
+        .filter(|m| *m > 0.0)
+        .fold(f64::MAX, f64::min);
+    let log = unit != "errors/s" && least < f64::MAX && top / 1.1 / least >= 20.0;
+    if log {
+        let floor = least / 2.0;
+        let format = |y: &f64| {
+            if is_latency {
+                format_ms(*y)
+            } else {
+                format_count(*y)
+            }
+        };
+        timeline_panel(
+            area,
+            panel,
+            (floor..top * 1.5).log_scale(),
+            floor,
+            &format,
+            layout,
+        )
+    } else {
+        let format = |y: &f64| {
+            if is_latency {
+                format_ms(*y)
+            } else if top <= 8.0 && (y - y.round()).abs() > 1e-6 {
+                // A handful of errors: whole numbers only.
+                String::new()
+            } else {
+                format_count(*y)
+            }
+        };
+        timeline_panel(area, panel, 0f64..top, 0.0, &format, layout)
+    }
+    .map_err(|e| format!("{caption}: {e}"))?;
     Ok(())
 }
 
 /// One timeline panel's data.
 struct Panel<'a> {
-    caption: &'a str,
+    caption: String,
     unit: &'a str,
     max_s: f64,
     markers: bool,
-    series: &'a [Vec<(f64, Option<stats::Band>)>],
+    series: &'a [Series],
+    font_px: u32,
 }
 
 /// Draws one panel of the timeline on `area` with the y axis `y`; values under
@@ -565,7 +667,7 @@ where
     Y::CoordDescType: plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     let mut chart = ChartBuilder::on(area)
-        .caption(p.caption, font(16))
+        .caption(&p.caption, font(p.font_px))
         .margin(10)
         .margin_right(24)
         .x_label_area_size(44)
@@ -587,7 +689,7 @@ where
     let nothing = p
         .series
         .iter()
-        .flatten()
+        .flat_map(|(_, s)| s.iter())
         .filter_map(|(_, b)| b.as_ref())
         .all(|b| b.high <= 0.0);
     if nothing && p.unit == "errors/s" {
@@ -603,8 +705,8 @@ where
             .map_err(err)?;
     }
     let at = |v: f64| v.max(floor);
-    for (i, s) in p.series.iter().enumerate() {
-        let color = series_color(i);
+    for (i, s) in p.series.iter() {
+        let color = series_color(*i);
         if s.iter().flat_map(|(_, b)| b).any(|b| b.low < b.high) {
             let pick = |f: fn(&stats::Band) -> f64| {
                 s.iter()
@@ -621,8 +723,8 @@ where
             }
         }
     }
-    for (i, s) in p.series.iter().enumerate() {
-        let color = series_color(i);
+    for (i, s) in p.series.iter() {
+        let color = series_color(*i);
         let median: Vec<(f64, Option<f64>)> = s
             .iter()
             .map(|(x, b)| (*x, b.map(|b| at(b.median))))
