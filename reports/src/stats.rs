@@ -211,6 +211,8 @@ pub struct BandPoint {
 pub struct GroupSpectrum {
     /// `target workload (n=…)`, or with `failed` when every run failed.
     pub label: String,
+    /// The workload, as [`workload_label`] shows it.
+    pub workload: String,
     /// Runs in the group.
     pub runs: usize,
     /// Runs of them that failed (they add nothing to the spectra).
@@ -257,6 +259,7 @@ pub fn spectra(files: &[Results]) -> Result<Vec<GroupSpectrum>, String> {
             }
             Ok(GroupSpectrum {
                 label,
+                workload: g.workload.clone(),
                 runs: g.runs.len(),
                 failed: g.failed(),
                 corrected: band_spectrum(&corrected),

@@ -51,12 +51,13 @@ const SPECTRUM_W: u32 = 1200;
 const SPECTRUM_H: u32 = 520;
 const TIMELINE_W: u32 = 1000;
 const TIMELINE_H: u32 = 860;
-/// Past this many groups the timeline is drawn as small multiples, a row of panels
-/// per workload.
+/// Past this many groups the spectrum and the timeline are drawn as small multiples,
+/// a row of panels per workload.
 const FACET_OVER: usize = 10;
 const TIMELINE_FACET_W: u32 = 1200;
 const FACET_ROW_H: u32 = 240;
 const FACET_TOP: u32 = 10;
+const SPECTRUM_ROW_H: u32 = 330;
 const RATE_W: u32 = 1000;
 const RATE_H: u32 = 600;
 
@@ -177,9 +178,12 @@ impl Plot {
     /// Its size in pixels: a legend adds its height.
     pub fn size(&self) -> (u32, u32) {
         let (w, h) = match self {
-            Plot::Spectrum(_) => (SPECTRUM_W, SPECTRUM_H),
+            Plot::Spectrum(s) => match spectrum_facets(s).len() {
+                0 => (SPECTRUM_W, SPECTRUM_H),
+                rows => (SPECTRUM_W, FACET_TOP + SPECTRUM_ROW_H * rows as u32),
+            },
             Plot::Timeline(t) => match timeline_facets(t).len() {
-                0 | 1 => (TIMELINE_W, TIMELINE_H),
+                0 => (TIMELINE_W, TIMELINE_H),
                 rows => (TIMELINE_FACET_W, FACET_TOP + FACET_ROW_H * rows as u32),
             },
             Plot::Comparison(c) => (1000, 96 + COMPARISON_ROW_H * c.len().max(1) as u32),
@@ -370,18 +374,35 @@ fn band_polygon<X: Copy, Y: Copy>(
     Polygon::new(outline, color.mix(0.16).filled())
 }
 
+/// The workloads of `groups`, in first-seen order, to draw as rows of small
+/// multiples; none (one chart) up to [`FACET_OVER`] groups or with one workload.
+fn facets<'a>(groups: impl Iterator<Item = &'a str> + Clone) -> Vec<String> {
+    if groups.clone().count() <= FACET_OVER {
+        return Vec::new();
+    }
+    let mut facets: Vec<String> = Vec::new();
+    for w in groups {
+        if !facets.iter().any(|f| f == w) {
+            facets.push(w.to_string());
+        }
+    }
+    if facets.len() > 1 {
+        facets
+    } else {
+        Vec::new()
+    }
+}
+
+fn spectrum_facets(groups: &[GroupSpectrum]) -> Vec<String> {
+    facets(groups.iter().map(|g| g.workload.as_str()))
+}
+
 fn draw_spectrum<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     groups: &[GroupSpectrum],
     layout: &mut Layout,
 ) -> Result<(), String> {
-    let values = groups
-        .iter()
-        .flat_map(|g| g.corrected.iter().chain(g.uncorrected.iter()))
-        .flat_map(|p| [p.us.low, p.us.high])
-        .map(|us| us.max(1.0) / 1000.0);
-    let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if hi <= 0.0 {
+    if groups.iter().all(|g| g.corrected.is_empty()) {
         let what = if groups.is_empty() {
             "latency histograms"
         } else {
@@ -389,59 +410,111 @@ fn draw_spectrum<DB: DrawingBackend>(
         };
         return placeholder(root, what);
     }
-    let (lo, hi) = (decade_floor(lo / 1.5), hi * 1.5);
-    let panels = root.split_evenly((1, 2));
-    type Pick = fn(&GroupSpectrum) -> &[stats::BandPoint];
-    let pick: [(&str, Pick); 2] = [
-        ("corrected (from due time)", |g| &g.corrected),
-        ("uncorrected (from send)", |g| &g.uncorrected),
-    ];
-    let ms = |us: f64| us.max(1.0) / 1000.0;
-    for (panel, (name, points)) in panels.iter().zip(pick) {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(format!("Latency by percentile, {name}"), font(17))
-            .margin(12)
-            .margin_right(36)
-            .x_label_area_size(42)
-            .y_label_area_size(64)
-            .build_cartesian_2d(
-                (1f64..stats::SPECTRUM_MAX_X).log_scale(),
-                (lo..hi).log_scale(),
-            )
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("latency (ms)")
-            .x_label_formatter(&|x| stats::percentile_label(*x))
-            .y_labels(40)
-            .y_max_light_lines(1)
-            .bold_line_style(BLACK.mix(0.16))
-            .light_line_style(BLACK.mix(0.05))
-            .y_label_formatter(&|y| format_log_ms(*y))
-            .label_style(font(13))
-            .axis_desc_style(font(14))
-            .draw()
-            .map_err(err)?;
-        layout.plot_areas.push(pixel_rect(chart.plotting_area()));
-        for (i, g) in groups.iter().enumerate() {
-            let pts = points(g);
-            if g.runs - g.failed > 1 {
-                let low: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.low))).collect();
-                let high: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.high))).collect();
-                chart
-                    .draw_series([band_polygon(&low, &high, series_color(i))])
-                    .map_err(err)?;
-            }
+    let all: Vec<(usize, &GroupSpectrum)> = groups.iter().enumerate().collect();
+    let facets = spectrum_facets(groups);
+    if facets.is_empty() {
+        let panels = root.split_evenly((1, 2));
+        for (c, panel) in panels.iter().enumerate() {
+            spectrum_panel(panel, &all, c == 0, None, layout)?;
         }
-        for (i, g) in groups.iter().enumerate() {
+        return Ok(());
+    }
+    // Small multiples: a row per workload, corrected beside uncorrected, each row on
+    // its own latency axis.
+    let (_, rest) = root.split_vertically(FACET_TOP);
+    let cells = rest.split_evenly((facets.len(), 2));
+    for (r, workload) in facets.iter().enumerate() {
+        let row: Vec<(usize, &GroupSpectrum)> = all
+            .iter()
+            .copied()
+            .filter(|(_, g)| g.workload == *workload)
+            .collect();
+        for c in 0..2 {
+            spectrum_panel(&cells[r * 2 + c], &row, c == 0, Some(workload), layout)?;
+        }
+    }
+    Ok(())
+}
+
+/// One spectrum chart: `corrected` or uncorrected latency of `groups` (with their
+/// colour indices); `workload` names a small multiple's row.
+fn spectrum_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    groups: &[(usize, &GroupSpectrum)],
+    corrected: bool,
+    workload: Option<&str>,
+    layout: &mut Layout,
+) -> Result<(), String> {
+    let points = |g: &GroupSpectrum| -> Vec<stats::BandPoint> {
+        if corrected {
+            g.corrected.clone()
+        } else {
+            g.uncorrected.clone()
+        }
+    };
+    let ms = |us: f64| us.max(1.0) / 1000.0;
+    let values = groups
+        .iter()
+        .flat_map(|(_, g)| g.corrected.iter().chain(g.uncorrected.iter()))
+        .flat_map(|p| [ms(p.us.low), ms(p.us.high)]);
+    let (lo, hi) = values.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = if hi > 0.0 {
+        (decade_floor(lo), hi * 1.5)
+    } else {
+        (0.001, 1.0)
+    };
+    let name = if corrected {
+        "corrected (from due time)"
+    } else {
+        "uncorrected (from send)"
+    };
+    let (caption, size) = match workload {
+        Some(w) => (format!("{w}: {name}"), 14),
+        None => (format!("Latency by percentile, {name}"), 17),
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, font(size))
+        .margin(12)
+        .margin_right(36)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .build_cartesian_2d(
+            (1f64..stats::SPECTRUM_MAX_X).log_scale(),
+            (lo..hi).log_scale(),
+        )
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| stats::percentile_label(*x))
+        .y_labels(40)
+        .y_max_light_lines(1)
+        .bold_line_style(BLACK.mix(0.16))
+        .light_line_style(BLACK.mix(0.05))
+        .y_label_formatter(&|y| format_log_ms(*y))
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(err)?;
+    layout.plot_areas.push(pixel_rect(chart.plotting_area()));
+    for (i, g) in groups {
+        if g.runs - g.failed > 1 {
+            let pts = points(g);
+            let low: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.low))).collect();
+            let high: Vec<(f64, f64)> = pts.iter().map(|p| (p.x, ms(p.us.high))).collect();
             chart
-                .draw_series(LineSeries::new(
-                    points(g).iter().map(|p| (p.x, ms(p.us.median))),
-                    series_color(i).stroke_width(2),
-                ))
+                .draw_series([band_polygon(&low, &high, series_color(*i))])
                 .map_err(err)?;
         }
+    }
+    for (i, g) in groups {
+        chart
+            .draw_series(LineSeries::new(
+                points(g).iter().map(|p| (p.x, ms(p.us.median))),
+                series_color(*i).stroke_width(2),
+            ))
+            .map_err(err)?;
     }
     Ok(())
 }
@@ -472,7 +545,7 @@ fn draw_timeline<DB: DrawingBackend>(
         .flat_map(|g| g.seconds.iter().copied())
         .fold(0f64, f64::max);
     let facets = timeline_facets(groups);
-    if facets.len() > 1 {
+    if !facets.is_empty() {
         return draw_timeline_facets(root, groups, &facets, max_s, layout);
     }
     let (_, h) = root.dim_in_pixel();
@@ -525,19 +598,8 @@ fn per_second(
     g.seconds.iter().map(|s| s + 0.5).zip(values(g)).collect()
 }
 
-/// The workloads of a timeline to draw as rows of small multiples, in first-seen
-/// order; none (one overlay) up to [`FACET_OVER`] groups.
 fn timeline_facets(groups: &[TimelineGroup]) -> Vec<String> {
-    if groups.len() <= FACET_OVER {
-        return Vec::new();
-    }
-    let mut facets: Vec<String> = Vec::new();
-    for g in groups {
-        if !facets.contains(&g.workload) {
-            facets.push(g.workload.clone());
-        }
-    }
-    facets
+    facets(groups.iter().map(|g| g.workload.as_str()))
 }
 
 /// The timeline as small multiples: a row per workload, req/s, p99 and errors side by
@@ -839,12 +901,16 @@ fn draw_comparison<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The power of ten at or under `v`: a log axis starts there, since plotters puts its
-/// grid lines (and so its labels) only from the first power of ten in the range on.
-fn decade_floor(v: f64) -> f64 {
+/// Where a log latency axis starts for data from `lo` up: a power of ten (plotters
+/// puts its grid lines, and so its labels, only from the first power of ten in the
+/// range on), the one under `lo` with some room, or `lo`'s own when the data start
+/// at or above it.
+fn decade_floor(lo: f64) -> f64 {
+    let d = 10f64.powf((lo / 1.5).log10().floor());
+    let d = if d * 10.0 <= lo { d * 10.0 } else { d };
     // A hair under it: plotters rounds the start's logarithm up, and -1.9999… would
     // lose the 0.01 line.
-    10f64.powf(v.log10().floor()) * 0.999
+    d * 0.999
 }
 
 /// A log axis' label: 1, 2 and 5 times a power of ten labelled, the other grid lines
@@ -1033,7 +1099,7 @@ fn draw_latency_vs_rate<DB: DrawingBackend>(
         .chain(curves.iter().filter_map(|c| c.slo_ms))
         .map(|v| v.max(0.001));
     let (lo, hi) = latencies.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lo, hi) = (decade_floor(lo / 1.5), hi * 1.5);
+    let (lo, hi) = (decade_floor(lo), hi * 1.5);
     let mut chart = ChartBuilder::on(root)
         .caption("Latency vs offered rate (corrected)", font(17))
         .margin(12)
