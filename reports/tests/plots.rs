@@ -513,6 +513,22 @@ fn forty_series_have_distinct_colours() {
 fn forty_runs_lay_out_inside_the_image() {
     let files = many_runs(40, 1);
     assert_layout(&Plot::Spectrum(stats::spectra(&files).unwrap()), 40, 40);
+    // Ten targets × four workloads: small multiples, a row per workload.
+    let mut mixed = many_runs(10, 1);
+    for (i, r) in mixed[0].runs.iter_mut().enumerate() {
+        r.workload = ["plaintext", "churn"][i % 2].into();
+    }
+    mixed.push(many_runs(10, 1).remove(0));
+    mixed[1]
+        .runs
+        .iter_mut()
+        .for_each(|r| r.workload = "post-4k".into());
+    let spectrum = Plot::Spectrum(stats::spectra(&mixed).unwrap());
+    assert_eq!(plot::layout(&spectrum).unwrap().plot_areas.len(), 3 * 2);
+    assert_layout(&spectrum, 20, 20);
+    let timeline = Plot::Timeline(stats::timelines(&mixed));
+    assert_eq!(plot::layout(&timeline).unwrap().plot_areas.len(), 3 * 3);
+    assert_layout(&timeline, 20, 20);
     assert_layout(&Plot::Timeline(stats::timelines(&files)), 40, 40);
     assert_layout(&Plot::Comparison(stats::comparisons(&files)), 0, 0);
     // One SLO entry, then p99 and p50 in one colour per target.
