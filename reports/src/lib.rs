@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod gate;
+pub mod header;
 pub mod histogram;
 pub mod merge;
 pub mod output;

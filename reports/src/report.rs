@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::header::Header;
 use crate::output::Staged;
 use crate::plot::{self, Plot, PlotFiles};
 use crate::result::{Results, RESULT_SCHEMA};
@@ -63,9 +64,13 @@ pub fn write_report(
     let comparisons = stats::comparisons(results);
     let mut plots = Vec::new();
     if !results.is_empty() {
-        plots.push(Plot::Spectrum(stats::spectra(results)?));
-        plots.push(Plot::Timeline(stats::timelines(results)));
-        plots.push(Plot::Comparison(comparisons.clone()));
+        // A sweep's steps have their own plot (latency vs rate): beside other runs they
+        // would only crowd the spectrum, timeline and comparison. The tables keep them.
+        let others = without_sweep_steps(results);
+        let plotted = others.as_deref().unwrap_or(results);
+        plots.push(Plot::Spectrum(stats::spectra(plotted)?));
+        plots.push(Plot::Timeline(stats::timelines(plotted)));
+        plots.push(Plot::Comparison(stats::comparisons(plotted)));
         let curves = stats::rate_curves(results);
         if !curves.is_empty() {
             plots.push(Plot::LatencyVsRate(curves));
@@ -80,10 +85,11 @@ pub fn write_report(
     let drawn = plot::stage_all(&plots, dir)?;
     let files: Vec<PlotFiles> = drawn.iter().map(|d| d.files.clone()).collect();
     let svgs: Vec<&str> = drawn.iter().map(|d| d.svg.as_str()).collect();
-    let summary = summary_markdown(&comparisons, &sweeps, scenarios, &files);
+    let header = Header::new(results, scenarios);
+    let summary = summary_markdown(&header, &comparisons, &sweeps, scenarios, !files.is_empty());
     let summary_path = dir.join("summary.md");
     let summary_file = stage(&summary_path, &summary)?;
-    let html = index_html(&comparisons, &sweeps, scenarios, &files, &svgs);
+    let html = index_html(&header, &comparisons, &sweeps, scenarios, &files, &svgs);
     let mut staged: Vec<Staged> = drawn.into_iter().flat_map(|d| d.staged).collect();
     staged.push(summary_file);
     let index = dir.join("index.html");
@@ -94,6 +100,25 @@ pub fn write_report(
         summary: summary_path,
         plots: files,
     })
+}
+
+/// The files without their sweep steps, when some run is not a sweep step; `None`
+/// when every run is one (or none is).
+fn without_sweep_steps(results: &[Results]) -> Option<Vec<Results>> {
+    let runs = || results.iter().flat_map(|f| f.runs.iter());
+    let is_step = |r: &crate::result::RunResult| r.config.sweep.is_some();
+    if !runs().any(is_step) || runs().all(is_step) {
+        return None;
+    }
+    let kept = results
+        .iter()
+        .map(|f| Results {
+            runs: f.runs.iter().filter(|r| !is_step(r)).cloned().collect(),
+            ..f.clone()
+        })
+        .filter(|f| !f.runs.is_empty())
+        .collect();
+    Some(kept)
 }
 
 fn stage(path: &Path, text: &str) -> Result<Staged, String> {
@@ -120,6 +145,19 @@ fn format_rate(c: &stats::MeanCi) -> String {
     }
 }
 
+/// A mean latency, or `failed` when every run of the group failed (it has none).
+fn latency_cell(ci: Option<stats::MeanCi>) -> String {
+    ci.map_or_else(|| "failed".to_string(), |c| format_us(c.mean))
+}
+
+/// Runs in a group, with how many failed: `18`, `18 (2 failed)`.
+fn runs_cell(c: &Comparison) -> String {
+    match c.failed_runs {
+        0 => c.requests_per_s.n.to_string(),
+        f => format!("{} ({f} failed)", c.requests_per_s.n),
+    }
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -138,15 +176,28 @@ fn sweep_failed(s: &SweepSummary) -> String {
         .map_or_else(|| "-".to_string(), |r| format!("{r:.0} req/s"))
 }
 
-/// The Markdown summary: one row per target and workload, sweep answers, scenario
-/// totals, plot links.
+/// The Markdown summary, made to be pasted where links to files do not resolve (a
+/// pull-request comment, a job summary): tables only (one row per target and workload,
+/// sweep answers, scenario totals, the machine and build) and one line that says where
+/// the plots are.
 pub fn summary_markdown(
+    header: &Header,
     comparisons: &[Comparison],
     sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
-    plots: &[PlotFiles],
+    plots: bool,
 ) -> String {
     let mut md = String::from("## loadgen report\n\n");
+    md_row(&mut md, &["measured", &header.measured]);
+    md.push_str("|---|---|\n");
+    for (name, value) in header.machine.iter().chain(&header.build) {
+        md_row(&mut md, &[*name, &md_cell(value)]);
+    }
+    md_row(
+        &mut md,
+        &["self-check warnings", &header.warnings.len().to_string()],
+    );
+    md.push('\n');
     if !comparisons.is_empty() {
         md_row(
             &mut md,
@@ -167,10 +218,10 @@ pub fn summary_markdown(
                 &[
                     format!("`{}`", c.target),
                     c.workload.clone(),
-                    c.requests_per_s.n.to_string(),
+                    runs_cell(c),
                     format_rate(&c.requests_per_s),
-                    format_us(c.p50_us.mean),
-                    format_us(c.p99_us.mean),
+                    latency_cell(c.p50_us),
+                    latency_cell(c.p99_us),
                     c.errors.to_string(),
                 ],
             );
@@ -229,23 +280,18 @@ pub fn summary_markdown(
             md_row(&mut md, &cells);
         }
     }
-    if !plots.is_empty() {
-        md.push_str("\nPlots: ");
-        let links: Vec<String> = plots
-            .iter()
-            .map(|p| {
-                format!(
-                    "[{}]({}) ([SVG]({}))",
-                    p.stem,
-                    file_name(&p.png),
-                    file_name(&p.svg)
-                )
-            })
-            .collect();
-        md.push_str(&links.join(" · "));
-        md.push('\n');
+    if plots {
+        md.push_str(
+            "\nPlots, the full settings and the warnings: `index.html` in the report \
+             directory (self-contained; each plot is also beside it as PNG and SVG).\n",
+        );
     }
     md
+}
+
+/// Text fit for a Markdown table cell: no pipe or line break to end the cell early.
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
 }
 
 /// One Markdown table row: `| a | b |`.
@@ -279,10 +325,83 @@ fn inline_svg(svg: &str) -> String {
 const CSS: &str = "body{font-family:sans-serif;margin:2em auto;max-width:1250px;color:#222}\
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px}\
 td.n{text-align:right}th{background:#f3f3f3}figure{margin:2em 0}svg{max-width:100%;height:auto}\
-figcaption{font-weight:bold;margin-bottom:.5em}";
+figcaption{font-weight:bold;margin-bottom:.5em}\
+#header{background:#f7f7f9;border:1px solid #ddd;padding:.5em 1.2em;margin-bottom:1.5em}\
+table.kv th{text-align:left;font-weight:normal;color:#555;background:none}";
+
+/// The header panel: what was measured, where, with what, and the warnings.
+fn header_html(h: &Header) -> String {
+    let mut out = String::from("<section id=\"header\">\n<h2>What was measured</h2>\n");
+    let _ = writeln!(out, "<p>{}</p>", escape(&h.measured));
+    out.push_str("<table class=\"kv\">\n");
+    let joined = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let rows = [
+        ("targets", joined(&h.targets)),
+        ("workloads", joined(&h.workloads)),
+    ];
+    for (name, value) in rows
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .chain(h.machine.iter().map(|(n, v)| (*n, v.as_str())))
+        .chain(h.build.iter().map(|(n, v)| (*n, v.as_str())))
+    {
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(name),
+            escape(value)
+        );
+    }
+    out.push_str("</table>\n");
+    let _ = writeln!(
+        out,
+        "<details open>\n<summary>Settings ({})</summary>",
+        h.settings.len()
+    );
+    if h.settings.is_empty() {
+        out.push_str("<p>none recorded</p>\n");
+    } else {
+        out.push_str("<table class=\"kv\">\n");
+        for (name, value) in &h.settings {
+            let _ = writeln!(
+                out,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(name),
+                escape(value)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</details>\n");
+    let _ = writeln!(out, "<h3>Self-check warnings ({})</h3>", h.warnings.len());
+    if h.warnings.is_empty() {
+        out.push_str("<p>none</p>\n");
+    } else {
+        out.push_str("<table>\n<tr><th>runs</th><th>kind</th><th>message</th></tr>\n");
+        for (at, kind, message) in &h.warnings {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(at),
+                escape(kind),
+                escape(message)
+            );
+        }
+        out.push_str("</table>\n");
+    }
+    out.push_str("</section>\n");
+    out
+}
 
 /// The self-contained HTML page; `svgs` are the plots' SVG documents, in order.
 pub fn index_html(
+    header: &Header,
     comparisons: &[Comparison],
     sweeps: &[SweepSummary],
     scenarios: &[ScenarioResults],
@@ -296,6 +415,7 @@ pub fn index_html(
          <title>loadgen report</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
          <h1>loadgen report</h1>\n"
     );
+    h.push_str(&header_html(header));
     if !comparisons.is_empty() {
         h.push_str(
             "<table>\n<tr><th>target</th><th>workload</th><th>runs</th>\
@@ -308,10 +428,10 @@ pub fn index_html(
                  <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
                 escape(&c.target),
                 escape(&c.workload),
-                c.requests_per_s.n,
+                runs_cell(c),
                 format_rate(&c.requests_per_s),
-                format_us(c.p50_us.mean),
-                format_us(c.p99_us.mean),
+                latency_cell(c.p50_us),
+                latency_cell(c.p99_us),
                 c.errors
             );
         }

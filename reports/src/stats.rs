@@ -73,17 +73,6 @@ pub fn display_target(target: &str) -> String {
         .to_string()
 }
 
-/// A run's spectra, corrected and uncorrected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSpectrum {
-    /// `target workload` (with `#n` for repeats).
-    pub label: String,
-    /// Latency from the due time.
-    pub corrected: Vec<SpectrumPoint>,
-    /// Latency from the actual send.
-    pub uncorrected: Vec<SpectrumPoint>,
-}
-
 /// A run's workload as reports show it: a sweep step (a run carrying `sweep_rate` in
 /// its config) adds its offered rate, `sweep @ 2000/s`, so that the steps of a sweep
 /// are told apart rather than taken for repeats of one workload.
@@ -99,51 +88,182 @@ fn sweep_rate(run: &RunResult) -> Option<f64> {
     run.config.sweep.as_ref().map(|s| s.sweep_rate)
 }
 
-/// The run labels of every results file, in order: `target workload`, with `#2`, `#3`
-/// ... added to repeats of the same target and workload.
-pub fn run_labels(files: &[Results]) -> Vec<String> {
-    let mut seen: Vec<(String, usize)> = Vec::new();
-    all_runs(files)
-        .map(|run| {
-            let base = format!("{} {}", display_target(&run.target), workload_label(run));
-            let n = match seen.iter_mut().find(|(b, _)| *b == base) {
-                Some((_, n)) => {
-                    *n += 1;
-                    *n
-                }
-                None => {
-                    seen.push((base.clone(), 1));
-                    1
-                }
-            };
-            if n == 1 {
-                base
-            } else {
-                format!("{base} #{n}")
-            }
-        })
-        .collect()
-}
-
 fn all_runs(files: &[Results]) -> impl Iterator<Item = &RunResult> {
     files.iter().flat_map(|f| f.runs.iter())
 }
 
-/// The spectra of every run of every file; histograms are decoded in parallel.
-pub fn spectra(files: &[Results]) -> Result<Vec<RunSpectrum>, String> {
-    let runs: Vec<&RunResult> = all_runs(files).collect();
-    let labels = run_labels(files);
-    runs.par_iter()
-        .zip(labels.into_par_iter())
-        .map(|(run, label)| {
-            let corrected = histogram::decode(&run.histogram_corrected)
-                .map_err(|e| format!("{label}: corrected {e}"))?;
-            let uncorrected = histogram::decode(&run.histogram_uncorrected)
-                .map_err(|e| format!("{label}: uncorrected {e}"))?;
-            Ok(RunSpectrum {
+/// Whether every request of the run failed (or none completed): it has no latency to
+/// show, and reports say "failed" rather than a p50 of 0 µs.
+pub fn run_failed(run: &RunResult) -> bool {
+    run.requests == 0
+}
+
+/// The median and range of one figure across a group's repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Band {
+    /// The median (the mean of the two middle values for an even count).
+    pub median: f64,
+    /// The smallest.
+    pub low: f64,
+    /// The largest.
+    pub high: f64,
+}
+
+/// The [`Band`] of `values`; `None` when empty.
+pub fn band(values: &[f64]) -> Option<Band> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some(Band {
+        median,
+        low: v[0],
+        high: v[n - 1],
+    })
+}
+
+/// The runs of one target and workload (its repeats), as plots and tables show them.
+#[derive(Debug, Clone)]
+pub struct RunGroup<'a> {
+    /// The target, as [`display_target`] shows it.
+    pub target: String,
+    /// The workload, as [`workload_label`] shows it.
+    pub workload: String,
+    /// Its runs, in file order.
+    pub runs: Vec<&'a RunResult>,
+}
+
+impl RunGroup<'_> {
+    /// `target workload`.
+    pub fn label(&self) -> String {
+        format!("{} {}", self.target, self.workload)
+    }
+
+    /// How many of its runs failed ([`run_failed`]).
+    pub fn failed(&self) -> usize {
+        self.runs.iter().filter(|r| run_failed(r)).count()
+    }
+}
+
+/// Every run grouped by (target, workload), groups in first-seen order. Every plot and
+/// table lists groups in this order, so that a group has the same colour everywhere.
+pub fn run_groups(files: &[Results]) -> Vec<RunGroup<'_>> {
+    let mut groups: Vec<RunGroup<'_>> = Vec::new();
+    for run in all_runs(files) {
+        let target = display_target(&run.target);
+        let workload = workload_label(run);
+        first_seen_entry(
+            &mut groups,
+            |g| g.target == target && g.workload == workload,
+            || RunGroup {
+                target: target.clone(),
+                workload: workload.clone(),
+                runs: Vec::new(),
+            },
+        )
+        .runs
+        .push(run);
+    }
+    groups
+}
+
+/// How a group's runs went, for legends: `n=18`, `n=18, 2 failed`, or `failed: every
+/// request of its 3 runs failed`.
+fn group_note(runs: usize, failed: usize) -> String {
+    match (runs, failed) {
+        (1, 1) => "failed: every request failed".to_string(),
+        (n, f) if f == n => format!("failed: every request of its {n} runs failed"),
+        (1, _) => String::new(),
+        (n, 0) => format!("n={n}"),
+        (n, f) => format!("n={n}, {f} failed"),
+    }
+}
+
+/// The legend label of a group: `target workload (n=18)`.
+fn group_label(g: &RunGroup<'_>) -> String {
+    let note = group_note(g.runs.len(), g.failed());
+    if note.is_empty() {
+        g.label()
+    } else {
+        format!("{} ({note})", g.label())
+    }
+}
+
+/// A point of a group's spectrum: the median and range across its repeats.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BandPoint {
+    /// The position on the 1/(1-p) log axis.
+    pub x: f64,
+    /// The latency at that percentile, µs, across the group's runs.
+    pub us: Band,
+}
+
+/// The spectra of one target and workload, corrected and uncorrected, across the
+/// runs that did not fail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpectrum {
+    /// `target workload (n=…)`, or with `failed` when every run failed.
+    pub label: String,
+    /// The workload, as [`workload_label`] shows it.
+    pub workload: String,
+    /// Runs in the group.
+    pub runs: usize,
+    /// Runs of them that failed (they add nothing to the spectra).
+    pub failed: usize,
+    /// Latency from the due time; empty when every run failed.
+    pub corrected: Vec<BandPoint>,
+    /// Latency from the actual send; empty when every run failed.
+    pub uncorrected: Vec<BandPoint>,
+}
+
+/// The point-by-point band of spectra that share their x positions.
+fn band_spectrum(spectra: &[Vec<SpectrumPoint>]) -> Vec<BandPoint> {
+    let spectra: Vec<&Vec<SpectrumPoint>> = spectra.iter().filter(|s| !s.is_empty()).collect();
+    let Some(first) = spectra.first() else {
+        return Vec::new();
+    };
+    (0..first.len())
+        .filter_map(|i| {
+            let values: Vec<f64> = spectra
+                .iter()
+                .filter_map(|s| s.get(i).map(|p| p.value_us as f64))
+                .collect();
+            band(&values).map(|us| BandPoint { x: first[i].x, us })
+        })
+        .collect()
+}
+
+/// The spectra of every group of runs ([`run_groups`]); histograms are decoded in
+/// parallel.
+pub fn spectra(files: &[Results]) -> Result<Vec<GroupSpectrum>, String> {
+    run_groups(files)
+        .par_iter()
+        .map(|g| {
+            let label = group_label(g);
+            let mut corrected = Vec::new();
+            let mut uncorrected = Vec::new();
+            for run in g.runs.iter().filter(|r| !run_failed(r)) {
+                let c = histogram::decode(&run.histogram_corrected)
+                    .map_err(|e| format!("{}: corrected {e}", g.label()))?;
+                let u = histogram::decode(&run.histogram_uncorrected)
+                    .map_err(|e| format!("{}: uncorrected {e}", g.label()))?;
+                corrected.push(spectrum(&c));
+                uncorrected.push(spectrum(&u));
+            }
+            Ok(GroupSpectrum {
                 label,
-                corrected: spectrum(&corrected),
-                uncorrected: spectrum(&uncorrected),
+                workload: g.workload.clone(),
+                runs: g.runs.len(),
+                failed: g.failed(),
+                corrected: band_spectrum(&corrected),
+                uncorrected: band_spectrum(&uncorrected),
             })
         })
         .collect()
@@ -212,74 +332,102 @@ pub struct Comparison {
     pub target: String,
     /// The workload.
     pub workload: String,
-    /// Successful requests per second.
+    /// Successful requests per second, over every run (a failed run counts as 0).
     pub requests_per_s: MeanCi,
-    /// Median corrected latency, µs.
-    pub p50_us: MeanCi,
-    /// 99th percentile corrected latency, µs.
-    pub p99_us: MeanCi,
+    /// Median corrected latency, µs, over the runs that did not fail; `None` when
+    /// every run failed.
+    pub p50_us: Option<MeanCi>,
+    /// 99th percentile corrected latency, µs, likewise.
+    pub p99_us: Option<MeanCi>,
     /// Failed requests, all repeats added up.
     pub errors: u64,
+    /// Runs in which every request failed.
+    pub failed_runs: usize,
 }
 
-/// Runs grouped by (target, workload), in first-seen order, with the mean and 95 %
+/// Runs grouped by (target, workload) ([`run_groups`]), with the mean and 95 %
 /// confidence interval of each figure across the group's repeats.
 pub fn comparisons(files: &[Results]) -> Vec<Comparison> {
-    let mut groups: Vec<((String, String), Vec<&RunResult>)> = Vec::new();
-    for run in all_runs(files) {
-        let key = (run.target.clone(), workload_label(run));
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, runs)) => runs.push(run),
-            None => groups.push((key, vec![run])),
-        }
-    }
-    groups
+    run_groups(files)
         .into_iter()
-        .filter_map(|((target, workload), runs)| {
-            let of = |f: &dyn Fn(&RunResult) -> f64| {
+        .filter_map(|g| {
+            let ok: Vec<&RunResult> = g.runs.iter().copied().filter(|r| !run_failed(r)).collect();
+            let of = |runs: &[&RunResult], f: &dyn Fn(&RunResult) -> f64| {
                 mean_ci(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
             };
             Some(Comparison {
-                target: display_target(&target),
-                workload,
-                requests_per_s: of(&|r| r.requests_per_s)?,
-                p50_us: of(&|r| r.latency_corrected.p50_us as f64)?,
-                p99_us: of(&|r| r.latency_corrected.p99_us as f64)?,
-                errors: runs.iter().map(|r| r.errors.total()).sum(),
+                requests_per_s: of(&g.runs, &|r| r.requests_per_s)?,
+                p50_us: of(&ok, &|r| r.latency_corrected.p50_us as f64),
+                p99_us: of(&ok, &|r| r.latency_corrected.p99_us as f64),
+                errors: g.runs.iter().map(|r| r.errors.total()).sum(),
+                failed_runs: g.failed(),
+                target: g.target,
+                workload: g.workload,
             })
         })
         .collect()
 }
 
-/// A run's per-second throughput and p99.
+/// One group's per-second figures, each the median and range across its repeats at
+/// that second.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TimelineSeries {
-    /// The run's label (see [`run_labels`]).
+pub struct TimelineGroup {
+    /// `target workload (n=…)` (see [`GroupSpectrum::label`]).
     pub label: String,
-    /// Seconds since measuring started.
+    /// The workload, as [`workload_label`] shows it.
+    pub workload: String,
+    /// Seconds since measuring started, every second any of the runs has.
     pub seconds: Vec<f64>,
     /// Successful requests in each second.
-    pub requests_per_s: Vec<f64>,
+    pub requests_per_s: Vec<Band>,
     /// Failed requests in each second.
-    pub errors_per_s: Vec<f64>,
-    /// Corrected p99 of each second, milliseconds.
-    pub p99_ms: Vec<f64>,
+    pub errors_per_s: Vec<Band>,
+    /// Corrected p99 of each second, milliseconds; `None` for a second in which no run
+    /// completed a request.
+    pub p99_ms: Vec<Option<Band>>,
 }
 
-/// The timeline of every run of every file.
-pub fn timelines(files: &[Results]) -> Vec<TimelineSeries> {
-    all_runs(files)
-        .zip(run_labels(files))
-        .map(|(run, label)| TimelineSeries {
-            label,
-            seconds: run.timeline.iter().map(|p| p.second as f64).collect(),
-            requests_per_s: run.timeline.iter().map(|p| p.requests as f64).collect(),
-            errors_per_s: run.timeline.iter().map(|p| p.errors as f64).collect(),
-            p99_ms: run
-                .timeline
+/// The timeline of every group of runs ([`run_groups`]).
+pub fn timelines(files: &[Results]) -> Vec<TimelineGroup> {
+    run_groups(files)
+        .iter()
+        .map(|g| {
+            let mut seconds: Vec<u64> = g
+                .runs
                 .iter()
-                .map(|p| p.p99_us as f64 / 1000.0)
-                .collect(),
+                .flat_map(|r| r.timeline.iter().map(|p| p.second))
+                .collect();
+            seconds.sort_unstable();
+            seconds.dedup();
+            let at = |second: u64| {
+                g.runs
+                    .iter()
+                    .filter_map(move |r| r.timeline.iter().find(|p| p.second == second))
+            };
+            let mut out = TimelineGroup {
+                label: group_label(g),
+                workload: g.workload.clone(),
+                seconds: Vec::new(),
+                requests_per_s: Vec::new(),
+                errors_per_s: Vec::new(),
+                p99_ms: Vec::new(),
+            };
+            for &s in &seconds {
+                let requests: Vec<f64> = at(s).map(|p| p.requests as f64).collect();
+                let errors: Vec<f64> = at(s).map(|p| p.errors as f64).collect();
+                let p99: Vec<f64> = at(s)
+                    .filter(|p| p.requests > 0)
+                    .map(|p| p.p99_us as f64 / 1000.0)
+                    .collect();
+                let (Some(r), Some(e)) = (band(&requests), band(&errors)) else {
+                    continue;
+                };
+                out.seconds.push(s as f64);
+                out.requests_per_s.push(r);
+                out.errors_per_s.push(e);
+                out.p99_ms.push(band(&p99));
+            }
+            out
         })
         .collect()
 }
@@ -295,8 +443,10 @@ pub struct RatePoint {
     pub p50_ms: f64,
     /// Corrected 99th percentile, milliseconds.
     pub p99_ms: f64,
-    /// Whether the step held its SLO (`sweep_held`); `None` outside a sweep.
-    pub held: Option<bool>,
+    /// Whether the step held its SLO (`sweep_held`).
+    pub held: bool,
+    /// Every request of the step failed: its latencies are not drawn.
+    pub failed: bool,
 }
 
 /// The latency-vs-offered-rate curve of one target.
@@ -304,7 +454,7 @@ pub struct RatePoint {
 pub struct RateCurve {
     /// The target, as [`display_target`] shows it.
     pub target: String,
-    /// The target's open-model runs, by offered rate.
+    /// The steps of the target's sweeps, by offered rate.
     pub points: Vec<RatePoint>,
     /// The p99 SLO of its sweep (`sweep_slo_us`), milliseconds.
     pub slo_ms: Option<f64>,
@@ -327,13 +477,15 @@ fn first_seen_entry<T>(
     &mut groups[i]
 }
 
-/// The latency-vs-rate curves: one per target, from every run that has an open model
-/// (a sweep's steps, or `loadgen run --rate` runs), in first-seen target order. Empty
-/// when no run has an open model.
+/// The latency-vs-rate curves: one per target, from the steps of sweeps (runs that
+/// carry a sweep record), in first-seen target order. A lone open-model run (`loadgen
+/// run --rate`) is not a curve and is left out. Empty when there is no sweep.
 pub fn rate_curves(files: &[Results]) -> Vec<RateCurve> {
     let mut curves: Vec<RateCurve> = Vec::new();
     for run in all_runs(files) {
-        let Some(om) = &run.open_model else { continue };
+        let Some(sweep) = &run.config.sweep else {
+            continue;
+        };
         let target = display_target(&run.target);
         let c = first_seen_entry(
             &mut curves,
@@ -345,18 +497,19 @@ pub fn rate_curves(files: &[Results]) -> Vec<RateCurve> {
             },
         );
         if c.slo_ms.is_none() {
-            c.slo_ms = run
-                .config
-                .sweep
-                .as_ref()
-                .map(|s| s.sweep_slo_us as f64 / 1000.0);
+            c.slo_ms = Some(sweep.sweep_slo_us as f64 / 1000.0);
         }
+        let offered = run
+            .open_model
+            .as_ref()
+            .map_or(sweep.sweep_rate, |om| om.rate_per_s);
         c.points.push(RatePoint {
-            offered_per_s: om.rate_per_s,
+            offered_per_s: offered,
             achieved_per_s: run.requests_per_s,
             p50_ms: run.latency_corrected.p50_us as f64 / 1000.0,
             p99_ms: run.latency_corrected.p99_us as f64 / 1000.0,
-            held: run.config.sweep.as_ref().map(|s| s.sweep_held),
+            held: sweep.sweep_held,
+            failed: run_failed(run),
         });
     }
     for c in &mut curves {
@@ -568,7 +721,7 @@ mod tests {
         let rates: Vec<f64> = c.points.iter().map(|p| p.offered_per_s).collect();
         assert_eq!(rates, [1000.0, 2000.0, 2500.0, 3000.0]);
         assert_eq!(c.points[3].p99_ms, 50.0);
-        assert_eq!(c.points[2].held, Some(false));
+        assert!(!c.points[2].held);
         let s = sweep_summaries(std::slice::from_ref(&f));
         assert_eq!(s.len(), 1);
         assert_eq!(

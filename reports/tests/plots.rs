@@ -318,7 +318,9 @@ fn the_report_is_self_contained() {
         "{md}"
     );
     assert!(md.contains("| `127.0.0.1:8080/` | plaintext | 2 |"), "{md}");
-    assert!(md.contains("[spectrum](spectrum.png)"), "{md}");
+    // No links: they would not resolve in a pull-request comment.
+    assert!(!md.contains("](") && !md.contains(".png"), "{md}");
+    assert!(md.contains("`index.html` in the report directory"), "{md}");
     // Without open-model runs there is no latency-vs-rate plot and no sweep table.
     assert!(
         !md.contains("latency-vs-rate") && !md.contains("sweep"),
@@ -380,4 +382,312 @@ fn verdict_columns_are_named_by_target_and_fault() {
             "reference #2",
         ]
     );
+}
+
+/// `groups` targets × one workload, each run `repeats` times, latencies and rates
+/// spread so that every group is its own line.
+fn many_runs(groups: usize, repeats: usize) -> Vec<Results> {
+    (0..repeats)
+        .map(|k| {
+            let runs = (0..groups)
+                .map(|g| {
+                    run(
+                        &format!("http://127.0.0.1:{}/", 8000 + g),
+                        "plaintext",
+                        60 + g as u64 * 9 + k as u64 * 3,
+                        20_000.0 + g as f64 * 700.0 + k as f64 * 150.0,
+                    )
+                })
+                .collect();
+            results(runs)
+        })
+        .collect()
+}
+
+/// `targets` sweeps of four steps each.
+fn many_sweeps(targets: usize) -> Vec<Results> {
+    (0..targets)
+        .map(|t| {
+            let mut f = fixture_sweep();
+            for r in &mut f.runs {
+                r.target = format!("http://127.0.0.1:{}/", 9000 + t);
+                r.latency_corrected.p99_us += t as u64 * 200;
+            }
+            f
+        })
+        .collect()
+}
+
+/// The checks of a drawn plot's layout: the legend and every text inside the image, no
+/// text over a plot area (unless it is an annotation, which lies wholly inside one),
+/// legend entries apart from each other, `entries` of them in `series` colours, each
+/// far from every other.
+#[track_caller]
+fn assert_layout(plot: &Plot, entries: usize, series: usize) {
+    let layout = plot::layout(plot).unwrap();
+    let stem = plot.stem();
+    let (w, h) = layout.size;
+    assert_eq!((w, h), plot.size(), "{stem}");
+    let image = plot::Rect {
+        x0: 0,
+        y0: 0,
+        x1: w as i32,
+        y1: h as i32,
+    };
+    assert!(!layout.plot_areas.is_empty(), "{stem}: no plot area");
+    for t in &layout.texts {
+        assert!(
+            image.contains(&t.rect),
+            "{stem}: {t:?} outside the image {image:?}"
+        );
+        if layout.annotations.contains(&t.text) {
+            assert!(
+                layout.plot_areas.iter().any(|a| a.contains(&t.rect)),
+                "{stem}: annotation {t:?} not inside a plot area"
+            );
+        } else {
+            for a in &layout.plot_areas {
+                assert!(
+                    !a.overlaps(&t.rect),
+                    "{stem}: {t:?} over the plot area {a:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(layout.legend.len(), entries, "{stem}: legend entries");
+    for (i, e) in layout.legend.iter().enumerate() {
+        assert!(
+            image.contains(&e.rect),
+            "{stem}: legend {e:?} outside the image"
+        );
+        for a in &layout.plot_areas {
+            assert!(
+                !a.overlaps(&e.rect),
+                "{stem}: legend {e:?} over the plot area {a:?}"
+            );
+        }
+        for o in &layout.legend[i + 1..] {
+            assert!(!o.rect.overlaps(&e.rect), "{stem}: legend {e:?} over {o:?}");
+        }
+    }
+    let mut colors: Vec<_> = Vec::new();
+    for e in &layout.legend {
+        if !colors.contains(&e.color) {
+            colors.push(e.color);
+        }
+    }
+    assert_eq!(colors.len(), series, "{stem}: series colours");
+    for (i, a) in colors.iter().enumerate() {
+        for b in &colors[i + 1..] {
+            assert!(
+                plot::palette::distance(*a, *b) >= MIN_DELTA_E,
+                "{stem}: colours {a:?} and {b:?} too close"
+            );
+        }
+    }
+}
+
+/// The least CIE76 difference between two series' colours.
+const MIN_DELTA_E: f64 = 12.0;
+
+#[test]
+fn forty_series_have_distinct_colours() {
+    for i in 0..40 {
+        for j in i + 1..40 {
+            let (a, b) = (plot::palette::color(i), plot::palette::color(j));
+            let d = plot::palette::distance(a, b);
+            assert!(
+                d >= MIN_DELTA_E,
+                "colours {i} {a:?} and {j} {b:?}: ΔE {d:.1}"
+            );
+        }
+        let white = plot::palette::distance(plot::palette::color(i), plotters::style::WHITE);
+        assert!(
+            white >= 25.0,
+            "colour {i} too pale: ΔE {white:.1} from white"
+        );
+    }
+}
+
+#[test]
+fn forty_runs_lay_out_inside_the_image() {
+    let files = many_runs(40, 1);
+    assert_layout(&Plot::Spectrum(stats::spectra(&files).unwrap()), 40, 40);
+    // Ten targets × four workloads: small multiples, a row per workload.
+    let mut mixed = many_runs(10, 1);
+    for (i, r) in mixed[0].runs.iter_mut().enumerate() {
+        r.workload = ["plaintext", "churn"][i % 2].into();
+    }
+    mixed.push(many_runs(10, 1).remove(0));
+    mixed[1]
+        .runs
+        .iter_mut()
+        .for_each(|r| r.workload = "post-4k".into());
+    let spectrum = Plot::Spectrum(stats::spectra(&mixed).unwrap());
+    assert_eq!(plot::layout(&spectrum).unwrap().plot_areas.len(), 3 * 2);
+    assert_layout(&spectrum, 20, 20);
+    let timeline = Plot::Timeline(stats::timelines(&mixed));
+    assert_eq!(plot::layout(&timeline).unwrap().plot_areas.len(), 3 * 3);
+    assert_layout(&timeline, 20, 20);
+    assert_layout(&Plot::Timeline(stats::timelines(&files)), 40, 40);
+    assert_layout(&Plot::Comparison(stats::comparisons(&files)), 0, 0);
+    // One SLO entry, then p99 and p50 in one colour per target.
+    let curves = stats::rate_curves(&many_sweeps(40));
+    assert_layout(&Plot::LatencyVsRate(curves), 81, 41);
+}
+
+#[test]
+fn repeats_are_one_line_per_target_and_workload() {
+    let files = many_runs(2, 18);
+    let spectra = stats::spectra(&files).unwrap();
+    assert_eq!(spectra.len(), 2);
+    assert_eq!(spectra[0].label, "127.0.0.1:8000/ plaintext (n=18)");
+    let p = spectra[0].corrected[spectra[0].corrected.len() / 2];
+    assert!(p.us.low < p.us.median && p.us.median < p.us.high, "{p:?}");
+    assert_layout(&Plot::Spectrum(spectra), 2, 2);
+    let timelines = stats::timelines(&files);
+    assert_eq!(timelines.len(), 2);
+    assert_layout(&Plot::Timeline(timelines), 2, 2);
+}
+
+#[test]
+fn the_page_has_a_header_panel_from_the_results() {
+    let dir = out_dir("header");
+    let mut files = fixture_results();
+    files[0].tool.git_revision = Some("84df908e69a1".into());
+    files[0].host.governor = Some("performance".into());
+    files[0].runs[0].config = serde_json::from_value(serde_json::json!({
+        "url": "http://127.0.0.1:8080/", "connections": 64, "duration_ms": 10000.0
+    }))
+    .unwrap();
+    files[1].runs[0].config = serde_json::from_value(serde_json::json!({
+        "url": "http://127.0.0.1:8080/", "connections": 128
+    }))
+    .unwrap();
+    files[0].runs[1].warnings.push(reports::Warning {
+        kind: "client_bound".into(),
+        message: "the client used 98 % of its CPU: add --threads".into(),
+    });
+    let written = reports::report::write_report(&files, &[], &dir).unwrap();
+    let html = std::fs::read_to_string(&written.index).unwrap();
+    let start = html
+        .find("<section id=\"header\">")
+        .expect("no header panel");
+    let panel = &html[start..start + html[start..].find("</section>").unwrap()];
+    for want in [
+        "4 runs in 2 target × workload groups, from 2 results files",
+        "<tr><th>targets</th><td>127.0.0.1:8080/, 127.0.0.1:8081/</td></tr>",
+        "<tr><th>workloads</th><td>plaintext</td></tr>",
+        "<tr><th>host</th><td>unknown</td></tr>",
+        "<tr><th>kernel</th><td>6.1</td></tr>",
+        "<tr><th>CPU model</th><td>test</td></tr>",
+        "<tr><th>cores</th><td>2</td></tr>",
+        "<tr><th>governor</th><td>performance</td></tr>",
+        "<tr><th>tool</th><td>loadgen</td></tr>",
+        "<tr><th>version</th><td>0.1.0</td></tr>",
+        "<tr><th>git revision</th><td>84df908e69a1</td></tr>",
+        "<tr><th>date (UTC)</th><td>2025-01-01T00:00:00Z</td></tr>",
+        "<summary>Settings (3)</summary>",
+        "<tr><th>connections</th><td>64; -; 128 (runs differ)</td></tr>",
+        "<tr><th>duration_ms</th><td>10000.0; - (runs differ)</td></tr>",
+        "<h3>Self-check warnings (1)</h3>",
+        "<td>127.0.0.1:8081/ plaintext</td><td>client_bound</td>\
+         <td>the client used 98 % of its CPU: add --threads</td>",
+    ] {
+        assert!(panel.contains(want), "no {want:?} in\n{panel}");
+    }
+    // The url setting is shown as targets are, without its scheme: the page links
+    // nowhere.
+    assert!(
+        panel.contains("<tr><th>url</th><td>127.0.0.1:8080/; - (runs differ)</td></tr>"),
+        "{panel}"
+    );
+    assert!(!html.contains("http://"), "the page holds a URL");
+    // Nothing recorded: unknown, not an empty cell.
+    let bare = reports::header::Header::new(&[], &[]);
+    assert!(bare.build.iter().all(|(_, v)| v == "unknown"), "{bare:?}");
+    let md = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(md.contains("| git revision | 84df908e69a1 |"), "{md}");
+    assert!(md.contains("| self-check warnings | 1 |"), "{md}");
+}
+
+#[test]
+fn a_run_where_every_request_failed_is_shown_as_failed() {
+    let mut files = fixture_results();
+    for f in &mut files {
+        let r = &mut f.runs[1];
+        r.requests = 0;
+        r.requests_per_s = 0.0;
+        r.errors.connect_refused = 5_000;
+        r.latency_corrected = Default::default();
+        let empty = encode(&new_histogram());
+        r.histogram_corrected = empty.clone();
+        r.histogram_uncorrected = empty;
+    }
+    let spectra = stats::spectra(&files).unwrap();
+    assert_eq!(
+        spectra[1].label,
+        "127.0.0.1:8081/ plaintext (failed: every request of its 2 runs failed)"
+    );
+    assert!(spectra[1].corrected.is_empty());
+    let layout = plot::layout(&Plot::Spectrum(spectra)).unwrap();
+    assert!(
+        layout.legend[1].label.contains("failed"),
+        "{:?}",
+        layout.legend
+    );
+    let dir = out_dir("failed");
+    let written = reports::report::write_report(&files, &[], &dir).unwrap();
+    let md = std::fs::read_to_string(&written.summary).unwrap();
+    assert!(
+        md.contains(
+            "| `127.0.0.1:8081/` | plaintext | 2 (2 failed) | 0 ± 0 | failed | failed | 10000 |"
+        ),
+        "{md}"
+    );
+    assert!(!md.contains("| 0 µs |"), "{md}");
+    let svg = std::fs::read_to_string(dir.join("comparison.svg")).unwrap();
+    assert!(
+        svg.contains("failed: every request failed"),
+        "no failed label"
+    );
+}
+
+#[test]
+fn a_lone_open_model_run_is_not_on_the_latency_vs_rate_plot() {
+    let mut files = vec![fixture_sweep()];
+    let mut lone = fixture_results().remove(0);
+    lone.runs[0].open_model = Some(reports::OpenModel {
+        rate_per_s: 40_000.0,
+        arrivals: "poisson".into(),
+        ..Default::default()
+    });
+    files.push(lone.clone());
+    let curves = stats::rate_curves(&files);
+    assert_eq!(curves.len(), 1);
+    assert_eq!(curves[0].points.len(), 4);
+    assert!(stats::rate_curves(&[lone]).is_empty());
+}
+
+#[test]
+fn verdict_labels_are_cut_to_their_cells() {
+    let mut long = fixture_scenarios(None);
+    long.target = "a-very-long-command --with many --arguments that do not fit".into();
+    long.scenarios[0].id = "section.a-clause-id-far-longer-than-the-id-column-is-wide".into();
+    let plot = Plot::Verdicts(stats::verdict_matrix(&[long, fixture_scenarios(None)]));
+    let layout = plot::layout(&plot).unwrap();
+    let (w, h) = layout.size;
+    let image = plot::Rect {
+        x0: 0,
+        y0: 0,
+        x1: w as i32,
+        y1: h as i32,
+    };
+    for (i, a) in layout.texts.iter().enumerate() {
+        assert!(image.contains(&a.rect), "{a:?} outside the image");
+        for b in &layout.texts[i + 1..] {
+            assert!(!a.rect.overlaps(&b.rect), "{a:?} over {b:?}");
+        }
+    }
+    assert!(layout.texts.iter().any(|t| t.text.ends_with('…')));
 }

@@ -64,10 +64,12 @@ the file does not allow, an unexpected pass included), 2 usage or harness error.
   loadgen report a.json --out report
   loadgen report base.json new.json scenarios.json --out report
 
-Takes loadgen.result/v1 files (runs with the same target and workload are repeats:
-their req/s is shown with a 95 % confidence interval) and loadgen.scenarios/v1 files
-(a verdict matrix). Plots: latency percentile spectrum, throughput and p99 timeline,
-comparison bars, scenario verdicts. Exit codes: 0 written, 2 usage or input error.")]
+Takes loadgen.result/v1 files (runs with the same target and workload are repeats: one
+median line and min-max band, req/s with a 95 % confidence interval) and
+loadgen.scenarios/v1 files (a verdict matrix). index.html opens with the machine, build,
+settings and warnings; summary.md is tables only (for a PR comment). Plots: latency
+spectrum, req/s, p99 and errors per second, comparison bars, latency vs rate (sweeps),
+scenario verdicts. Exit codes: 0 written, 2 usage or input error.")]
     Report(report::ReportArgs),
     /// Merge results written at the same time by several load processes or hosts.
     #[command(after_help = "Examples:
