@@ -174,6 +174,10 @@ pub enum Fault {
     /// No input budget: every connection is read whatever the engine holds
     /// (hostile.memory-budget).
     NoInputBudget,
+    /// Input consumed from a connection's buffer is not given back to the input
+    /// budget: the budget fills up for good after enough requests (hostile.memory-budget;
+    /// found by cargo-mutants).
+    BudgetNotReturned,
     /// `accept` failing with `EMFILE` is retried on the next wakeup, at once: the
     /// worker spins (hostile.emfile).
     SpinOnEmfile,
@@ -258,6 +262,7 @@ impl Fault {
         Fault::BodyLimitOffByOne,
         Fault::BurnInstr,
         Fault::NoInputBudget,
+        Fault::BudgetNotReturned,
         Fault::SpinOnEmfile,
         Fault::NoBodyTimeout,
         Fault::IdleTimeoutDoubled,

@@ -97,7 +97,7 @@ impl Worker {
         let now = c.input.len();
         if now > c.held {
             self.engine.buffered_input.fetch_add(now - c.held, Relaxed);
-        } else if now < c.held {
+        } else if now < c.held && !fault!(self.cfg(), BudgetNotReturned) {
             self.engine.buffered_input.fetch_sub(c.held - now, Relaxed);
         }
         c.held = now;

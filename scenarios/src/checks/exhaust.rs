@@ -106,7 +106,9 @@ fn reset(s: TcpStream) {
 /// `max_buffered_input` 16 MiB: 24 connections each send half of a 16 MiB `/echo`
 /// body as fast as the target reads. The target's RSS grows by at most the budget plus
 /// 32 MiB (without a budget: about 192 MiB). Then the attackers reset, memory comes
-/// back near its level before the attack, and a 1 MiB `/echo` is answered whole.
+/// back near its level before the attack, and a 1 MiB `/echo` is answered whole; then
+/// four 10 MiB `/echo` bodies in a row (40 MiB through the 16 MiB budget, each held whole
+/// before its answer) are all answered: the budget is given back as requests complete.
 pub fn memory_budget(ctx: &Ctx, o: &mut Outcome) -> Checked {
     const BUDGET: u64 = 16 * MIB;
     const CONNS: usize = 24;
@@ -118,6 +120,7 @@ pub fn memory_budget(ctx: &Ctx, o: &mut Outcome) -> Checked {
         "after they reset: growth back under {} MiB, and a 1 MiB POST /echo answered whole",
         back / MIB
     ));
+    o.expect("then four 10 MiB POST /echo in a row, 40 MiB through the 16 MiB budget, each answered whole");
     let cfg = engine::Config {
         max_buffered_input: BUDGET as usize,
         ..ctx.config()
@@ -214,6 +217,31 @@ pub fn memory_budget(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.check(whole, || {
         format!("a 1 MiB POST /echo after the attack was not answered whole: {obs}")
     });
+
+    // The budget is given back as requests complete: bodies of 10 MiB, each held whole
+    // before it is answered, one after another add up to more than the budget. An
+    // engine that counts input in but not out stalls on the second.
+    let body = vec![b'r'; 10 << 20];
+    let mut req = format!(
+        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    for round in 1..=4 {
+        let obs = client::request(addr, &req, ctx.ms(5000));
+        let whole = obs
+            .responses
+            .first()
+            .is_some_and(|r| r.status == 200 && r.body.len() == body.len() && r.body == body);
+        o.saw(format!("10 MiB POST /echo #{round} of 4 in a row: {obs}"));
+        o.check(whole, || {
+            format!("10 MiB POST /echo #{round} of 4 in a row (40 MiB through a 16 MiB budget) was not answered whole: the budget was not given back when the requests completed: {obs}")
+        });
+        if !whole {
+            break;
+        }
+    }
     Ok(())
 }
 
