@@ -125,6 +125,10 @@ pub enum Fault {
     /// A full socket buffer is retried in a busy loop instead of waiting for EPOLLOUT,
     /// as the original engine does (http.slow-reader).
     SlowReaderSpin,
+    /// A send that fails (the peer reset) is retried at once, in a loop, for 2 s
+    /// before the connection is given up: the worker spins and serves nobody meanwhile
+    /// (http.slow-reader; found by cargo-mutants).
+    SendErrorRetried,
     /// Idle connections are never closed (http.timeouts).
     NoIdleTimeout,
     /// Responses carry no `date` header (http.date).
@@ -245,6 +249,7 @@ impl Fault {
         Fault::HeadWithBody,
         Fault::TruncateLargeResponse,
         Fault::SlowReaderSpin,
+        Fault::SendErrorRetried,
         Fault::NoIdleTimeout,
         Fault::NoDateHeader,
         Fault::BurnCpu,
@@ -357,4 +362,25 @@ pub(crate) fn burn_instructions() {
         x = std::hint::black_box(x.wrapping_add(i));
     }
     std::hint::black_box(x);
+}
+
+/// The `send-error-retried` fault's loop: true (retry the failed send again) until the
+/// calling thread has been retrying for 2 s, then false once (give up), and the next
+/// failure starts a new 2 s.
+pub(crate) fn retry_for_2s() -> bool {
+    use std::cell::Cell;
+    use std::time::{Duration, Instant};
+    thread_local! {
+        static SINCE: Cell<Option<Instant>> = const { Cell::new(None) };
+    }
+    SINCE.with(|since| {
+        let start = *since.get().get_or_insert_with(Instant::now);
+        since.set(Some(start));
+        if start.elapsed() < Duration::from_secs(2) {
+            true
+        } else {
+            since.set(None);
+            false
+        }
+    })
 }

@@ -484,6 +484,9 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                #[cfg(feature = "faults")]
+                Err(_) if fault!(self.cfg(), SendErrorRetried) && crate::faults::retry_for_2s() => {
+                }
                 Err(e) => {
                     self.ws.counters.count_error();
                     return Err(e);

@@ -1160,10 +1160,13 @@ pub fn large_response(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// thread's CPU time over 500 ms must stay under 50 ms, and the engine must close the
 /// connection once the write timeout has passed since that last progress, within a
 /// tolerance (active connections back to 0); the client then reads to EOF or RST.
+/// Then a client that resets (`SO_LINGER` 0) after 1 MiB of a 32 MiB response: the
+/// worker answers the next request within 1 s and does not spin on the failed send.
 pub fn slow_reader(ctx: &Ctx, o: &mut Outcome) -> Checked {
     let write_timeout = Duration::from_millis(1000);
     o.expect("worker thread CPU < 50 ms over a 500 ms window while the response waits on a client that does not read");
     o.expect("the connection is closed between write_timeout - 100 ms and write_timeout + 600 ms (write_timeout 1 s) after the engine's last write progress; the client then sees EOF or RST");
+    o.expect("a client that resets with 31 MiB of its response queued: the worker answers GET / within 1 s and uses < 150 ms of CPU over the next 300 ms");
     let cfg = engine::Config {
         workers: 1,
         write_timeout,
@@ -1248,6 +1251,35 @@ pub fn slow_reader(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.saw(format!("client, reading what was buffered: {end}"));
     o.check(end == "fin" || end == "rst", || {
         format!("the client did not see the connection end: {end}")
+    });
+
+    // A client that resets while its response is still queued: the failed send ends
+    // that connection, and the worker goes on serving.
+    let mut s = send(ctx, addr, &client::get("/big?bytes=33554432"))?;
+    let mut first = vec![0u8; 1 << 20];
+    let _ = s.set_read_timeout(Some(ctx.ms(3000)));
+    s.read_exact(&mut first)
+        .or_error("reading the first 1 MiB")?;
+    let _ =
+        engine::sys::socket::set_linger(std::os::fd::AsRawFd::as_raw_fd(&s), Some(Duration::ZERO));
+    drop(s);
+    let obs = client::request(addr, &client::get("/"), ctx.ms(1000));
+    let served = obs.responses.first().is_some_and(|r| r.status == 200);
+    let c0 = thread_cpu_time(tid);
+    std::thread::sleep(Duration::from_millis(300));
+    let used = c0.and_then(|c0| Some(thread_cpu_time(tid)?.saturating_sub(c0)));
+    o.saw(format!(
+        "after a client reset with 31 MiB of its response queued: GET / {obs}; worker CPU {:?} ms over the next 300 ms",
+        used.map(|u| u.as_millis())
+    ));
+    o.check(served, || {
+        format!("after a client reset with its response queued, the worker did not answer GET / within 1 s: {obs}")
+    });
+    o.check(used.is_some_and(|u| u < Duration::from_millis(150)), || {
+        format!(
+            "after a client reset with its response queued, the worker used {:?} ms of CPU in 300 ms (allowed < 150 ms: it must not spin on the failed send)",
+            used.map(|u| u.as_millis())
+        )
     });
     Ok(())
 }

@@ -122,6 +122,24 @@ impl ListenThread {
         }
     }
 
+    /// Waits up to `limit` for `listen` to return: `None` when it has not (the thread
+    /// is left running: an engine whose worker never stops, e.g. one spinning on a failed
+    /// send, must not hang the suite after its scenario has judged it).
+    pub fn join_within(&mut self, limit: Duration) -> Option<Result<(), Arc<EngineError>>> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match self {
+                ListenThread::Running(t) if !t.is_finished() => {
+                    if std::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => return Some(self.join()),
+            }
+        }
+    }
+
     /// Waits until `listen` has returned, and what it returned (`Ok` if it was never
     /// started).
     pub fn join(&mut self) -> Result<(), Arc<EngineError>> {
@@ -295,10 +313,18 @@ impl Running {
     }
 }
 
+/// How long dropping an instance waits for its engine to stop (1 s of grace included).
+const DROP_JOIN_LIMIT: Duration = Duration::from_secs(10);
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.engine.shutdown(Duration::from_secs(1));
-        let _ = self.join();
+        if lock(&self.listen).join_within(DROP_JOIN_LIMIT).is_none() {
+            eprintln!(
+                "warning: the engine did not stop within {} s of its shutdown; its threads are left running",
+                DROP_JOIN_LIMIT.as_secs()
+            );
+        }
     }
 }
 
