@@ -3,11 +3,13 @@
 # judged by the conformance suite (the scenarios package's tests; .cargo/mutants.toml):
 # `cargo mutants --in-diff` on `git diff HEAD~1`. A mutant that survives fails the job
 # unless ci/mutants-survivors.tsv lists it (file and mutation, line numbers left out)
-# with the reason it is equivalent or out of contract. Bounded: at most MAX mutants
+# with the reason it is equivalent or out of contract, or it sits on a `fault!` guard's
+# line (code only a faults build runs). Bounded: at most MAX mutants
 # (default 20; a commit that would generate more is sampled round-robin, said so), each
 # test run capped by the config's timeout, the whole step by LIMIT seconds (default
 # 1200), after which the mutants not reached are reported as not tested, not failed.
-# Usage: ci/mutants-diff.sh [MAX] [LIMIT]
+# Usage: ci/mutants-diff.sh [MAX] [LIMIT]; MUTANTS_BASE=REV compares with REV instead of
+# HEAD~1 (e.g. origin/main for a pull request).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,13 +19,14 @@ out=target/mutants-diff
 rm -rf "$out"
 mkdir -p "$out"
 
-if ! git rev-parse --verify --quiet HEAD~1 >/dev/null; then
-  echo "mutants-diff: no previous commit in this clone (shallow?): skipped"
+base=${MUTANTS_BASE:-HEAD~1}
+if ! git rev-parse --verify --quiet "$base" >/dev/null; then
+  echo "mutants-diff: no $base in this clone (shallow?): skipped"
   exit 0
 fi
-git diff HEAD~1 -- engine/src >"$out/diff"
+git diff "$base" -- engine/src >"$out/diff"
 if [[ ! -s "$out/diff" ]]; then
-  echo "mutants-diff: the last commit changes nothing under engine/src: nothing to mutate"
+  echo "mutants-diff: nothing under engine/src changed since $base: nothing to mutate"
   exit 0
 fi
 if ! cargo mutants --version >/dev/null 2>&1; then
@@ -63,8 +66,13 @@ bad=0
 while IFS= read -r line; do
   # `engine/src/x.rs:12:5: replace ...` -> `engine/src/x.rs: replace ...`
   key=$(sed -E 's/^([^:]+):[0-9]+:[0-9]+: /\1: /' <<<"$line")
+  file=${line%%:*}
+  lineno=$(cut -d: -f2 <<<"$line")
   if grep -qxF "$key" <<<"$known"; then
     echo "mutants-diff: survivor, listed: $line"
+  elif sed -n "${lineno}p" "$file" | grep -qF 'fault!('; then
+    # A `fault!` guard is `false` in the build under test: fault code, not the engine's.
+    echo "mutants-diff: survivor in a fault guard (only a faults build runs it): $line"
   else
     echo "mutants-diff: SURVIVOR not caught by any scenario: $line" >&2
     bad=1

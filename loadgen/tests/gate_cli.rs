@@ -72,6 +72,7 @@ fn results(seed: u64, target: &str, requests_per_s: f64) -> Results {
             git_revision: None,
         },
         host: Host {
+            hostname: None,
             kernel: "6.0".into(),
             cpu_model: "test".into(),
             cores: 2,

@@ -148,6 +148,7 @@ fn file(runs: Vec<RunResult>) -> Results {
             git_revision: Some("0123abc (synthetic)".into()),
         },
         host: Host {
+            hostname: Some("loadhost-1".into()),
             kernel: "6.1.0-synthetic".into(),
             cpu_model: "Synthetic CPU @ 3.00GHz".into(),
             cores: 2,

@@ -114,8 +114,14 @@ impl Header {
             .collect();
         let known = |s: &str| (!s.is_empty() && s != UNKNOWN).then(|| s.to_string());
         let machine = vec![
-            // The results files do not record the machine's name.
-            ("host", UNKNOWN.to_string()),
+            (
+                "host",
+                distinct(
+                    hosts
+                        .iter()
+                        .filter_map(|h| h.hostname.as_deref().and_then(known)),
+                ),
+            ),
             (
                 "kernel",
                 distinct(hosts.iter().filter_map(|h| known(&h.kernel))),

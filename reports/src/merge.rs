@@ -498,6 +498,7 @@ mod tests {
                     git_revision: None,
                 },
                 host: Host {
+                    hostname: None,
                     kernel: "k".into(),
                     cpu_model: "c".into(),
                     cores: 1,

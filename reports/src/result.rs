@@ -81,6 +81,10 @@ pub struct Tool {
 /// The machine.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Host {
+    /// The machine's name (`/proc/sys/kernel/hostname`), when recorded (files written
+    /// before it was added have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// Kernel release (`uname -r`).
     pub kernel: String,
     /// CPU model name.

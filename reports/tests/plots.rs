@@ -18,6 +18,7 @@ fn tool() -> Tool {
 
 fn host() -> Host {
     Host {
+        hostname: Some("testhost".into()),
         kernel: "6.1".into(),
         cpu_model: "test".into(),
         cores: 2,
@@ -578,7 +579,7 @@ fn the_page_has_a_header_panel_from_the_results() {
         "4 runs in 2 target × workload groups, from 2 results files",
         "<tr><th>targets</th><td>127.0.0.1:8080/, 127.0.0.1:8081/</td></tr>",
         "<tr><th>workloads</th><td>plaintext</td></tr>",
-        "<tr><th>host</th><td>unknown</td></tr>",
+        "<tr><th>host</th><td>testhost</td></tr>",
         "<tr><th>kernel</th><td>6.1</td></tr>",
         "<tr><th>CPU model</th><td>test</td></tr>",
         "<tr><th>cores</th><td>2</td></tr>",

@@ -29,6 +29,7 @@ pub fn host() -> Host {
         })
         .unwrap_or_else(|| "unknown".into());
     Host {
+        hostname: read_trim("/proc/sys/kernel/hostname"),
         kernel: read_trim("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
         cpu_model,
         cores: engine::sys::thread::allowed_cpus()
