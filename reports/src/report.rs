@@ -330,6 +330,16 @@ figcaption{font-weight:bold;margin-bottom:.5em}\
 table.kv th{text-align:left;font-weight:normal;color:#555;background:none}";
 
 /// The header panel: what was measured, where, with what, and the warnings.
+/// One `name | value` row of the header panel's tables, both escaped.
+fn kv_row(out: &mut String, name: &str, value: &str) {
+    let _ = writeln!(
+        out,
+        "<tr><th>{}</th><td>{}</td></tr>",
+        escape(name),
+        escape(value)
+    );
+}
+
 fn header_html(h: &Header) -> String {
     let mut out = String::from("<section id=\"header\">\n<h2>What was measured</h2>\n");
     let _ = writeln!(out, "<p>{}</p>", escape(&h.measured));
@@ -351,12 +361,7 @@ fn header_html(h: &Header) -> String {
         .chain(h.machine.iter().map(|(n, v)| (*n, v.as_str())))
         .chain(h.build.iter().map(|(n, v)| (*n, v.as_str())))
     {
-        let _ = writeln!(
-            out,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(name),
-            escape(value)
-        );
+        kv_row(&mut out, name, value);
     }
     out.push_str("</table>\n");
     let _ = writeln!(
@@ -369,12 +374,7 @@ fn header_html(h: &Header) -> String {
     } else {
         out.push_str("<table class=\"kv\">\n");
         for (name, value) in &h.settings {
-            let _ = writeln!(
-                out,
-                "<tr><th>{}</th><td>{}</td></tr>",
-                escape(name),
-                escape(value)
-            );
+            kv_row(&mut out, name, value);
         }
         out.push_str("</table>\n");
     }

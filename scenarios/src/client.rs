@@ -110,6 +110,17 @@ pub fn get(path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").into_bytes()
 }
 
+/// A POST of `body` to `path`, framed by Content-Length (HTTP/1.1, keep-alive).
+pub fn post(path: &str, body: &[u8]) -> Vec<u8> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    req
+}
+
 /// Connects with a deadline. `Err` is the observation of a failed connect
 /// (`refused` or `timeout`, or `rst`).
 pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, Observation> {

@@ -202,13 +202,7 @@ pub fn memory_budget(ctx: &Ctx, o: &mut Outcome) -> Checked {
         )
     });
     let body = vec![b'e'; 1 << 20];
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
-    let obs = client::request(addr, &req, ctx.ms(3000));
+    let obs = client::request(addr, &client::post("/echo", &body), ctx.ms(3000));
     let whole = obs
         .responses
         .first()
@@ -222,12 +216,7 @@ pub fn memory_budget(ctx: &Ctx, o: &mut Outcome) -> Checked {
     // before it is answered, one after another add up to more than the budget. An
     // engine that counts input in but not out stalls on the second.
     let body = vec![b'r'; 10 << 20];
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(&body);
+    let req = client::post("/echo", &body);
     for round in 1..=4 {
         let obs = client::request(addr, &req, ctx.ms(5000));
         let whole = obs

@@ -526,12 +526,7 @@ pub fn framing(ctx: &Ctx, o: &mut Outcome) -> Checked {
 
     // Content-Length.
     let body = b"0123456789\r\n\r\nGET / HTTP/1.1\r\n";
-    let mut req = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
+    let mut req = client::post("/echo", body);
     req.extend_from_slice(&after);
     let obs = client::observe(
         &mut send(ctx, addr, &req)?,
