@@ -84,6 +84,10 @@ pub enum Fault {
     TruncateRecv,
     /// `unregister_conn` closes the fd (driver.unregister).
     UnregisterClosesFd,
+    /// A driver connection unregistered from inside its `on_recv` is read on until its
+    /// input runs dry, calling `on_recv` after the unregister (driver.unregister; found by
+    /// cargo-mutants).
+    RecvAfterUnregister,
     /// A peer reset is reported as `on_close(None)` (driver.close-callback).
     ResetAsClean,
     /// `write` to an fd registered on another worker is accepted (driver.write.unknown).
@@ -231,6 +235,7 @@ impl Fault {
         Fault::AcceptBlockingFd,
         Fault::TruncateRecv,
         Fault::UnregisterClosesFd,
+        Fault::RecvAfterUnregister,
         Fault::ResetAsClean,
         Fault::WriteAnyWorker,
         Fault::CapOffByOne,

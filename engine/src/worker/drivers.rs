@@ -32,7 +32,7 @@ impl Worker {
         let reset_as_clean = fault!(self.cfg(), ResetAsClean);
         let mut rbuf = mem::take(&mut self.rbuf);
         loop {
-            if !d.is_registered() {
+            if !d.is_registered() && !fault!(self.cfg(), RecvAfterUnregister) {
                 break;
             }
             match socket::read(fd, &mut rbuf) {

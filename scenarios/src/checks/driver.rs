@@ -549,7 +549,8 @@ pub fn recv(ctx: &Ctx, o: &mut Outcome) -> Checked {
 /// Registers a pair, proves it receives, unregisters it, then checks: `on_close(None)`
 /// once on the worker thread; the peer reads no EOF; the fd is still open and usable
 /// both ways by the check; no `on_recv` for bytes sent afterwards; `UnknownFd` for a
-/// second unregister and for a never-registered fd.
+/// second unregister and for a never-registered fd. Then `unregister_conn` from inside
+/// `on_recv` with more than a read buffer queued: `on_recv` runs once.
 pub fn unregister(ctx: &Ctx, o: &mut Outcome) -> Checked {
     o.expect("unregister_conn: Ok; then on_close(None) exactly once, on the worker thread");
     o.expect("the fd stays open: the peer sees no EOF, is_nonblocking(fd) works, bytes flow both ways through it");
@@ -653,6 +654,63 @@ pub fn unregister(ctx: &Ctx, o: &mut Outcome) -> Checked {
             )
         },
     );
+    drop(g);
+    unregister_inside_on_recv(ctx, &wl, o)
+}
+
+/// `unregister_conn` called from inside `on_recv`, with more input queued than one read
+/// takes: the worker must not read the fd again, so `on_recv` runs exactly once.
+fn unregister_inside_on_recv(ctx: &Ctx, wl: &Arc<dyn DriverLoop>, o: &mut Outcome) -> Checked {
+    o.expect(
+        "unregister_conn called inside on_recv, more than a read buffer queued: no further on_recv",
+    );
+    let mut pair = Pair::new(None, None).or_error("socket pair")?;
+    let fd = pair.fd;
+    let read_buffer = ctx.config().read_buffer_size;
+    // Queued before the registration, so that the engine's first read fills its buffer.
+    let mut writer = pair.peer().try_clone().or_error("cloning the peer")?;
+    let load = vec![b'u'; 4 * read_buffer + 4096];
+    let feeder = std::thread::spawn(move || {
+        let _ = writer.write_all(&load);
+    });
+    let queued = wait_until(ctx.ms(2000), || {
+        socket::recv_queue_len(fd).is_ok_and(|n| n > read_buffer)
+    });
+    if !queued {
+        return Err(
+            format!("could not queue more than {read_buffer} bytes on the registered fd").into(),
+        );
+    }
+    let calls = Arc::new(Mutex::new((0usize, None::<Result<(), DriverError>>)));
+    let (c, w) = (Arc::clone(&calls), Arc::clone(wl));
+    let r = wl.register_conn(
+        fd,
+        move |_: &[u8]| {
+            let mut g = lock(&c);
+            g.0 += 1;
+            if g.0 == 1 {
+                g.1 = Some(w.unregister_conn(fd));
+            }
+        },
+        |_| {},
+    );
+    r.or_error("register_conn")?;
+    wait_until(ctx.ms(2000), || lock(&calls).0 > 0);
+    // Time for a worker that keeps reading to call again.
+    std::thread::sleep(ctx.ms(200));
+    let (n, unregistered) = {
+        let g = lock(&calls);
+        (g.0, g.1.as_ref().map(describe))
+    };
+    o.saw(format!(
+        "on_recv calls: {n}; unregister_conn inside the first: {unregistered:?}"
+    ));
+    o.check(n == 1 && matches!(lock(&calls).1, Some(Ok(()))), || {
+        format!("on_recv ran {n} time(s) (expected exactly 1: the first one unregistered the fd, {unregistered:?}); the worker read the fd after unregister_conn")
+    });
+    // The peer's writer ends when its socket closes.
+    drop(pair);
+    let _ = feeder.join();
     Ok(())
 }
 
