@@ -681,6 +681,7 @@ fn unregister_inside_on_recv(ctx: &Ctx, wl: &Arc<dyn DriverLoop>, o: &mut Outcom
             format!("could not queue more than {read_buffer} bytes on the registered fd").into(),
         );
     }
+    let before = socket::identity(fd).ok();
     let calls = Arc::new(Mutex::new((0usize, None::<Result<(), DriverError>>)));
     let (c, w) = (Arc::clone(&calls), Arc::clone(wl));
     let r = wl.register_conn(
@@ -708,6 +709,11 @@ fn unregister_inside_on_recv(ctx: &Ctx, wl: &Arc<dyn DriverLoop>, o: &mut Outcom
     o.check(n == 1 && matches!(lock(&calls).1, Some(Ok(()))), || {
         format!("on_recv ran {n} time(s) (expected exactly 1: the first one unregistered the fd, {unregistered:?}); the worker read the fd after unregister_conn")
     });
+    // An engine that closed the fd (the first part's failure) must not get it closed
+    // twice: the number may be somebody else's now.
+    if before.is_none() || socket::identity(fd).ok() != before {
+        pair.leak_local();
+    }
     // The peer's writer ends when its socket closes.
     drop(pair);
     let _ = feeder.join();
